@@ -1,0 +1,214 @@
+import type { StorageCapabilities } from './capabilities.js';
+import type { Offset } from './offsets.js';
+import type {
+  AppendRequest,
+  AppendResult,
+  CreateStreamOptions,
+  CreateStreamResult,
+  DeleteResult,
+  ForkOptions,
+  ListStreamsOptions,
+  ProducerAppendRequest,
+  ProducerAppendResult,
+  ReadOptions,
+  ReadResult,
+  StreamListener,
+  StreamMetadata,
+  Subscription,
+} from './types.js';
+
+/**
+ * The Streamkeep storage contract: durable, append-only streams of opaque messages, addressed by name.
+ *
+ * @remarks
+ * **Invariants every backend keeps** (the conformance kit checks each):
+ *
+ * 1. *Monotonic offsets.* Every committed message of a stream gets an offset greater than every earlier message of
+ *    that stream. A message's offset is `(messages before it, payload bytes before it)`; a fork continues from its
+ *    fork offset.
+ * 2. *Atomic commits.* Create (with its initial messages), append (batch, `Stream-Seq`, close and producer state
+ *    together), fork and delete either happen whole or not at all. A rejected call changes nothing: no bytes stay
+ *    reserved, no `Stream-Seq`, TTL, `updatedAt` or producer state moves.
+ * 3. *Idempotent producers.* A retried producer request is recognised and writes nothing.
+ * 4. *Coherent reads.* The messages, tail and closed flag of one read come from one instant.
+ * 5. *Expiry.* An expired stream (`now >= expiresAt`) behaves as missing (`EXPIRED`), except that `delete` still
+ *    deletes it and `createStream` replaces it.
+ * 6. *Concurrency.* Methods may be called concurrently. Commits to one stream are serialised in call order of
+ *    their admission; different streams proceed independently.
+ *
+ * **Access rule** (head, read, append, close, producer append, subscribe): a missing name is `NOT_FOUND`; a tombstone
+ * is `GONE`; an expired stream is `EXPIRED` — checked in that order.
+ *
+ * **Names** are non-empty, well-formed Unicode strings; this layer imposes no syntax (the HTTP app enforces its name
+ * policy). A backend may refuse names it cannot store with `INVALID_STREAM_NAME`.
+ *
+ * Every method rejects with `STORAGE_CLOSED` after {@link Storage.close}, and may reject with the backend-health codes
+ * `UNAVAILABLE`, `INSUFFICIENT_STORAGE`, `CORRUPTED` or `INTERNAL`; those are not repeated below.
+ */
+export interface Storage {
+  /** The contract revision this backend implements. Raised on breaking changes to this interface. */
+  readonly specificationVersion: 'v1';
+
+  /** What this backend persists and which optional operations it implements. Constant for the instance's life. */
+  readonly capabilities: StorageCapabilities;
+
+  /**
+   * Creates a stream, optionally with initial messages and already closed, in one atomic step.
+   *
+   * @remarks
+   * The options are resolved at "now" before anything changes (content type normalised, deadline computed). Then:
+   * - no stream by that name → create it at offset `(0, 0)` with the initial messages (byte limits checked for the
+   *   whole batch), closed when `options.closed`; `created: true`;
+   * - a stream with an *equal* config (see {@link StreamConfig}) → `created: false` with its current tail and closed
+   *   flag; the messages and close flag of this call are ignored and nothing is written;
+   * - an expired stream → it is replaced by the new one, unless forks still reference it (`PATH_BLOCKED`).
+   *
+   * @throws StorageError `CONFIG_MISMATCH` when the name exists with a different config; `PATH_BLOCKED` when it is a
+   *   tombstone or an expired stream with forks; `INVALID_CONTENT_TYPE`, `INVALID_TTL`, `CONFLICTING_EXPIRY`,
+   *   `INVALID_STREAM_NAME`, `MESSAGE_TOO_LARGE`; `STORAGE_LIMIT_EXCEEDED` then `STREAM_LIMIT_EXCEEDED` for the
+   *   initial messages; `NOT_SUPPORTED` for an expiry without the `expiry` capability.
+   */
+  createStream(name: string, options: CreateStreamOptions): Promise<CreateStreamResult>;
+
+  /**
+   * Creates `name` as a fork of `options.source`: it inherits the source's messages below the fork offset (without
+   * copying them) and continues with its own, at offsets starting from the fork offset.
+   *
+   * @remarks
+   * Check order: source missing → `NOT_FOUND`; source tombstoned → `FORK_FROM_TOMBSTONE`; source expired →
+   * `EXPIRED`; fork offset beyond the source tail → `FORK_OFFSET_BEYOND_TAIL`; content type differs from the source's
+   * → `CONTENT_TYPE_MISMATCH`; sub-offset larger than the data after the fork point → `FORK_SUB_OFFSET_OUT_OF_RANGE`.
+   * The fork's expiry is, by priority: its own TTL, its own deadline, the source's TTL (a fresh deadline from now),
+   * the source's absolute deadline, none. Forks do not inherit producer state or `Stream-Seq`.
+   *
+   * If `name` exists with an equal effective config *and* the same lineage (source, offset, sub-offset), the result is
+   * `created: false` and nothing is written; any other existing stream is `CONFIG_MISMATCH` (tombstones and
+   * referenced expired streams: `PATH_BLOCKED`). The source's fork reference is taken only after every check passed.
+   * Ancestors stay readable through the fork even after they are soft-deleted or expire.
+   *
+   * @throws StorageError the codes above, plus those of {@link Storage.createStream}; `NOT_SUPPORTED` without the
+   *   `forks` capability.
+   */
+  createFork(name: string, options: ForkOptions): Promise<CreateStreamResult>;
+
+  /**
+   * Appends a batch of messages, optionally with a `Stream-Seq` and a close, as one atomic commit.
+   *
+   * @remarks
+   * Check order: access rule; then for a *close-only* commit (no messages, `close: true`) only the `Stream-Seq` rule —
+   * closing an already closed stream succeeds and still renews a sliding TTL, bumps `updatedAt` and wakes
+   * subscribers; otherwise closed → `STREAM_CLOSED`, content type → `CONTENT_TYPE_MISMATCH`, `Stream-Seq` →
+   * `SEQ_CONFLICT`, then the byte limits while committing (storage-wide first). On success: messages get consecutive
+   * offsets from the old tail, `updatedAt = now`, the `Stream-Seq` is stored, a sliding TTL is renewed, the stream is
+   * closed if asked, and subscribers are woken. Plain appends are *not* idempotent: a retry appends again.
+   *
+   * @throws StorageError `NOT_FOUND`, `GONE`, `EXPIRED`, `EMPTY_APPEND`, `STREAM_CLOSED` (with `details.nextOffset`),
+   *   `CONTENT_TYPE_MISMATCH`, `INVALID_CONTENT_TYPE`, `SEQ_CONFLICT`, `MESSAGE_TOO_LARGE`, `STORAGE_LIMIT_EXCEEDED`,
+   *   `STREAM_LIMIT_EXCEEDED`.
+   */
+  append(name: string, request: AppendRequest): Promise<AppendResult>;
+
+  /**
+   * Closes a stream: exactly `append(name, { messages: [], close: true, seq })`. Idempotent.
+   *
+   * @throws StorageError `NOT_FOUND`, `GONE`, `EXPIRED`, `SEQ_CONFLICT`.
+   */
+  closeStream(name: string, options?: { readonly seq?: string | undefined }): Promise<AppendResult>;
+
+  /**
+   * Appends on behalf of an idempotent producer: like {@link Storage.append}, plus the producer rules, all in one
+   * commit with the producer's new state.
+   *
+   * @remarks
+   * Check order: access rule; content type (only when there are messages); producer rules — known producer: older
+   * epoch → `PRODUCER_EPOCH_FENCED`; same epoch and `seq <= lastSeq` → *duplicate* (success, nothing written, no TTL
+   * renewal, no wake-up, the stored epoch and seq returned — even on a closed stream); closed → `STREAM_CLOSED`; newer
+   * epoch with `seq != 0` → `PRODUCER_INVALID_EPOCH_SEQ`; `seq > lastSeq + 1` → `PRODUCER_SEQ_GAP`. Unknown producer:
+   * closed → `STREAM_CLOSED`; `seq != 0` → `PRODUCER_SEQ_GAP` (any epoch may start). Then `Stream-Seq`, then limits.
+   * An empty message list is a producer close-only request when `close` is set, and a producer state bump otherwise.
+   * Producer state idle for 7 days is forgotten.
+   *
+   * @throws StorageError the codes of {@link Storage.append} plus `PRODUCER_EPOCH_FENCED` (with
+   *   `details.currentEpoch`), `PRODUCER_SEQ_GAP` (with `details.expectedSeq`), `PRODUCER_INVALID_EPOCH_SEQ`,
+   *   `INVALID_PRODUCER`; `NOT_SUPPORTED` without the `producers` capability.
+   */
+  appendWithProducer(name: string, request: ProducerAppendRequest): Promise<ProducerAppendResult>;
+
+  /**
+   * Reads the messages at or after `from`, in order, as one coherent snapshot.
+   *
+   * @remarks
+   * `from` is `-1` (the start), `now` (the tail: no messages, `upToDate: true`) or a concrete offset; one that falls
+   * inside a message rounds up to the next message; one beyond the tail yields no messages and `upToDate: true`. With
+   * `maxBytes` the result may stop early (`upToDate: false`, `nextOffset` = the offset after the last returned
+   * message), never inside a message and never empty while a message is available. For a fork, inherited messages come
+   * first, then the fork's own. A sliding TTL is renewed by every successful read, `now` included.
+   *
+   * @throws StorageError `NOT_FOUND`, `GONE`, `EXPIRED`, `INVALID_OFFSET` (malformed `from`).
+   */
+  read(name: string, from: Offset, options?: ReadOptions): Promise<ReadResult>;
+
+  /**
+   * Returns a stream's metadata without reading data. Never renews a TTL.
+   *
+   * @throws StorageError `NOT_FOUND`, `GONE`, `EXPIRED`.
+   */
+  head(name: string): Promise<StreamMetadata>;
+
+  /**
+   * True when the stream is visible: it exists, is not a tombstone and has not expired. Never renews a TTL.
+   * Backend failures reject rather than read as `false`.
+   */
+  exists(name: string): Promise<boolean>;
+
+  /**
+   * Deletes a stream. Expiry is not checked: an expired stream is deleted normally.
+   *
+   * @remarks
+   * If forks still reference the stream it becomes a *tombstone* (`softDeleted: true`): invisible (`GONE` on access,
+   * hidden from listings), its name blocked (`PATH_BLOCKED`), its data kept for the forks. Otherwise it is removed with
+   * its data and bytes; if it was a fork, its source loses a reference, and a tombstoned source left without
+   * references is removed too, and so on up the lineage. Subscribers of a removed stream get one last hint and are
+   * then dropped.
+   *
+   * @throws StorageError `NOT_FOUND`; `GONE` when it already is a tombstone.
+   */
+  delete(name: string): Promise<DeleteResult>;
+
+  /**
+   * Registers `listener` for wake-up hints on a visible stream: it is called, synchronously and after the change is
+   * visible to reads, after every commit that changes what a read returns (append, close, producer append) and once
+   * when the stream is removed. Hints carry no data and may be coalesced; a listener must not throw.
+   *
+   * @remarks
+   * Subscribe *before* reading: any commit that a read started after `subscribe` resolved did not see is followed by
+   * a hint, so a reader that subscribes, reads, and then waits can never miss a wake-up. Waking the listeners of one
+   * stream never touches other streams' listeners. Subscribing does not renew a TTL.
+   *
+   * @throws StorageError `NOT_FOUND`, `GONE`, `EXPIRED`.
+   */
+  subscribe(name: string, listener: StreamListener): Promise<Subscription>;
+
+  /**
+   * Lists visible streams (not tombstoned, not expired), sorted by name in UTF-8 byte order, with the same metadata
+   * as {@link Storage.head}. Never renews a TTL.
+   *
+   * @throws StorageError `NOT_SUPPORTED` without the `listStreams` capability.
+   */
+  listStreams(options?: ListStreamsOptions): Promise<StreamMetadata[]>;
+
+  /**
+   * Removes every expired stream now, instead of lazily on access: streams still referenced by forks become
+   * tombstones, the rest are deleted with the lineage clean-up of {@link Storage.delete}.
+   *
+   * @returns the number of streams that were visible and are now removed or tombstoned (a tombstone is counted once,
+   *   when it is created).
+   */
+  cleanupExpiredStreams(): Promise<number>;
+
+  /**
+   * Waits for in-flight commits, releases files, locks and connections, and drops all subscriptions. Idempotent.
+   * Every later call rejects with `STORAGE_CLOSED`.
+   */
+  close(): Promise<void>;
+}
