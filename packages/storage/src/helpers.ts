@@ -349,6 +349,22 @@ function streamClosed(nextOffset: string): StorageError {
   return new StorageError('STREAM_CLOSED', 'stream is closed', { details: { nextOffset } });
 }
 
+/**
+ * The argument checks of an append, made before the stream is looked up: a non-producer append needs messages or
+ * `close` (`EMPTY_APPEND`); producer identities must be well-formed (`INVALID_PRODUCER`).
+ */
+export function validateAppendRequest(
+  request: AppendRequest & { readonly producer?: ProducerIdentity | undefined },
+): void {
+  if (request.producer !== undefined) validateProducerIdentity(request.producer);
+  else if (request.messages.length === 0 && request.close !== true) {
+    throw new StorageError(
+      'EMPTY_APPEND',
+      'an append needs at least one message unless it closes the stream',
+    );
+  }
+}
+
 /** What a commit changes besides the messages, computed before anything is written. */
 export interface CommitPlan {
   readonly kind: 'commit';
@@ -371,8 +387,9 @@ export interface DuplicatePlan {
 /**
  * Runs every rule of an append, close or producer append against a stream's current state, in the contract's order,
  * and returns what the commit must change — without changing anything, so a commit that later fails (limits, I/O)
- * leaves `Stream-Seq`, TTL, `updatedAt` and producer state untouched. The caller has already found the entry (else
- * `NOT_FOUND`) and still checks the byte limits ({@link checkByteLimits}) while committing.
+ * leaves `Stream-Seq`, TTL, `updatedAt` and producer state untouched. The caller has already run
+ * {@link validateAppendRequest} and found the entry (else `NOT_FOUND`), and still checks the byte limits
+ * ({@link checkByteLimits}) while committing.
  *
  * @throws StorageError every rule code of `Storage.append` / `Storage.appendWithProducer` except the limits.
  */
@@ -383,13 +400,7 @@ export function planCommit(
 ): CommitPlan | DuplicatePlan {
   const { messages, producer } = request;
   const close = request.close === true;
-  if (producer !== undefined) validateProducerIdentity(producer);
-  else if (messages.length === 0 && !close) {
-    throw new StorageError(
-      'EMPTY_APPEND',
-      'an append needs at least one message unless it closes the stream',
-    );
-  }
+  validateAppendRequest(request);
   checkAccess(view, now);
 
   let producerEntry: CommitPlan['producer'];

@@ -24,6 +24,7 @@ export {
   resolveStreamOptions,
   streamConfigsEqual,
   takeWithinBudget,
+  validateAppendRequest,
   validateProducerIdentity,
 } from './helpers.js';
 export type { Offset, ParsedOffset } from './offsets.js';

@@ -56,7 +56,8 @@ export interface Storage {
    * Creates a stream, optionally with initial messages and already closed, in one atomic step.
    *
    * @remarks
-   * The options are resolved at "now" before anything changes (content type normalised, deadline computed). Then:
+   * The options are resolved at "now" before anything changes (content type normalised, deadline computed; errors
+   * `INVALID_STREAM_NAME`, `INVALID_CONTENT_TYPE`, `CONFLICTING_EXPIRY`, `INVALID_TTL` in that order). Then:
    * - no stream by that name → create it at offset `(0, 0)` with the initial messages (byte limits checked for the
    *   whole batch), closed when `options.closed`; `created: true`;
    * - a stream with an *equal* config (see {@link StreamConfig}) → `created: false` with its current tail and closed
@@ -75,7 +76,8 @@ export interface Storage {
    * copying them) and continues with its own, at offsets starting from the fork offset.
    *
    * @remarks
-   * Check order: source missing → `NOT_FOUND`; source tombstoned → `FORK_FROM_TOMBSTONE`; source expired →
+   * Check order: the request's own arguments (`INVALID_STREAM_NAME`, `INVALID_OFFSET`, `INVALID_CONTENT_TYPE`,
+   * `CONFLICTING_EXPIRY`, `INVALID_TTL`); source missing → `NOT_FOUND`; source tombstoned → `FORK_FROM_TOMBSTONE`; source expired →
    * `EXPIRED`; fork offset beyond the source tail → `FORK_OFFSET_BEYOND_TAIL`; content type differs from the source's
    * → `CONTENT_TYPE_MISMATCH`; sub-offset larger than the data after the fork point → `FORK_SUB_OFFSET_OUT_OF_RANGE`.
    * The fork's expiry is, by priority: its own TTL, its own deadline, the source's TTL (a fresh deadline from now),
@@ -95,7 +97,7 @@ export interface Storage {
    * Appends a batch of messages, optionally with a `Stream-Seq` and a close, as one atomic commit.
    *
    * @remarks
-   * Check order: access rule; then for a *close-only* commit (no messages, `close: true`) only the `Stream-Seq` rule —
+   * Check order: argument checks (`EMPTY_APPEND`); `NOT_FOUND`; the rest of the access rule; then for a *close-only* commit (no messages, `close: true`) only the `Stream-Seq` rule —
    * closing an already closed stream succeeds and still renews a sliding TTL, bumps `updatedAt` and wakes
    * subscribers; otherwise closed → `STREAM_CLOSED`, content type → `CONTENT_TYPE_MISMATCH`, `Stream-Seq` →
    * `SEQ_CONFLICT`, then the byte limits while committing (storage-wide first). On success: messages get consecutive
@@ -120,7 +122,8 @@ export interface Storage {
    * commit with the producer's new state.
    *
    * @remarks
-   * Check order: access rule; content type (only when there are messages); producer rules — known producer: older
+   * Check order: argument checks (`INVALID_PRODUCER`); `NOT_FOUND`; the rest of the access rule; content type (only
+   * when there are messages); producer rules — known producer: older
    * epoch → `PRODUCER_EPOCH_FENCED`; same epoch and `seq <= lastSeq` → *duplicate* (success, nothing written, no TTL
    * renewal, no wake-up, the stored epoch and seq returned — even on a closed stream); closed → `STREAM_CLOSED`; newer
    * epoch with `seq != 0` → `PRODUCER_INVALID_EPOCH_SEQ`; `seq > lastSeq + 1` → `PRODUCER_SEQ_GAP`. Unknown producer:
