@@ -1,1 +1,2 @@
-export {};
+export type { MemoryStorageOptions } from './memory-storage.js';
+export { MemoryStorage } from './memory-storage.js';

@@ -60,7 +60,7 @@ export interface Storage {
    * `INVALID_STREAM_NAME`, `INVALID_CONTENT_TYPE`, `CONFLICTING_EXPIRY`, `INVALID_TTL` in that order). Then:
    * - no stream by that name → create it at offset `(0, 0)` with the initial messages (byte limits checked for the
    *   whole batch), closed when `options.closed`; `created: true`;
-   * - a stream with an *equal* config (see {@link StreamConfig}) → `created: false` with its current tail and closed
+   * - a stream with an *equal* config (see {@link StreamConfig}) that is not a fork → `created: false` with its current tail and closed
    *   flag; the messages and close flag of this call are ignored and nothing is written;
    * - an expired stream → it is replaced by the new one, unless forks still reference it (`PATH_BLOCKED`).
    *
