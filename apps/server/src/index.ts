@@ -1,1 +1,18 @@
-export {};
+export type { AppConfig, AppOptions, RequestContext, StreamkeepApp } from './app.js';
+export {
+  createApp,
+  DEFAULT_BASE_PATH,
+  DEFAULT_LONG_POLL_TIMEOUT_MS,
+  DEFAULT_MAX_READ_BYTES,
+  DEFAULT_MAX_REQUEST_BODY_BYTES,
+  DEFAULT_READ_CACHE_CONTROL,
+  resolveAppConfig,
+} from './app.js';
+export type { ServerConfig } from './config.js';
+export { buildCommand, DEFAULT_SERVER_CONFIG, parseServerConfig, SETTINGS } from './config.js';
+export type { HttpErrorCode, Problem, ProblemResponse } from './error-status.js';
+export { HTTP_ERROR_STATUS, HttpError, problemFor, STORAGE_ERROR_STATUS } from './error-status.js';
+export type { CursorPolicy } from './http/cursor.js';
+export { DEFAULT_CURSOR_POLICY } from './http/cursor.js';
+export type { RunningServer } from './server.js';
+export { openStorage, startServer } from './server.js';

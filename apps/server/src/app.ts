@@ -1,0 +1,360 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Storage } from '@streamkeep/storage';
+import { type Logger, pino } from 'pino';
+import { HttpError, problemFor } from './error-status.js';
+import { type CursorPolicy, DEFAULT_CURSOR_POLICY } from './http/cursor.js';
+import { PROTOCOL_REQUEST_HEADERS, PROTOCOL_RESPONSE_HEADERS } from './http/headers.js';
+import type { LiveWaiter } from './http/live.js';
+import { isReservedName, parseStreamName } from './http/names.js';
+import { handleDelete } from './routes/delete.js';
+import { handleGet } from './routes/get.js';
+import { handleHead } from './routes/head.js';
+import { handlePost } from './routes/post.js';
+import { handlePut } from './routes/put.js';
+
+/** Options of {@link createApp}. Every field but `storage` has a default. */
+export interface AppOptions {
+  /** The backend, or a promise of it: until it resolves, `/readyz` and stream routes answer 503. */
+  readonly storage: Storage | Promise<Storage>;
+  /** Where streams live: `{basePath}/{name}`. @default '/v1/stream' */
+  readonly basePath?: string | undefined;
+  /** How long a long-poll waits for data before answering 204. @default 30000 */
+  readonly longPollTimeoutMs?: number | undefined;
+  /** Largest request body; larger bodies are refused with 413 while they stream in. @default 10 MiB */
+  readonly maxRequestBodyBytes?: number | undefined;
+  /** Largest catch-up response (and SSE data event) in payload bytes; longer reads are cut into chunks. @default 1 MiB */
+  readonly maxReadBytes?: number | undefined;
+  /** SSE keep-alive comment after this long without output. @default 15000 */
+  readonly sseKeepAliveMs?: number | undefined;
+  /** SSE connections are closed cleanly after this long so that clients reconnect (§5.8: about 60 s). @default 60000 */
+  readonly sseReconnectMs?: number | undefined;
+  /** Allowed CORS origins: `'*'` or a list of exact origins. @default '*' */
+  readonly corsOrigins?: '*' | readonly string[] | undefined;
+  /** Gzip GET bodies for clients that accept it. @default true */
+  readonly compression?: boolean | undefined;
+  /** Smallest body worth compressing. @default 1024 */
+  readonly compressionMinBytes?: number | undefined;
+  /** `Cache-Control` of catch-up and long-poll 200 responses. @default 'public, max-age=60, stale-while-revalidate=300' */
+  readonly readCacheControl?: string | undefined;
+  /** Cursor interval and epoch (§10.1). */
+  readonly cursor?: CursorPolicy | undefined;
+  /** Absolute origin used in `Location` (e.g. `https://streams.example.com`); default: the request's `Host`. */
+  readonly publicOrigin?: string | undefined;
+  /** Structured logger. @default a silent pino logger */
+  readonly logger?: Logger | undefined;
+}
+
+/** The resolved options shared by the routes. */
+export interface AppConfig {
+  readonly basePath: string;
+  readonly longPollTimeoutMs: number;
+  readonly maxRequestBodyBytes: number;
+  readonly maxReadBytes: number;
+  readonly sseKeepAliveMs: number;
+  readonly sseReconnectMs: number;
+  readonly corsOrigins: '*' | readonly string[];
+  readonly compression: boolean;
+  readonly compressionMinBytes: number;
+  readonly readCacheControl: string;
+  readonly cursor: CursorPolicy;
+  readonly publicOrigin: string | undefined;
+}
+
+/** What a route gets for one request. */
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly storage: Storage;
+  readonly config: AppConfig;
+  readonly logger: Logger;
+  /** The decoded stream name. */
+  readonly name: string;
+  /** The request path and query, for problem documents. */
+  readonly instance: string;
+  readonly query: URLSearchParams;
+  /** Registers a live request so shutdown can end it; returns the deregistration. */
+  trackLive(waiter: LiveWaiter): () => void;
+}
+
+/** A Node request listener serving the Durable Streams protocol, plus lifecycle controls. */
+export interface StreamkeepApp {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** True once storage is open and until shutdown begins. */
+  readonly ready: boolean;
+  /** The storage, once open. */
+  readonly storage: Storage | undefined;
+  /**
+   * Graceful shutdown: `/readyz` turns 503, new stream requests are refused with 503, long-polls answer 204 at once,
+   * SSE streams end after their current event, and the promise resolves when in-flight requests have finished (or
+   * after `graceMs`). Does not close the storage: its owner does, after this resolves.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+export const DEFAULT_BASE_PATH = '/v1/stream';
+export const DEFAULT_LONG_POLL_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
+export const DEFAULT_READ_CACHE_CONTROL = 'public, max-age=60, stale-while-revalidate=300';
+
+const ALLOW_METHODS = 'GET, HEAD, PUT, POST, DELETE, OPTIONS';
+const ALLOW_HEADERS = PROTOCOL_REQUEST_HEADERS.join(', ');
+const EXPOSE_HEADERS = PROTOCOL_RESPONSE_HEADERS.join(', ');
+
+function normalizeBasePath(p: string): string {
+  let s = p.trim();
+  if (!s.startsWith('/')) s = `/${s}`;
+  while (s.length > 1 && s.endsWith('/')) s = s.slice(0, -1);
+  return s;
+}
+
+function positive(name: string, v: number | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`${name} must be a non-negative number`);
+  return v;
+}
+
+/** Resolves {@link AppOptions} into the config the routes read. */
+export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>): AppConfig {
+  return {
+    basePath: normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH),
+    longPollTimeoutMs: positive('longPollTimeoutMs', options.longPollTimeoutMs, DEFAULT_LONG_POLL_TIMEOUT_MS),
+    maxRequestBodyBytes: positive(
+      'maxRequestBodyBytes',
+      options.maxRequestBodyBytes,
+      DEFAULT_MAX_REQUEST_BODY_BYTES,
+    ),
+    maxReadBytes: Math.max(1, positive('maxReadBytes', options.maxReadBytes, DEFAULT_MAX_READ_BYTES)),
+    sseKeepAliveMs: Math.max(10, positive('sseKeepAliveMs', options.sseKeepAliveMs, 15_000)),
+    sseReconnectMs: positive('sseReconnectMs', options.sseReconnectMs, 60_000),
+    corsOrigins: options.corsOrigins ?? '*',
+    compression: options.compression ?? true,
+    compressionMinBytes: positive('compressionMinBytes', options.compressionMinBytes, 1024),
+    readCacheControl: options.readCacheControl ?? DEFAULT_READ_CACHE_CONTROL,
+    cursor: options.cursor ?? DEFAULT_CURSOR_POLICY,
+    publicOrigin: options.publicOrigin?.replace(/\/+$/, ''),
+  };
+}
+
+/**
+ * Security headers on every response, errors included (§12.7): no MIME sniffing of stream bytes, and an explicit
+ * cross-origin resource policy.
+ */
+function setSecurityHeaders(res: ServerResponse): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+}
+
+function setCorsHeaders(req: IncomingMessage, res: ServerResponse, origins: '*' | readonly string[]): void {
+  if (origins === '*') {
+    res.setHeader('Access-Control-Allow-Origin', '*');
+  } else {
+    res.setHeader('Vary', 'Origin');
+    const origin = req.headers.origin;
+    if (origin === undefined || !origins.includes(origin)) return;
+    res.setHeader('Access-Control-Allow-Origin', origin);
+  }
+  res.setHeader('Access-Control-Expose-Headers', EXPOSE_HEADERS);
+}
+
+/** Sends a problem document for `err` (or just ends the response if streaming already began). */
+export function sendError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  err: unknown,
+  instance: string,
+  logger: Logger,
+): void {
+  const p = problemFor(err, instance);
+  if (p.serverFault) logger.error({ err, instance, method: req.method }, 'request failed');
+  if (res.headersSent) {
+    // Mid-stream failure: the status line is gone, so the only honest signal left is cutting the connection.
+    res.destroy();
+    return;
+  }
+  const body = req.method === 'HEAD' ? undefined : JSON.stringify(p.problem);
+  res.writeHead(p.status, {
+    ...p.headers,
+    'Content-Type': 'application/problem+json',
+    'Cache-Control': 'no-store',
+    ...(body === undefined ? {} : { 'Content-Length': Buffer.byteLength(body) }),
+  });
+  res.end(body);
+  if (p.headers.Connection === 'close' && !req.complete) {
+    // The body was refused part-way (413): stop reading it, but let the response reach the client first.
+    res.once('finish', () => req.socket?.end());
+  }
+}
+
+/**
+ * Creates the Durable Streams request handler over a {@link Storage}: mount it in `node:http`
+ * (`createServer(app)`), Express or Fastify. The handler streams long-poll and SSE responses without buffering.
+ */
+export function createApp(options: AppOptions): StreamkeepApp {
+  const config = resolveAppConfig(options);
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const streamPrefix = config.basePath === '/' ? '/' : `${config.basePath}/`;
+  let storage: Storage | undefined;
+  let storageError: unknown;
+  let shuttingDown = false;
+  const live = new Set<LiveWaiter>();
+  let inFlight = 0;
+  let idleWaiters: (() => void)[] = [];
+
+  Promise.resolve(options.storage).then(
+    (s) => {
+      storage = s;
+      logger.debug({ capabilities: s.capabilities }, 'storage ready');
+    },
+    (err: unknown) => {
+      storageError = err;
+      logger.error({ err }, 'storage failed to open');
+    },
+  );
+
+  const requestDone = (): void => {
+    inFlight--;
+    if (inFlight === 0 && idleWaiters.length > 0) {
+      const w = idleWaiters;
+      idleWaiters = [];
+      for (const f of w) f();
+    }
+  };
+
+  const trackLive = (waiter: LiveWaiter): (() => void) => {
+    if (shuttingDown) waiter.end('shutdown');
+    live.add(waiter);
+    return () => live.delete(waiter);
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    setSecurityHeaders(res);
+    setCorsHeaders(req, res, config.corsOrigins);
+
+    if (req.method === 'OPTIONS') {
+      // CORS preflight: every protocol request header is allowed, If-None-Match included (conformance 0.3.6).
+      res.writeHead(204, {
+        'Access-Control-Allow-Methods': ALLOW_METHODS,
+        'Access-Control-Allow-Headers': ALLOW_HEADERS,
+        'Access-Control-Max-Age': '86400',
+        'Content-Length': 0,
+      });
+      res.end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : 'ok');
+      return;
+    }
+    if (path === '/readyz') {
+      const ready = storage !== undefined && !shuttingDown;
+      res.writeHead(ready ? 200 : 503, {
+        'Content-Type': 'text/plain',
+        'Cache-Control': 'no-store',
+        ...(ready ? {} : { 'Retry-After': '1' }),
+      });
+      res.end(
+        req.method === 'HEAD' ? undefined : ready ? 'ready' : shuttingDown ? 'shutting down' : 'starting',
+      );
+      return;
+    }
+
+    const instance = url;
+    if (!path.startsWith(streamPrefix) || path.length === streamPrefix.length) {
+      sendError(req, res, new HttpError('ROUTE_NOT_FOUND', `no route for ${path}`), instance, logger);
+      return;
+    }
+    if (shuttingDown) {
+      sendError(
+        req,
+        res,
+        new HttpError('SERVICE_UNAVAILABLE', 'the server is shutting down', { Connection: 'close' }),
+        instance,
+        logger,
+      );
+      return;
+    }
+    if (storage === undefined) {
+      const why = storageError === undefined ? 'storage is not open yet' : 'storage failed to open';
+      sendError(req, res, new HttpError('SERVICE_UNAVAILABLE', why), instance, logger);
+      return;
+    }
+
+    inFlight++;
+    res.once('close', requestDone);
+    let name: string;
+    try {
+      name = parseStreamName(path.slice(streamPrefix.length));
+      if (isReservedName(name)) {
+        throw new HttpError('ROUTE_NOT_FOUND', 'the __ds subscription API is not available on this server');
+      }
+    } catch (err) {
+      sendError(req, res, err, instance, logger);
+      return;
+    }
+    const ctx: RequestContext = {
+      req,
+      res,
+      storage,
+      config,
+      logger,
+      name,
+      instance,
+      query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
+      trackLive,
+    };
+    let route: ((ctx: RequestContext) => Promise<void>) | undefined;
+    switch (req.method) {
+      case 'GET':
+        route = handleGet;
+        break;
+      case 'HEAD':
+        route = handleHead;
+        break;
+      case 'PUT':
+        route = handlePut;
+        break;
+      case 'POST':
+        route = handlePost;
+        break;
+      case 'DELETE':
+        route = handleDelete;
+        break;
+      default:
+        sendError(
+          req,
+          res,
+          new HttpError('METHOD_NOT_ALLOWED', `method ${req.method} is not allowed`, {
+            Allow: ALLOW_METHODS,
+          }),
+          instance,
+          logger,
+        );
+        return;
+    }
+    route(ctx).catch((err: unknown) => sendError(req, res, err, instance, logger));
+  };
+
+  const app = handler as StreamkeepApp;
+  Object.defineProperties(app, {
+    ready: { get: () => storage !== undefined && !shuttingDown },
+    storage: { get: () => storage },
+  });
+  (app as { shutdown: StreamkeepApp['shutdown'] }).shutdown = async (graceMs = 10_000) => {
+    shuttingDown = true;
+    for (const w of live) w.end('shutdown');
+    if (inFlight === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, graceMs);
+      idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  };
+  return app;
+}

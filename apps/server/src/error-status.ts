@@ -1,0 +1,179 @@
+import type { StorageError, StorageErrorCode } from '@streamkeep/storage';
+import { isStorageError } from '@streamkeep/storage';
+
+/**
+ * The one table that turns a storage error code into an HTTP status. Storage knows nothing of HTTP; every route maps
+ * failures through here (and through {@link problemFor}), never by matching messages.
+ */
+export const STORAGE_ERROR_STATUS: { readonly [C in StorageErrorCode]: number } = {
+  NOT_FOUND: 404,
+  // An expired stream behaves as missing (PROTOCOL §4: "expired streams return 404").
+  EXPIRED: 404,
+  // §5.4: soft-deleted streams answer 410 to GET, HEAD, POST and DELETE…
+  GONE: 410,
+  CONFIG_MISMATCH: 409,
+  // …and 409 to a PUT at their path.
+  PATH_BLOCKED: 409,
+  FORK_FROM_TOMBSTONE: 409,
+  FORK_OFFSET_BEYOND_TAIL: 400,
+  FORK_SUB_OFFSET_OUT_OF_RANGE: 400,
+  STREAM_CLOSED: 409,
+  CONTENT_TYPE_MISMATCH: 409,
+  SEQ_CONFLICT: 409,
+  PRODUCER_SEQ_GAP: 409,
+  PRODUCER_EPOCH_FENCED: 403,
+  PRODUCER_INVALID_EPOCH_SEQ: 400,
+  EMPTY_APPEND: 400,
+  INVALID_OFFSET: 400,
+  INVALID_CONTENT_TYPE: 400,
+  INVALID_TTL: 400,
+  CONFLICTING_EXPIRY: 400,
+  INVALID_STREAM_NAME: 400,
+  INVALID_PRODUCER: 400,
+  MESSAGE_TOO_LARGE: 413,
+  // The storage-wide quota is the server's problem, not the request's: 507 Insufficient Storage.
+  STORAGE_LIMIT_EXCEEDED: 507,
+  STREAM_LIMIT_EXCEEDED: 413,
+  UNAVAILABLE: 503,
+  INSUFFICIENT_STORAGE: 507,
+  CORRUPTED: 500,
+  INTERNAL: 500,
+  STORAGE_CLOSED: 503,
+  NOT_SUPPORTED: 501,
+};
+
+/** Error codes raised by the HTTP layer itself (request parsing, limits, lifecycle), with their statuses. */
+export const HTTP_ERROR_STATUS = {
+  /** A protocol header is malformed or missing (Content-Type on POST, Stream-TTL, producer headers, …). */
+  INVALID_HEADER: 400,
+  /** A query parameter is malformed, repeated or missing where required (`offset` in live modes). */
+  INVALID_QUERY: 400,
+  /** A POST without `Stream-Closed: true` carried no body (§5.2: MUST be 400). */
+  EMPTY_BODY: 400,
+  /** A JSON-mode POST carried `[]` (§9.1: MUST be 400). */
+  EMPTY_ARRAY: 400,
+  /** A JSON-mode body is not valid UTF-8 JSON (§9.1: MUST be 400). */
+  INVALID_JSON: 400,
+  /** The request body is larger than the configured limit; refused while it streams in. */
+  BODY_TOO_LARGE: 413,
+  /** No stream route matches the path. */
+  ROUTE_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  /** The server is starting (storage not open yet) or shutting down. */
+  SERVICE_UNAVAILABLE: 503,
+  /** An unexpected failure; details are logged, not sent. */
+  INTERNAL_ERROR: 500,
+} as const;
+
+export type HttpErrorCode = keyof typeof HTTP_ERROR_STATUS;
+
+/** An error raised by the HTTP layer, carrying its code and any protocol headers the response needs. */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  readonly status: number;
+  constructor(
+    readonly code: HttpErrorCode,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.status = HTTP_ERROR_STATUS[code];
+  }
+}
+
+/** An RFC 9457 problem document as sent on the wire. */
+export interface Problem {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly code: string;
+  readonly detail?: string;
+  readonly instance?: string;
+}
+
+/** The status, headers and body of an error response. */
+export interface ProblemResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly problem: Problem;
+  /** True for failures the operator should see in the logs (5xx). */
+  readonly serverFault: boolean;
+}
+
+const TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  410: 'Gone',
+  413: 'Content Too Large',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  503: 'Service Unavailable',
+  507: 'Insufficient Storage',
+};
+
+/** Protocol headers that travel with particular storage errors (§5.2, §5.2.1). */
+function storageErrorHeaders(err: StorageError): Record<string, string> {
+  const d = err.details;
+  switch (err.code) {
+    case 'STREAM_CLOSED':
+      // §5.2: "409 Conflict with Stream-Closed: true and Stream-Next-Offset set to the final offset" (MUST).
+      return d.nextOffset === undefined
+        ? { 'Stream-Closed': 'true' }
+        : { 'Stream-Closed': 'true', 'Stream-Next-Offset': d.nextOffset };
+    case 'PRODUCER_EPOCH_FENCED':
+      return d.currentEpoch === undefined ? {} : { 'Producer-Epoch': String(d.currentEpoch) };
+    case 'PRODUCER_SEQ_GAP': {
+      const h: Record<string, string> = {};
+      if (d.expectedSeq !== undefined) h['Producer-Expected-Seq'] = String(d.expectedSeq);
+      if (d.receivedSeq !== undefined) h['Producer-Received-Seq'] = String(d.receivedSeq);
+      return h;
+    }
+    case 'UNAVAILABLE':
+    case 'STORAGE_CLOSED':
+      return { 'Retry-After': '1' };
+    default:
+      return {};
+  }
+}
+
+/**
+ * Maps any thrown value to the problem response the client gets. Storage errors go through
+ * {@link STORAGE_ERROR_STATUS}, HTTP-layer errors carry their own code; anything else is a 500 whose message is not
+ * disclosed.
+ */
+export function problemFor(err: unknown, instance?: string): ProblemResponse {
+  let status: number;
+  let code: string;
+  let detail: string | undefined;
+  let headers: Record<string, string>;
+  if (isStorageError(err)) {
+    status = STORAGE_ERROR_STATUS[err.code] ?? 500;
+    code = err.code;
+    // Messages of backend-health failures may describe the host (paths, errno); keep them in the logs.
+    detail = status >= 500 && status !== 503 && status !== 507 ? undefined : err.message;
+    headers = storageErrorHeaders(err);
+  } else if (err instanceof HttpError) {
+    status = err.status;
+    code = err.code;
+    detail = err.message;
+    headers = { ...err.headers };
+    if (status === 503 && headers['Retry-After'] === undefined) headers['Retry-After'] = '1';
+  } else {
+    status = 500;
+    code = 'INTERNAL_ERROR';
+    detail = undefined;
+    headers = {};
+  }
+  const problem: Problem = {
+    type: 'about:blank',
+    title: TITLES[status] ?? 'Error',
+    status,
+    code,
+    ...(detail === undefined ? {} : { detail }),
+    ...(instance === undefined ? {} : { instance }),
+  };
+  return { status, headers, problem, serverFault: status >= 500 && status !== 503 && status !== 501 };
+}

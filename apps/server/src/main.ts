@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { CommanderError } from 'commander';
+import { pino } from 'pino';
+import { parseServerConfig, type ServerConfig } from './config.js';
+import { startServer } from './server.js';
+
+async function main(): Promise<void> {
+  let config: ServerConfig;
+  try {
+    config = parseServerConfig(process.argv.slice(2), process.env, (cmd) => cmd.exitOverride());
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode);
+    process.stderr.write(`streamkeep: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = pino({ level: config.logLevel, base: { service: 'streamkeep', pid: process.pid } });
+  const running = await startServer(config, { logger });
+  logger.info(
+    { url: running.url, basePath: config.basePath, storage: config.storage, dataDir: config.dataDir },
+    'listening',
+  );
+  running.storage.then(
+    (s) => logger.info({ capabilities: s.capabilities }, 'storage open'),
+    async (err: unknown) => {
+      logger.fatal({ err }, 'cannot open storage');
+      await running.close().catch(() => {});
+      process.exit(1);
+    },
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    running.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`streamkeep: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

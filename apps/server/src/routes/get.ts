@@ -1,0 +1,137 @@
+import { gzip } from 'node:zlib';
+import type { ReadResult, StreamMetadata } from '@streamkeep/storage';
+import { isJsonContentType, parseOffset } from '@streamkeep/storage';
+import type { RequestContext } from '../app.js';
+import { HttpError } from '../error-status.js';
+import { acceptsGzip, ifNoneMatchHits } from '../http/headers.js';
+import { handleLongPoll } from './long-poll.js';
+import { handleSse } from './sse.js';
+
+/** The parsed query of a read. */
+export interface ReadQuery {
+  /** The `offset` parameter as sent (`-1` when absent). */
+  readonly offset: string;
+  readonly isNow: boolean;
+  readonly live: 'long-poll' | 'sse' | undefined;
+  readonly cursor: string | null;
+}
+
+/**
+ * Parses `offset`, `live` and `cursor`. The offset grammar is strict (only `-1`, `now` or a concrete offset); an empty
+ * or repeated `offset` is 400, and live modes "MUST" have one. Unknown parameters are ignored.
+ */
+export function parseReadQuery(query: URLSearchParams): ReadQuery {
+  const offsets = query.getAll('offset');
+  const lives = query.getAll('live');
+  if (offsets.length > 1) throw new HttpError('INVALID_QUERY', 'offset must be given at most once');
+  if (lives.length > 1) throw new HttpError('INVALID_QUERY', 'live must be given at most once');
+  const live = lives[0];
+  if (live !== undefined && live !== 'long-poll' && live !== 'sse') {
+    throw new HttpError('INVALID_QUERY', `live must be long-poll or sse, got ${JSON.stringify(live)}`);
+  }
+  const raw = offsets[0];
+  if (raw === undefined && live !== undefined) {
+    throw new HttpError('INVALID_QUERY', `live=${live} requires an offset`);
+  }
+  const offset = raw ?? '-1';
+  const parsed = parseOffset(offset);
+  return { offset, isNow: parsed.kind === 'now', live, cursor: query.get('cursor') };
+}
+
+/** `GET {stream}`: catch-up (§5.6), long-poll (§5.7) or SSE (§5.8). */
+export async function handleGet(ctx: RequestContext): Promise<void> {
+  const q = parseReadQuery(ctx.query);
+  if (q.live === 'long-poll') return handleLongPoll(ctx, q);
+  if (q.live === 'sse') return handleSse(ctx, q);
+  const meta = await ctx.storage.head(ctx.name);
+  const result = await ctx.storage.read(ctx.name, q.offset, { maxBytes: ctx.config.maxReadBytes });
+  await sendRead(ctx, q, meta, result, undefined);
+}
+
+/** The body of a read: raw concatenated bytes, or for JSON streams `[` + messages joined by `,` + `]` (§9.1). */
+export function readBody(meta: StreamMetadata, messages: readonly Uint8Array[]): Buffer {
+  const json = isJsonContentType(meta.config.contentType);
+  let size = json ? 2 + Math.max(0, messages.length - 1) : 0;
+  for (const m of messages) size += m.byteLength;
+  if (!json && messages.length === 1) {
+    const m = messages[0]!;
+    return Buffer.from(m.buffer, m.byteOffset, m.byteLength);
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  if (json) out[at++] = 0x5b;
+  for (let i = 0; i < messages.length; i++) {
+    if (json && i > 0) out[at++] = 0x2c;
+    const m = messages[i]!;
+    out.set(m, at);
+    at += m.byteLength;
+  }
+  if (json) out[at++] = 0x5d;
+  return out;
+}
+
+/**
+ * The ETag of a read: `"{stream id}:{start}:{end}[:c]"` (§10.1 suggestion). The stream id is the creation instant, so a
+ * stream re-created at the same URL gets different tags; `:c` marks a response that reaches the end of a closed
+ * stream, so the tag "MUST change when the stream closes".
+ */
+export function readEtag(meta: StreamMetadata, start: string, result: ReadResult): string {
+  const closedAtTail = result.closed && result.upToDate;
+  return `"${meta.createdAt.toString(36)}:${start}:${result.nextOffset}${closedAtTail ? ':c' : ''}"`;
+}
+
+/**
+ * Sends a 200 read response (catch-up, or long-poll with `cursor`), or 304 when `If-None-Match` matches.
+ *
+ * - `Stream-Up-To-Date: true` only when the response reaches the tail: "SHOULD NOT be present when the server chunked
+ *   the response" (clients test for presence, so it is omitted rather than sent as `false`).
+ * - `Stream-Closed: true` only at the final offset of a closed stream (MUST), never on a partial chunk.
+ * - `offset=now`: no ETag and `Cache-Control: no-store` (SHOULD); other reads are cacheable (§10).
+ */
+export async function sendRead(
+  ctx: RequestContext,
+  q: ReadQuery,
+  meta: StreamMetadata,
+  result: ReadResult,
+  cursor: string | undefined,
+): Promise<void> {
+  const { req, res, config } = ctx;
+  const headers: Record<string, string | number> = {
+    'Content-Type': meta.config.contentType,
+    'Stream-Next-Offset': result.nextOffset,
+  };
+  if (result.upToDate) headers['Stream-Up-To-Date'] = 'true';
+  if (result.closed && result.upToDate) headers['Stream-Closed'] = 'true';
+  if (cursor !== undefined) headers['Stream-Cursor'] = cursor;
+  if (q.isNow) {
+    headers['Cache-Control'] = 'no-store';
+  } else {
+    const etag = readEtag(meta, q.offset, result);
+    headers.ETag = etag;
+    headers['Cache-Control'] = config.readCacheControl;
+    if (ifNoneMatchHits(req.headers, etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+  }
+  let body = readBody(meta, result.messages);
+  if (config.compression) {
+    appendVary(ctx, 'Accept-Encoding');
+    if (body.length >= config.compressionMinBytes && acceptsGzip(req.headers)) {
+      // Asynchronous gzip runs on the libuv thread pool, never blocking the event loop.
+      body = await new Promise<Buffer>((resolve, reject) =>
+        gzip(body, { level: 6 }, (err, out) => (err ? reject(err) : resolve(out))),
+      );
+      headers['Content-Encoding'] = 'gzip';
+    }
+  }
+  headers['Content-Length'] = body.length;
+  res.writeHead(200, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+function appendVary(ctx: RequestContext, value: string): void {
+  const prev = ctx.res.getHeader('Vary');
+  ctx.res.setHeader('Vary', prev === undefined ? value : `${String(prev)}, ${value}`);
+}

@@ -1,0 +1,106 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import type { Storage } from '@streamkeep/storage';
+import { type Logger, pino } from 'pino';
+import { createApp, type StreamkeepApp } from './app.js';
+import type { ServerConfig } from './config.js';
+
+/** A listening server and the handle to stop it. */
+export interface RunningServer {
+  /** `http://host:port`. */
+  readonly url: string;
+  readonly server: Server;
+  readonly app: StreamkeepApp;
+  /** Resolves once storage is open; rejects if it cannot be opened. */
+  readonly storage: Promise<Storage>;
+  /** Graceful stop: see {@link StreamkeepApp.shutdown}; then closes connections and the storage. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens the backend the configuration names. */
+export async function openStorage(config: ServerConfig): Promise<Storage> {
+  const limits = {
+    ...(config.maxTotalBytes === undefined ? {} : { maxTotalBytes: config.maxTotalBytes }),
+    ...(config.maxStreamBytes === undefined ? {} : { maxStreamBytes: config.maxStreamBytes }),
+  };
+  // Loaded on demand, so a memory-only server never loads the file backend and vice versa.
+  if (config.storage === 'memory') {
+    const { MemoryStorage } = await import('@streamkeep/storage-memory');
+    return new MemoryStorage(limits);
+  }
+  const { FileStorage } = await import('@streamkeep/storage-file');
+  return FileStorage.open({ rootDir: resolve(config.dataDir), syncOnAppend: config.syncOnAppend, ...limits });
+}
+
+/**
+ * Binds the app to a port. The server listens before storage is open (`/readyz` answers 503 until it is), and has
+ * header, request and keep-alive timeouts so slow clients cannot hold connections.
+ */
+export async function startServer(
+  config: ServerConfig,
+  options: { logger?: Logger; storage?: Storage | Promise<Storage> } = {},
+): Promise<RunningServer> {
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const storage = Promise.resolve(options.storage ?? openStorage(config));
+  // The app observes failures through its own handler; this keeps the rejection from being reported as unhandled.
+  storage.catch(() => {});
+  const app = createApp({
+    storage,
+    basePath: config.basePath,
+    longPollTimeoutMs: config.longPollTimeoutMs,
+    maxRequestBodyBytes: config.maxBodyBytes,
+    maxReadBytes: config.maxReadBytes,
+    sseKeepAliveMs: config.sseKeepAliveMs,
+    sseReconnectMs: config.sseReconnectMs,
+    corsOrigins: config.corsOrigins,
+    compression: config.compression,
+    logger,
+  });
+  const server = createServer(
+    {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      connectionsCheckingInterval: Math.min(2_000, config.headersTimeoutMs),
+    },
+    app,
+  );
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    logger.debug({ err: err.message, code: err.code }, 'client error');
+    if (socket.writable && !socket.destroyed) {
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else {
+      socket.destroy();
+    }
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(config.port, config.host, () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${addr.port}`,
+    server,
+    app,
+    storage,
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((ok) => server.close(() => ok()));
+        server.closeIdleConnections();
+        await app.shutdown(config.shutdownTimeoutMs);
+        server.closeAllConnections();
+        await stopped;
+        const s = await storage.catch(() => undefined);
+        await s?.close();
+      })();
+      return closing;
+    },
+  };
+}
