@@ -1,0 +1,384 @@
+import { createHash, randomInt } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import type { ForkInfo, ProducerState, StreamConfig } from '@streamkeep/storage';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Log file header: 16 bytes. magic (8) | salt u32 LE | crc32(magic + salt) u32 LE
+// ---------------------------------------------------------------------------------------------------------------
+
+export const LOG_MAGIC = Buffer.from('SKLOG\u0000\u0001\u0000', 'latin1');
+export const LOG_HEADER_SIZE = 16;
+/** crc (4) + body length (4). */
+export const RECORD_HEADER_SIZE = 8;
+export const MAX_BODY = 0xffff_ffff;
+
+export const RECORD_COMMIT = 1;
+export const RECORD_TOUCH = 2;
+
+export const F_CLOSED = 1;
+export const F_LAST_SEQ = 2;
+export const F_PRODUCER = 4;
+export const F_EXPIRES_AT = 8;
+export const F_UPDATED_AT = 16;
+const KNOWN_FLAGS = F_CLOSED | F_LAST_SEQ | F_PRODUCER | F_EXPIRES_AT | F_UPDATED_AT;
+
+export function newSalt(): number {
+  return randomInt(0, 0xffff_ffff);
+}
+
+export function encodeLogHeader(salt: number): Buffer {
+  const b = Buffer.alloc(LOG_HEADER_SIZE);
+  LOG_MAGIC.copy(b, 0);
+  b.writeUInt32LE(salt >>> 0, 8);
+  b.writeUInt32LE(crc32(b.subarray(0, 12)), 12);
+  return b;
+}
+
+/** The salt of a valid header, or `undefined`. */
+export function decodeLogHeader(b: Uint8Array): number | undefined {
+  if (b.byteLength < LOG_HEADER_SIZE) return undefined;
+  const buf = Buffer.from(b.buffer, b.byteOffset, LOG_HEADER_SIZE);
+  if (!buf.subarray(0, 8).equals(LOG_MAGIC)) return undefined;
+  if (crc32(buf.subarray(0, 12)) !== buf.readUInt32LE(12)) return undefined;
+  return buf.readUInt32LE(8);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The metadata a commit record carries: the stream's state *after* the commit. */
+export interface CommitMeta {
+  readonly closed: boolean;
+  readonly updatedAt: number | null;
+  readonly expiresAt: number | null;
+  readonly lastSeq: string | null;
+  readonly producer?: { readonly id: string; readonly state: ProducerState } | undefined;
+}
+
+/** Messages at least this large are written from the caller's buffer instead of being copied. */
+const DIRECT_WRITE_BYTES = 16 * 1024;
+const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Builds the bytes of one group write (several records) as a list of buffers for one `writev`: small messages are
+ * copied into shared chunks, large ones are passed through. Records each message's payload file position.
+ */
+export class GroupEncoder {
+  private readonly parts: Uint8Array[] = [];
+  /** File position of each encoded message's payload, in encoding order across records. */
+  readonly positions: number[] = [];
+  private cur: Buffer = Buffer.allocUnsafe(0);
+  private curPos = 0;
+  private curStart = 0;
+  /** File position of the next byte. */
+  pos: number;
+  readonly startPos: number;
+  // The CRC run of the record being encoded: contiguous bytes [runStart, runEnd) of runBuf not yet checksummed.
+  private crc = 0;
+  private runBuf: Uint8Array | undefined;
+  private runStart = 0;
+  private runEnd = 0;
+
+  constructor(
+    startPos: number,
+    private readonly salt: number,
+  ) {
+    this.pos = startPos;
+    this.startPos = startPos;
+  }
+
+  get empty(): boolean {
+    return this.pos === this.startPos;
+  }
+
+  private reserve(n: number): void {
+    if (this.cur.byteLength - this.curPos >= n) return;
+    this.flushCur();
+    this.cur = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
+    this.curPos = 0;
+    this.curStart = 0;
+  }
+
+  private flushCur(): void {
+    if (this.curPos > this.curStart) this.parts.push(this.cur.subarray(this.curStart, this.curPos));
+    this.curStart = this.curPos;
+  }
+
+  /** Adds bytes [start, end) of `buf` to the running CRC, merging contiguous ranges into one call. */
+  private sum(buf: Uint8Array, start: number, end: number): void {
+    if (this.runBuf === buf && this.runEnd === start) {
+      this.runEnd = end;
+      return;
+    }
+    this.flushSum();
+    this.runBuf = buf;
+    this.runStart = start;
+    this.runEnd = end;
+  }
+
+  private flushSum(): void {
+    if (this.runBuf !== undefined && this.runEnd > this.runStart) {
+      this.crc = crc32(this.runBuf.subarray(this.runStart, this.runEnd), this.crc);
+    }
+    this.runBuf = undefined;
+  }
+
+  /** Appends a commit record. */
+  commit(meta: CommitMeta, messages: readonly Uint8Array[]): void {
+    const seq = meta.lastSeq === null ? undefined : Buffer.from(meta.lastSeq, 'utf8');
+    const pid = meta.producer === undefined ? undefined : Buffer.from(meta.producer.id, 'utf8');
+    let flags = meta.closed ? F_CLOSED : 0;
+    let fixed = 8; // type, flags, reserved u16, count u32
+    if (meta.updatedAt !== null) {
+      flags |= F_UPDATED_AT;
+      fixed += 8;
+    }
+    if (meta.expiresAt !== null) {
+      flags |= F_EXPIRES_AT;
+      fixed += 8;
+    }
+    if (seq !== undefined) {
+      flags |= F_LAST_SEQ;
+      fixed += 4 + seq.byteLength;
+    }
+    if (pid !== undefined) {
+      flags |= F_PRODUCER;
+      fixed += 4 + pid.byteLength + 16;
+    }
+    let body = fixed;
+    for (const m of messages) body += 4 + m.byteLength;
+    this.reserve(RECORD_HEADER_SIZE + fixed);
+    const b = this.cur;
+    const recordAt = this.curPos;
+    let w = recordAt + 4;
+    w = b.writeUInt32LE(body, w);
+    b[w++] = RECORD_COMMIT;
+    b[w++] = flags;
+    w = b.writeUInt16LE(0, w);
+    w = b.writeUInt32LE(messages.length, w);
+    if (meta.updatedAt !== null) w = b.writeDoubleLE(meta.updatedAt, w);
+    if (meta.expiresAt !== null) w = b.writeDoubleLE(meta.expiresAt, w);
+    if (seq !== undefined) {
+      w = b.writeUInt32LE(seq.byteLength, w);
+      w += seq.copy(b, w);
+    }
+    if (pid !== undefined && meta.producer !== undefined) {
+      w = b.writeUInt32LE(pid.byteLength, w);
+      w += pid.copy(b, w);
+      w = b.writeDoubleLE(meta.producer.state.epoch, w);
+      w = b.writeDoubleLE(meta.producer.state.lastSeq, w);
+    }
+    this.crc = this.salt >>> 0;
+    this.runBuf = undefined;
+    this.sum(b, recordAt + 4, w);
+    this.curPos = w;
+    this.pos += RECORD_HEADER_SIZE + fixed;
+    for (const m of messages) {
+      const len = m.byteLength;
+      if (len >= DIRECT_WRITE_BYTES) {
+        this.reserve(4);
+        const c = this.cur;
+        c.writeUInt32LE(len, this.curPos);
+        this.sum(c, this.curPos, this.curPos + 4);
+        this.curPos += 4;
+        this.flushCur();
+        this.parts.push(m);
+        this.sum(m, 0, len);
+        this.pos += 4;
+        this.positions.push(this.pos);
+        this.pos += len;
+      } else {
+        this.reserve(4 + len);
+        const c = this.cur;
+        const at = this.curPos;
+        c.writeUInt32LE(len, at);
+        c.set(m, at + 4);
+        this.sum(c, at, at + 4 + len);
+        this.curPos = at + 4 + len;
+        this.pos += 4;
+        this.positions.push(this.pos);
+        this.pos += len;
+      }
+    }
+    this.flushSum();
+    b.writeUInt32LE(this.crc, recordAt);
+  }
+
+  /** Appends a touch record: a deadline renewed by reads. */
+  touch(expiresAt: number): void {
+    this.reserve(RECORD_HEADER_SIZE + 12);
+    const b = this.cur;
+    const at = this.curPos;
+    b.writeUInt32LE(12, at + 4);
+    b[at + 8] = RECORD_TOUCH;
+    b[at + 9] = 0;
+    b.writeUInt16LE(0, at + 10);
+    b.writeDoubleLE(expiresAt, at + 12);
+    b.writeUInt32LE(crc32(b.subarray(at + 4, at + 20), this.salt >>> 0), at);
+    this.curPos = at + 20;
+    this.pos += 20;
+  }
+
+  /** The buffers to write, in order. */
+  finish(): Uint8Array[] {
+    this.flushCur();
+    return this.parts;
+  }
+}
+
+/** A decoded record body. Message payloads are reported by position, not copied. */
+export interface DecodedCommit {
+  readonly type: typeof RECORD_COMMIT;
+  readonly meta: CommitMeta;
+  /** Payload offsets relative to the body start, and lengths. */
+  readonly count: number;
+}
+
+export interface DecodedTouch {
+  readonly type: typeof RECORD_TOUCH;
+  readonly expiresAt: number;
+}
+
+/**
+ * Decodes a verified record body. Calls `onMessage(relOffset, length)` for every message. Returns `undefined`
+ * when the body is structurally invalid (which a verified CRC makes a bug or a foreign writer).
+ */
+export function decodeBody(
+  b: Buffer,
+  start: number,
+  end: number,
+  onMessage: (payloadAt: number, length: number) => void,
+): DecodedCommit | DecodedTouch | undefined {
+  if (end - start < 1) return undefined;
+  const type = b[start];
+  if (type === RECORD_TOUCH) {
+    if (end - start !== 12) return undefined;
+    return { type: RECORD_TOUCH, expiresAt: b.readDoubleLE(start + 4) };
+  }
+  if (type !== RECORD_COMMIT || end - start < 8) return undefined;
+  const flags = b[start + 1]!;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return undefined;
+  const count = b.readUInt32LE(start + 4);
+  let r = start + 8;
+  const need = (n: number): boolean => r + n <= end;
+  let updatedAt: number | null = null;
+  let expiresAt: number | null = null;
+  let lastSeq: string | null = null;
+  let producer: CommitMeta['producer'];
+  if (flags & F_UPDATED_AT) {
+    if (!need(8)) return undefined;
+    updatedAt = b.readDoubleLE(r);
+    r += 8;
+  }
+  if (flags & F_EXPIRES_AT) {
+    if (!need(8)) return undefined;
+    expiresAt = b.readDoubleLE(r);
+    r += 8;
+  }
+  if (flags & F_LAST_SEQ) {
+    if (!need(4)) return undefined;
+    const n = b.readUInt32LE(r);
+    r += 4;
+    if (!need(n)) return undefined;
+    lastSeq = b.toString('utf8', r, r + n);
+    r += n;
+  }
+  if (flags & F_PRODUCER) {
+    if (!need(4)) return undefined;
+    const n = b.readUInt32LE(r);
+    r += 4;
+    if (!need(n + 16)) return undefined;
+    const id = b.toString('utf8', r, r + n);
+    r += n;
+    const epoch = b.readDoubleLE(r);
+    const seq = b.readDoubleLE(r + 8);
+    r += 16;
+    producer = { id, state: { epoch, lastSeq: seq, updatedAt: updatedAt ?? 0 } };
+  }
+  for (let i = 0; i < count; i++) {
+    if (!need(4)) return undefined;
+    const n = b.readUInt32LE(r);
+    r += 4;
+    if (!need(n)) return undefined;
+    onMessage(r, n);
+    r += n;
+  }
+  if (r !== end) return undefined;
+  return {
+    type: RECORD_COMMIT,
+    meta: { closed: (flags & F_CLOSED) !== 0, updatedAt, expiresAt, lastSeq, producer },
+    count,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stream metadata file (meta.json): the immutable identity of a stream plus its tombstone flag.
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface StreamMeta {
+  readonly name: string;
+  readonly config: StreamConfig;
+  readonly createdAt: number;
+  readonly fork: ForkInfo | null;
+  readonly tombstone: boolean;
+}
+
+export const META_FORMAT = 1;
+
+export function encodeMeta(meta: StreamMeta): Buffer {
+  const body = JSON.stringify(meta);
+  return Buffer.from(
+    `${JSON.stringify({ format: META_FORMAT, crc: crc32(Buffer.from(body, 'utf8')), meta })}\n`,
+    'utf8',
+  );
+}
+
+/** Parses and verifies a meta file; throws an `Error` explaining what is wrong. */
+export function decodeMeta(bytes: Uint8Array): StreamMeta {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    throw new Error('meta.json is not valid JSON');
+  }
+  const o = parsed as { format?: unknown; crc?: unknown; meta?: unknown };
+  if (typeof o !== 'object' || o === null || o.format !== META_FORMAT) {
+    throw new Error('meta.json has an unknown format');
+  }
+  const body = JSON.stringify(o.meta);
+  if (typeof o.crc !== 'number' || crc32(Buffer.from(body ?? '', 'utf8')) !== o.crc) {
+    throw new Error('meta.json failed its checksum');
+  }
+  const m = o.meta as StreamMeta;
+  const c = m?.config;
+  const okNum = (v: unknown): boolean => v === null || typeof v === 'number';
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    typeof m.name !== 'string' ||
+    typeof m.createdAt !== 'number' ||
+    typeof m.tombstone !== 'boolean' ||
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.contentType !== 'string' ||
+    !okNum(c.ttlSeconds) ||
+    !okNum(c.expiresAt) ||
+    typeof c.createdClosed !== 'boolean' ||
+    (m.fork !== null &&
+      (typeof m.fork !== 'object' ||
+        typeof m.fork.source !== 'string' ||
+        typeof m.fork.offset !== 'string' ||
+        typeof m.fork.subOffset !== 'number'))
+  ) {
+    throw new Error('meta.json has missing or mistyped fields');
+  }
+  return m;
+}
+
+/** The directory name of a stream: a SHA-256 of its name, so any name maps to a short, safe, fixed-length name. */
+export function streamId(name: string): string {
+  return createHash('sha256').update(name, 'utf8').digest('hex');
+}
+
+export const STREAM_ID_RE = /^[0-9a-f]{64}$/;

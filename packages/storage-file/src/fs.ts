@@ -1,0 +1,103 @@
+import * as nodeFs from 'node:fs/promises';
+import { StorageError, type StorageErrorCode } from '@streamkeep/storage';
+
+/**
+ * An open file, as {@link FileSystem.open} returns it. Only positional I/O is used: the log is written at explicit
+ * offsets, never through a shared cursor.
+ */
+export interface FileHandleLike {
+  /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves the number of bytes read. */
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  /** Writes all of `buffers`, in order, starting at `position`. */
+  writev(buffers: readonly Uint8Array[], position: number): Promise<{ bytesWritten: number }>;
+  /** Flushes the file's data (and the metadata needed to read it back, such as its size) to stable storage. */
+  datasync(): Promise<void>;
+  /** Flushes data and all metadata. Used for directories. */
+  sync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * The file-system operations `FileStorage` performs. The default is `node:fs/promises`; a custom one is meant for
+ * tests that inject failures (`ENOSPC`, `EIO`, …) and must behave like the real thing otherwise.
+ */
+export interface FileSystem {
+  /** `flags` is one of `r`, `r+`, `wx+` (create exclusively). */
+  open(path: string, flags: 'r' | 'r+' | 'wx+'): Promise<FileHandleLike>;
+  readFile(path: string): Promise<Uint8Array>;
+  /** Creates or replaces a file's content (not synced). */
+  writeFile(path: string, data: Uint8Array, flags?: 'w' | 'wx'): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  readdir(path: string): Promise<string[]>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** Removes a directory tree; succeeds when it does not exist. */
+  rmrf(path: string): Promise<void>;
+  /** True when the path exists. */
+  exists(path: string): Promise<boolean>;
+}
+
+/** The default {@link FileSystem}: `node:fs/promises`. */
+export const nodeFileSystem: FileSystem = {
+  open: (path, flags) => nodeFs.open(path, flags) as Promise<FileHandleLike>,
+  readFile: (path) => nodeFs.readFile(path),
+  writeFile: (path, data, flags) => nodeFs.writeFile(path, data, { flag: flags ?? 'w' }),
+  mkdir: async (path) => {
+    await nodeFs.mkdir(path, { recursive: true });
+  },
+  readdir: (path) => nodeFs.readdir(path),
+  rename: (from, to) => nodeFs.rename(from, to),
+  unlink: (path) => nodeFs.unlink(path),
+  rmrf: (path) => nodeFs.rm(path, { recursive: true, force: true }),
+  exists: async (path) => {
+    try {
+      await nodeFs.stat(path);
+      return true;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw err;
+    }
+  },
+};
+
+export function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+    ? (err as { code: string }).code
+    : undefined;
+}
+
+const INSUFFICIENT = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+const TRANSIENT = new Set([
+  'EINTR',
+  'EAGAIN',
+  'EWOULDBLOCK',
+  'ETIMEDOUT',
+  'EBUSY',
+  'EMFILE',
+  'ENFILE',
+  'ENOMEM',
+]);
+
+/** Maps an I/O failure to the contract's backend-health codes; `StorageError`s pass through unchanged. */
+export function classifyIoError(err: unknown, what: string): StorageError {
+  if (err instanceof StorageError) return err;
+  const code = errnoCode(err);
+  let storageCode: StorageErrorCode = 'INTERNAL';
+  if (code !== undefined && INSUFFICIENT.has(code)) storageCode = 'INSUFFICIENT_STORAGE';
+  else if (code !== undefined && TRANSIENT.has(code)) storageCode = 'UNAVAILABLE';
+  return new StorageError(storageCode, `${what} failed${code === undefined ? '' : ` (${code})`}`, {
+    cause: err,
+  });
+}
+
+/** Opens a directory and fsyncs it, so that entries created, renamed or removed in it survive a crash. */
+export async function syncDir(fs: FileSystem, path: string): Promise<void> {
+  const fh = await fs.open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,102 @@
+import { crc32 } from 'node:zlib';
+import { type CommitMeta, decodeBody, LOG_HEADER_SIZE, RECORD_COMMIT, RECORD_HEADER_SIZE } from './format.js';
+import type { FileHandleLike } from './fs.js';
+
+const WINDOW = 8 * 1024 * 1024;
+/** CRC work spent looking for valid records after a bad one before giving up (and calling it corruption). */
+const RESYNC_BUDGET = 256 * 1024 * 1024;
+
+export interface ScanCallbacks {
+  message(position: number, length: number): void;
+  commit(meta: CommitMeta): void;
+  touch(expiresAt: number): void;
+}
+
+export type ScanResult =
+  | { readonly kind: 'ok'; readonly end: number }
+  /** A torn or unverifiable tail from `end` on, with nothing valid after it: truncate there. */
+  | { readonly kind: 'torn'; readonly end: number }
+  /** A bad record at `at` followed by valid ones: the log is corrupt in the middle. */
+  | { readonly kind: 'corrupt'; readonly at: number; readonly reason: string };
+
+/**
+ * Reads a log sequentially in large windows, verifying every record's CRC and replaying it through `cb`. Stops at
+ * the first bad record and decides whether it is a torn tail (nothing verifiable follows) or mid-log corruption.
+ */
+export async function scanLog(
+  fh: FileHandleLike,
+  size: number,
+  salt: number,
+  cb: ScanCallbacks,
+): Promise<ScanResult> {
+  let buf = Buffer.allocUnsafe(Math.min(WINDOW, Math.max(size, 64)));
+  let winStart = 0;
+  let winLen = 0;
+
+  // Makes [p, p + n) available in buf; callers ensure p + n <= size.
+  const ensure = async (p: number, n: number): Promise<void> => {
+    if (p >= winStart && p + n <= winStart + winLen) return;
+    if (n > buf.length) buf = Buffer.allocUnsafe(Math.max(n, WINDOW));
+    const want = Math.min(buf.length, size - p);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await fh.read(buf, got, want - got, p + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    winStart = p;
+    winLen = got;
+    if (got < n) throw new Error(`log shrank while being read (wanted ${n} bytes at ${p}, got ${got})`);
+  };
+
+  // True when a complete record with a valid CRC starts at p.
+  const validAt = async (p: number): Promise<boolean> => {
+    if (p + RECORD_HEADER_SIZE > size) return false;
+    await ensure(p, RECORD_HEADER_SIZE);
+    const o = p - winStart;
+    const len = buf.readUInt32LE(o + 4);
+    if (len < 1 || p + RECORD_HEADER_SIZE + len > size) return false;
+    await ensure(p, RECORD_HEADER_SIZE + len);
+    const s = p - winStart;
+    return crc32(buf.subarray(s + 4, s + RECORD_HEADER_SIZE + len), salt) === buf.readUInt32LE(s);
+  };
+
+  const classify = async (at: number, reason: string): Promise<ScanResult> => {
+    let budget = RESYNC_BUDGET;
+    for (let q = at + 1; q + RECORD_HEADER_SIZE < size; q++) {
+      await ensure(q, RECORD_HEADER_SIZE);
+      const len = buf.readUInt32LE(q - winStart + 4);
+      if (len < 1 || q + RECORD_HEADER_SIZE + len > size) continue;
+      budget -= len;
+      if (budget < 0) return { kind: 'corrupt', at, reason: `${reason}; the rest could not be verified` };
+      if (await validAt(q)) return { kind: 'corrupt', at, reason };
+    }
+    return { kind: 'torn', end: at };
+  };
+
+  let p = LOG_HEADER_SIZE;
+  while (p < size) {
+    if (size - p < RECORD_HEADER_SIZE) return classify(p, 'short record header');
+    await ensure(p, RECORD_HEADER_SIZE);
+    let o = p - winStart;
+    const len = buf.readUInt32LE(o + 4);
+    const recEnd = p + RECORD_HEADER_SIZE + len;
+    if (len < 1 || recEnd > size) return classify(p, 'record length runs past the end of the log');
+    await ensure(p, RECORD_HEADER_SIZE + len);
+    o = p - winStart;
+    if (crc32(buf.subarray(o + 4, o + RECORD_HEADER_SIZE + len), salt) !== buf.readUInt32LE(o)) {
+      return classify(p, `checksum mismatch in the record at byte ${p}`);
+    }
+    const base = winStart;
+    const decoded = decodeBody(buf, o + RECORD_HEADER_SIZE, o + RECORD_HEADER_SIZE + len, (at, n) =>
+      cb.message(base + at, n),
+    );
+    if (decoded === undefined) {
+      return { kind: 'corrupt', at: p, reason: `malformed record at byte ${p}` };
+    }
+    if (decoded.type === RECORD_COMMIT) cb.commit(decoded.meta);
+    else cb.touch(decoded.expiresAt);
+    p = recEnd;
+  }
+  return { kind: 'ok', end: p };
+}

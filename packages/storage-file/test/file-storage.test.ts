@@ -1,0 +1,157 @@
+import { isStorageError } from '@streamkeep/storage';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dec, enc, type Fixture, fixture } from './helpers.js';
+
+let f: Fixture;
+afterEach(async () => {
+  await f?.cleanup();
+});
+
+async function code(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (err) {
+    if (isStorageError(err)) return err.code;
+    throw err;
+  }
+}
+
+describe('FileStorage basics', () => {
+  it('creates, appends, reads and survives reopen', async () => {
+    f = await fixture();
+    const s = f.storage;
+    expect(await s.createStream('a/b/ünï', { contentType: 'text/plain', messages: [enc('x')] })).toEqual({
+      created: true,
+      nextOffset: '0000000000000001_0000000000000001',
+      closed: false,
+    });
+    const r = await s.append('a/b/ünï', {
+      messages: [enc('hello'), enc(''), enc('world')],
+      contentType: 'text/plain',
+    });
+    expect(r.startOffset).toBe('0000000000000001_0000000000000001');
+    expect(r.nextOffset).toBe('0000000000000004_000000000000000b');
+    const read = await s.read('a/b/ünï', '-1');
+    expect(read.messages.map(dec)).toEqual(['x', 'hello', '', 'world']);
+    expect(read.upToDate).toBe(true);
+    const part = await s.read('a/b/ünï', '-1', { maxBytes: 3 });
+    expect(part.messages.map(dec)).toEqual(['x']);
+    expect(part.upToDate).toBe(false);
+    const mid = await s.read('a/b/ünï', part.nextOffset, { maxBytes: 5 });
+    expect(mid.messages.map(dec)).toEqual(['hello', '']);
+    await s.appendWithProducer('a/b/ünï', {
+      messages: [enc('p')],
+      contentType: 'text/plain',
+      producer: { id: 'p1', epoch: 0, seq: 0 },
+      seq: 'b',
+    });
+    await s.closeStream('a/b/ünï');
+    const before = await s.head('a/b/ünï');
+    const s2 = await f.reopen();
+    expect(await s2.head('a/b/ünï')).toEqual(before);
+    expect((await s2.read('a/b/ünï', '-1')).messages.map(dec)).toEqual(['x', 'hello', '', 'world', 'p']);
+    const dup = await s2.appendWithProducer('a/b/ünï', {
+      messages: [enc('p')],
+      contentType: 'text/plain',
+      producer: { id: 'p1', epoch: 0, seq: 0 },
+    });
+    expect(dup.duplicate).toBe(true);
+    expect(s2.totalBytes()).toBe(12);
+  });
+
+  it('rejects by code and keeps state on rule errors', async () => {
+    f = await fixture();
+    const s = f.storage;
+    expect(await code(s.append('nope', { messages: [enc('x')], contentType: 'a/b' }))).toBe('NOT_FOUND');
+    await s.createStream('s', { contentType: 'a/b' });
+    expect(await code(s.append('s', { messages: [enc('x')], contentType: 'c/d' }))).toBe(
+      'CONTENT_TYPE_MISMATCH',
+    );
+    await s.append('s', { messages: [enc('x')], contentType: 'a/b', seq: '5' });
+    expect(await code(s.append('s', { messages: [enc('x')], contentType: 'a/b', seq: '4' }))).toBe(
+      'SEQ_CONFLICT',
+    );
+    expect(await code(s.createStream('s', { contentType: 'c/d' }))).toBe('CONFIG_MISMATCH');
+    expect((await s.head('s')).messageCount).toBe(1);
+  });
+
+  it('forks read ancestors within bounds, soft delete and cascade survive reopen', async () => {
+    f = await fixture();
+    let s = f.storage;
+    await s.createStream('src', { contentType: 'text/plain', messages: [enc('a'), enc('b')] });
+    const parent = await s.createFork('parent', { source: 'src' });
+    await s.append('parent', { messages: [enc('c')], contentType: 'text/plain' });
+    await s.createFork('child', { source: 'parent', offset: '0000000000000001_0000000000000001' });
+    expect((await s.read('child', '-1')).messages.map(dec)).toEqual(['a']);
+    await s.append('child', { messages: [enc('d')], contentType: 'text/plain' });
+    expect((await s.read('child', '0000000000000001_0000000000000001')).messages.map(dec)).toEqual(['d']);
+    expect((await s.read('parent', '-1')).messages.map(dec)).toEqual(['a', 'b', 'c']);
+    expect(parent.nextOffset).toBe('0000000000000002_0000000000000002');
+    expect(await s.delete('src')).toEqual({ softDeleted: true });
+    expect(await code(s.head('src'))).toBe('GONE');
+    s = await f.reopen();
+    expect(await code(s.head('src'))).toBe('GONE');
+    expect(await code(s.createStream('src', { contentType: 'text/plain' }))).toBe('PATH_BLOCKED');
+    expect((await s.read('child', '-1')).messages.map(dec)).toEqual(['a', 'd']);
+    expect(await s.delete('child')).toEqual({ softDeleted: false });
+    expect(await s.delete('parent')).toEqual({ softDeleted: false });
+    expect(await code(s.head('src'))).toBe('NOT_FOUND');
+    s = await f.reopen();
+    expect(await s.listStreams()).toEqual([]);
+    expect(s.totalBytes()).toBe(0);
+  });
+
+  it('sub-offsets copy a prefix', async () => {
+    f = await fixture();
+    const s = f.storage;
+    await s.createStream('j', { contentType: 'application/json', messages: [enc('1'), enc('2'), enc('3')] });
+    await s.createFork('jf', { source: 'j', offset: '-1', subOffset: 2 });
+    expect((await s.read('jf', '-1')).messages.map(dec)).toEqual(['1', '2']);
+    await s.createStream('t', { contentType: 'text/plain', messages: [enc('hello')] });
+    await s.createFork('tf', { source: 't', offset: '-1', subOffset: 3 });
+    expect((await s.read('tf', '-1')).messages.map(dec)).toEqual(['hel']);
+    expect(await code(s.createFork('tf2', { source: 't', offset: '-1', subOffset: 6 }))).toBe(
+      'FORK_SUB_OFFSET_OUT_OF_RANGE',
+    );
+  });
+
+  it('TTL renewals by reads survive reopen; cleanup removes expired streams', async () => {
+    f = await fixture();
+    let s = f.storage;
+    await s.createStream('ttl', { contentType: 'text/plain', ttlSeconds: 10 });
+    f.clock.advance(5000);
+    await s.read('ttl', 'now');
+    const head = await s.head('ttl');
+    s = await f.reopen();
+    expect((await s.head('ttl')).config.expiresAt).toBe(head.config.expiresAt);
+    f.clock.advance(10_000);
+    expect(await code(s.head('ttl'))).toBe('EXPIRED');
+    expect(await s.cleanupExpiredStreams()).toBe(1);
+    expect(await code(s.head('ttl'))).toBe('NOT_FOUND');
+  });
+
+  it('groups concurrent appends and keeps call order', async () => {
+    f = await fixture({ syncOnAppend: true });
+    const s = f.storage;
+    await s.createStream('g', { contentType: 'text/plain' });
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        s.append('g', { messages: [enc(String(i))], contentType: 'text/plain' }),
+      ),
+    );
+    results.forEach((r, i) => {
+      expect(r.startOffset.startsWith(i.toString(16).padStart(16, '0'))).toBe(true);
+    });
+    const s2 = await f.reopen();
+    expect((await s2.read('g', '-1')).messages.map(dec)).toEqual(
+      Array.from({ length: 200 }, (_, i) => String(i)),
+    );
+  });
+
+  it('locks the root', async () => {
+    f = await fixture();
+    const { FileStorage } = await import('../src/index.js');
+    expect(await code(FileStorage.open({ rootDir: f.dir }))).toBe('UNAVAILABLE');
+  });
+});
