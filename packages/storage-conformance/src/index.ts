@@ -1,1 +1,64 @@
-export {};
+export * from './arbitraries.js';
+export type { CommandSelection, ContentTypeChoice, ForkOffsetChoice, ProducerSeqChoice } from './commands.js';
+export {
+  AdvanceTimeCommand,
+  AppendCommand,
+  CleanupCommand,
+  CloseCommand,
+  CreateCommand,
+  commandArbitraries,
+  DeleteCommand,
+  ExistsCommand,
+  ForkCommand,
+  HeadCommand,
+  ListCommand,
+  ProducerAppendCommand,
+  ReadCommand,
+  ReopenCommand,
+} from './commands.js';
+export { ConformanceError } from './compare.js';
+export { describeStorageConformance } from './conformance.js';
+export type { HarnessContext, HarnessInstance, Session, StorageHarness } from './harness.js';
+export { ManualClock, openSession, withSession } from './harness.js';
+export type { ModelLimits, ModelMessage, Outcome } from './model.js';
+export { StorageModel } from './model.js';
+export type { ConformanceOptions, ResolvedOptions } from './options.js';
+export { RUNS_ENV, resolveOptions, SEED_ENV } from './options.js';
+export {
+  checkCapabilities,
+  checkCapabilityDeclaration,
+  checkClosedStorage,
+  checkUnsupported,
+  describeCapabilities,
+} from './properties/capabilities.js';
+export type { PropertyCheck } from './properties/common.js';
+export {
+  CONCURRENCY,
+  checkConcurrency,
+  checkParallelAppendersAndReaders,
+  checkSubscriberNeverMisses,
+  describeConcurrency,
+} from './properties/concurrency.js';
+export {
+  checkDurability,
+  checkReopenPreservesState,
+  DURABILITY,
+  describeDurability,
+} from './properties/durability.js';
+export {
+  checkBudgetedReads,
+  checkClosedStream,
+  checkCoherentSnapshots,
+  checkExpiry,
+  checkFailedCommitHasNoEffect,
+  checkForkReads,
+  checkIdempotentWritesNothing,
+  checkLaws,
+  checkOffsetsMonotonic,
+  checkStreamSeqOrder,
+  checkSuffixReads,
+  describeLaws,
+  LAWS,
+} from './properties/laws.js';
+export type { ModelCheckOptions } from './properties/model.js';
+export { checkModel, describeModel } from './properties/model.js';

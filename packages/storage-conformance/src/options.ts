@@ -1,0 +1,65 @@
+/** Options of every `describe*` and `check*` function. */
+export interface ConformanceOptions {
+  /**
+   * fast-check runs per property. Overridden by the `STREAMKEEP_CONFORMANCE_RUNS` environment variable.
+   * @default 200
+   */
+  readonly numRuns?: number | undefined;
+  /** Pins fast-check's seed (printed on every failure). Overridden by `STREAMKEEP_CONFORMANCE_SEED`. */
+  readonly seed?: number | undefined;
+  /** Replays one counterexample: the `path` fast-check prints next to the seed. Needs `seed`. */
+  readonly path?: string | undefined;
+  /** Per-test timeout of the vitest `it`, in milliseconds. @default 120000 */
+  readonly timeout?: number | undefined;
+  /** Commands per model run (upper bound). @default 40 */
+  readonly maxCommands?: number | undefined;
+  /** Print every generated value of a failing run, not only the shrunk one. @default false */
+  readonly verbose?: boolean | undefined;
+}
+
+/** {@link ConformanceOptions} with defaults and environment overrides applied. */
+export interface ResolvedOptions {
+  readonly numRuns: number;
+  readonly seed: number | undefined;
+  readonly path: string | undefined;
+  readonly timeout: number;
+  readonly maxCommands: number;
+  readonly verbose: boolean;
+}
+
+export const RUNS_ENV = 'STREAMKEEP_CONFORMANCE_RUNS';
+export const SEED_ENV = 'STREAMKEEP_CONFORMANCE_SEED';
+
+function envInt(name: string): number | undefined {
+  const raw = typeof process === 'undefined' ? undefined : process.env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value))
+    throw new RangeError(`${name} must be an integer, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
+/** Applies defaults, then the environment variables (which win, so a CI job can pin a seed without code changes). */
+export function resolveOptions(options: ConformanceOptions = {}): ResolvedOptions {
+  const numRuns = envInt(RUNS_ENV) ?? options.numRuns ?? 200;
+  if (numRuns < 1) throw new RangeError(`numRuns must be at least 1, got ${numRuns}`);
+  return {
+    numRuns,
+    seed: envInt(SEED_ENV) ?? options.seed,
+    path: options.path,
+    timeout: options.timeout ?? 120_000,
+    maxCommands: options.maxCommands ?? 40,
+    verbose: options.verbose ?? false,
+  };
+}
+
+/** The fast-check parameters of one property; `runs` scales the run count for the heavier properties. */
+export function fcParameters(options: ResolvedOptions, runs: number = options.numRuns) {
+  return {
+    numRuns: runs,
+    ...(options.seed === undefined ? {} : { seed: options.seed }),
+    ...(options.path === undefined ? {} : { path: options.path }),
+    verbose: options.verbose ? 1 : 0,
+    endOnFailure: false,
+  } as const;
+}
