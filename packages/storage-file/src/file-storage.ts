@@ -47,6 +47,7 @@ import {
   type Subscription,
   streamConfigsEqual,
   systemClock,
+  validateAppendRequest,
 } from '@streamkeep/storage';
 import {
   decodeLogHeader,
@@ -341,7 +342,7 @@ export class FileStorage implements Storage {
     return this.withGlobal(async () => {
       const existing = await this.claimName(name, now);
       if (existing !== undefined) {
-        if (!streamConfigsEqual(existing.config, config)) {
+        if (existing.fork !== null || !streamConfigsEqual(existing.config, config)) {
           throw new StorageError(
             'CONFIG_MISMATCH',
             `stream ${JSON.stringify(name)} exists with another config`,
@@ -363,6 +364,20 @@ export class FileStorage implements Storage {
     this.assertOpen();
     assertStreamName(name);
     const now = this.clock.now();
+    // The request's own arguments first, before the source is looked up.
+    const requestedOffset = options.offset === undefined ? undefined : parseOffset(options.offset);
+    resolveStreamOptions(
+      {
+        contentType: options.contentType ?? 'application/octet-stream',
+        ttlSeconds: options.ttlSeconds,
+        expiresAt: options.expiresAt,
+      },
+      now,
+    );
+    const subOffset = options.subOffset ?? 0;
+    if (!Number.isSafeInteger(subOffset) || subOffset < 0) {
+      throw new RangeError('subOffset must be a non-negative safe integer');
+    }
     return this.withGlobal(async () => {
       const source = this.entries.get(options.source);
       if (source === undefined) this.missing(options.source);
@@ -377,9 +392,9 @@ export class FileStorage implements Storage {
       }
       const sourceTail = source.tail();
       let forkOffset: Offset;
-      if (options.offset === undefined) forkOffset = sourceTail;
+      if (requestedOffset === undefined) forkOffset = sourceTail;
       else {
-        const parsed = parseOffset(options.offset);
+        const parsed = requestedOffset;
         forkOffset =
           parsed.kind === 'start'
             ? formatOffset(0, 0)
@@ -397,10 +412,6 @@ export class FileStorage implements Storage {
         );
       }
       const config = resolveForkConfig(options, source.config, now);
-      const subOffset = options.subOffset ?? 0;
-      if (!Number.isSafeInteger(subOffset) || subOffset < 0) {
-        throw new RangeError('subOffset must be a non-negative safe integer');
-      }
       const at = parseOffset(forkOffset) as { readSeq: number; byteOffset: number };
       let prefix: Uint8Array[] = [];
       if (subOffset > 0) {
@@ -516,6 +527,7 @@ export class FileStorage implements Storage {
       this.assertOpen();
       assertStreamName(name);
       if (!Array.isArray(request?.messages)) throw new TypeError('messages must be an array');
+      validateAppendRequest(request);
       const now = this.clock.now();
       const entry = this.entries.get(name);
       if (entry === undefined) this.missing(name);
@@ -774,9 +786,9 @@ export class FileStorage implements Storage {
   async read(name: string, from: Offset, options?: ReadOptions): Promise<ReadResult> {
     this.assertOpen();
     assertStreamName(name);
+    const parsed = parseOffset(from);
     const now = this.clock.now();
     const entry = this.visible(name, now);
-    const parsed = parseOffset(from);
     const closed = entry.closed;
     let result: ReadResult;
     if (parsed.kind === 'now') {
