@@ -216,14 +216,26 @@ describe('reopen after every kind of operation', () => {
         'producer bump',
         () => s.appendWithProducer('a', { messages: [], producer: { id: 'w', epoch: 2, seq: 1 } }),
       ],
-      ['read renews ttl', () => (c.advance(5000), s.read('b', '-1'))],
+      [
+        'read renews ttl',
+        () => {
+          c.advance(5000);
+          return s.read('b', '-1');
+        },
+      ],
       ['fork', () => s.createFork('b2', { source: 'b', subOffset: 0 })],
       ['fork with sub-offset', () => s.createFork('b3', { source: 'b', offset: '-1', subOffset: 1 })],
       ['append to fork', () => s.append('b2', { messages: [enc('3')], contentType: 'application/json' })],
       ['soft delete', () => s.delete('b')],
       ['close', () => s.closeStream('a', { seq: '002' })],
       ['hard delete', () => s.delete('c')],
-      ['expire and clean up', () => (c.advance(120_000), s.cleanupExpiredStreams())],
+      [
+        'expire and clean up',
+        () => {
+          c.advance(120_000);
+          return s.cleanupExpiredStreams();
+        },
+      ],
     ];
     for (const [what, step] of steps) {
       await step();

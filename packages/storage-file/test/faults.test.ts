@@ -1,0 +1,228 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isStorageError } from '@streamkeep/storage';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type FileHandleLike, FileStorage, type FileSystem, nodeFileSystem } from '../src/index.js';
+import { dec, enc, ManualClock } from './helpers.js';
+
+type Op = 'writev' | 'datasync' | 'truncate' | 'rename' | 'mkdir' | 'sync';
+
+/** A file system that fails the next `times` calls of one operation with an errno code. */
+class FaultyFs implements FileSystem {
+  private faults: { op: Op; code: string; times: number; partial?: boolean }[] = [];
+
+  fail(op: Op, code: string, times = 1, partial = false): void {
+    this.faults.push({ op, code, times, partial });
+  }
+  clear(): void {
+    this.faults = [];
+  }
+  private take(op: Op): { code: string; partial?: boolean } | undefined {
+    const f = this.faults.find((x) => x.op === op && x.times > 0);
+    if (f === undefined) return undefined;
+    f.times--;
+    return f;
+  }
+  private raise(code: string): never {
+    throw Object.assign(new Error(`injected ${code}`), { code });
+  }
+
+  async open(path: string, flags: 'r' | 'r+' | 'wx+'): Promise<FileHandleLike> {
+    const fh = await nodeFileSystem.open(path, flags);
+    const self = this;
+    return {
+      read: (b, o, l, p) => fh.read(b, o, l, p),
+      async writev(buffers, position) {
+        const f = self.take('writev');
+        if (f !== undefined) {
+          // A partial write: the first half of the first buffer reaches the file before the error.
+          if (f.partial && buffers[0] !== undefined) {
+            await fh.writev([buffers[0].subarray(0, Math.ceil(buffers[0].byteLength / 2))], position);
+          }
+          self.raise(f.code);
+        }
+        return fh.writev(buffers, position);
+      },
+      async datasync() {
+        const f = self.take('datasync');
+        if (f !== undefined) self.raise(f.code);
+        return fh.datasync();
+      },
+      async sync() {
+        const f = self.take('sync');
+        if (f !== undefined) self.raise(f.code);
+        return fh.sync();
+      },
+      async truncate(len) {
+        const f = self.take('truncate');
+        if (f !== undefined) self.raise(f.code);
+        return fh.truncate(len);
+      },
+      stat: () => fh.stat(),
+      close: () => fh.close(),
+    };
+  }
+  readFile = nodeFileSystem.readFile;
+  writeFile = nodeFileSystem.writeFile;
+  async mkdir(path: string): Promise<void> {
+    const f = this.take('mkdir');
+    if (f !== undefined) this.raise(f.code);
+    return nodeFileSystem.mkdir(path);
+  }
+  readdir = nodeFileSystem.readdir;
+  async rename(from: string, to: string): Promise<void> {
+    const f = this.take('rename');
+    if (f !== undefined) this.raise(f.code);
+    return nodeFileSystem.rename(from, to);
+  }
+  unlink = nodeFileSystem.unlink;
+  rmrf = nodeFileSystem.rmrf;
+  exists = nodeFileSystem.exists;
+}
+
+let dir: string;
+let storage: FileStorage | undefined;
+afterEach(async () => {
+  await storage?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function setup(syncOnAppend: boolean) {
+  dir = await mkdtemp(join(tmpdir(), 'sk-file-fault-'));
+  const fs = new FaultyFs();
+  const clock = new ManualClock();
+  storage = await FileStorage.open({
+    rootDir: dir,
+    clock,
+    syncOnAppend,
+    fileSystem: fs,
+    maxTotalBytes: 100_000,
+  });
+  await storage.createStream('s', { contentType: 'text/plain', messages: [enc('first')] });
+  return { fs, clock, s: storage };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (err) {
+    if (isStorageError(err)) return err.code;
+    throw err;
+  }
+}
+
+const cases: { op: Op; code: string; expected: string; sync: boolean; partial?: boolean }[] = [
+  { op: 'writev', code: 'ENOSPC', expected: 'INSUFFICIENT_STORAGE', sync: false },
+  { op: 'writev', code: 'ENOSPC', expected: 'INSUFFICIENT_STORAGE', sync: true, partial: true },
+  { op: 'writev', code: 'EIO', expected: 'INTERNAL', sync: false, partial: true },
+  { op: 'writev', code: 'EAGAIN', expected: 'UNAVAILABLE', sync: false },
+  { op: 'datasync', code: 'EIO', expected: 'INTERNAL', sync: true },
+  { op: 'datasync', code: 'ENOSPC', expected: 'INSUFFICIENT_STORAGE', sync: true },
+  { op: 'datasync', code: 'EDQUOT', expected: 'INSUFFICIENT_STORAGE', sync: true },
+];
+
+describe('injected I/O failures', () => {
+  for (const c of cases) {
+    it(`${c.code} on ${c.op}${c.partial ? ' (partial)' : ''}${c.sync ? ' with syncOnAppend' : ''}: fails cleanly and resumes`, async () => {
+      const { fs, s } = await setup(c.sync);
+      await s.append('s', { messages: [enc('second')], contentType: 'text/plain', seq: '1' });
+      const head = await s.head('s');
+      const total = s.totalBytes();
+      const seen: number[] = [];
+      await s.subscribe('s', () => seen.push(1));
+      fs.fail(c.op, c.code, 1, c.partial);
+      // A producer batch, a Stream-Seq and a close in the failed commit: none of it may stick.
+      const failed = s.appendWithProducer('s', {
+        messages: [enc('lost'), enc('x'.repeat(40_000))],
+        contentType: 'text/plain',
+        producer: { id: 'p', epoch: 0, seq: 0 },
+        seq: '2',
+        close: true,
+      });
+      expect(await codeOf(failed)).toBe(c.expected);
+      expect(await s.head('s')).toEqual(head);
+      expect(s.totalBytes()).toBe(total);
+      expect(seen).toEqual([]);
+      expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'second']);
+      // Fault cleared: the same request is accepted as new, at the same offsets.
+      const ok = await s.appendWithProducer('s', {
+        messages: [enc('third')],
+        contentType: 'text/plain',
+        producer: { id: 'p', epoch: 0, seq: 0 },
+        seq: '2',
+      });
+      expect(ok.duplicate).toBe(false);
+      expect(ok.startOffset).toBe(head.nextOffset);
+      await s.close();
+      storage = await FileStorage.open({ rootDir: dir, syncOnAppend: c.sync });
+      expect(storage.recovery.truncated).toEqual([]);
+      expect((await storage.read('s', '-1')).messages.map(dec)).toEqual(['first', 'second', 'third']);
+      expect((await storage.head('s')).closed).toBe(false);
+    });
+  }
+
+  it('retries the cut-back of a failed write before the next write', async () => {
+    const { fs, s } = await setup(true);
+    fs.fail('writev', 'EIO', 1, true);
+    fs.fail('truncate', 'EIO', 1);
+    expect(await codeOf(s.append('s', { messages: [enc('a'.repeat(100))], contentType: 'text/plain' }))).toBe(
+      'INTERNAL',
+    );
+    fs.fail('truncate', 'EAGAIN', 1);
+    expect(await codeOf(s.append('s', { messages: [enc('b')], contentType: 'text/plain' }))).toBe(
+      'UNAVAILABLE',
+    );
+    await s.append('s', { messages: [enc('c')], contentType: 'text/plain' });
+    expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'c']);
+    await s.close();
+    storage = await FileStorage.open({ rootDir: dir });
+    expect(storage.recovery.truncated).toEqual([]);
+    expect((await storage.read('s', '-1')).messages.map(dec)).toEqual(['first', 'c']);
+  });
+
+  it('fails every append of a group together and keeps later groups working', async () => {
+    const { fs, s } = await setup(true);
+    fs.fail('datasync', 'EIO', 1);
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) =>
+        s.append('s', { messages: [enc(`m${i}`)], contentType: 'text/plain' }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    const data = (await s.read('s', '-1')).messages.map(dec);
+    expect(data.length).toBe(1 + ok);
+    // Whatever succeeded did so in call order, after the failed group.
+    expect(data.slice(1)).toEqual(results.flatMap((r, i) => (r.status === 'fulfilled' ? [`m${i}`] : [])));
+    expect(ok).toBeGreaterThan(0);
+    expect(ok).toBeLessThan(20);
+  });
+
+  it('leaves nothing behind when creating, deleting or tombstoning fails', async () => {
+    const { fs, s } = await setup(false);
+    fs.fail('rename', 'ENOSPC');
+    expect(await codeOf(s.createStream('n', { contentType: 'text/plain', messages: [enc('abc')] }))).toBe(
+      'INSUFFICIENT_STORAGE',
+    );
+    expect(await codeOf(s.head('n'))).toBe('NOT_FOUND');
+    expect(s.totalBytes()).toBe(5);
+    fs.fail('mkdir', 'EIO');
+    expect(await codeOf(s.createFork('f', { source: 's' }))).toBe('INTERNAL');
+    expect(await s.exists('f')).toBe(false);
+    await s.createFork('f', { source: 's' });
+    fs.fail('rename', 'EIO');
+    expect(await codeOf(s.delete('s'))).toBe('INTERNAL');
+    expect((await s.head('s')).name).toBe('s');
+    fs.fail('rename', 'EIO');
+    expect(await codeOf(s.delete('f'))).toBe('INTERNAL');
+    expect(await s.exists('f')).toBe(true);
+    await s.close();
+    storage = await FileStorage.open({ rootDir: dir });
+    expect((await storage.listStreams()).map((m) => m.name)).toEqual(['f', 's']);
+    expect(await storage.delete('s')).toEqual({ softDeleted: true });
+    expect(await storage.delete('f')).toEqual({ softDeleted: false });
+    expect(await storage.listStreams()).toEqual([]);
+    expect(storage.totalBytes()).toBe(0);
+  });
+});
