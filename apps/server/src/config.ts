@@ -294,7 +294,6 @@ export function buildCommand(): Command {
   for (const s of SETTINGS) {
     const def = DEFAULT_SERVER_CONFIG[s.key];
     const opt = new Option(s.flags, `${s.help} [env ${s.env}] (default: ${describeDefault(def)})`);
-    if (!s.negatable) opt.argParser((raw: string) => s.parse(raw));
     cmd.addOption(opt);
     if (s.negatable) {
       const name = s.flags.slice(2);
@@ -307,7 +306,8 @@ export function buildCommand(): Command {
 /**
  * Resolves the configuration: defaults, overridden by environment variables, overridden by flags.
  *
- * @throws commander's `CommanderError` (with `exitOverride`) or `InvalidArgumentError` for bad input.
+ * @throws commander's `CommanderError` (unknown flags, `--help`; with `exitOverride`) or `InvalidArgumentError` (a bad
+ *   value, naming its flag or environment variable).
  */
 export function parseServerConfig(
   argv: readonly string[],
@@ -329,7 +329,17 @@ export function parseServerConfig(
       }
     }
     const attribute = new Option(s.flags).attributeName();
-    if (cmd.getOptionValueSource(attribute) === 'cli') out[s.key] = flags[attribute];
+    if (cmd.getOptionValueSource(attribute) !== 'cli') continue;
+    const value = flags[attribute];
+    if (s.negatable) {
+      out[s.key] = value === true;
+      continue;
+    }
+    try {
+      out[s.key] = s.parse(String(value));
+    } catch (err) {
+      throw new InvalidArgumentError(`${s.flags.split(' ')[0]}: ${(err as Error).message}`);
+    }
   }
   return out as unknown as ServerConfig;
 }

@@ -1,0 +1,85 @@
+import { request } from 'node:http';
+import type { Storage } from '@streamkeep/storage';
+import { isStorageError } from '@streamkeep/storage';
+import { MemoryStorage } from '@streamkeep/storage-memory';
+import { describe, expect, it } from 'vitest';
+import { startTestServer } from './helpers.js';
+
+describe('health and readiness', () => {
+  it('/healthz is 200 at once; /readyz and stream routes are 503 until storage is open', async () => {
+    let open!: (s: Storage) => void;
+    const pending = new Promise<Storage>((resolve) => (open = resolve));
+    const server = await startTestServer('memory', {}, pending);
+    try {
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      const notReady = await fetch(`${server.url}/readyz`);
+      expect(notReady.status).toBe(503);
+      expect(notReady.headers.get('retry-after')).toBe('1');
+      const early = await fetch(`${server.url}/v1/stream/x`, { method: 'PUT' });
+      expect(early.status).toBe(503);
+      expect(early.headers.get('retry-after')).toBe('1');
+      expect(await early.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+
+      open(new MemoryStorage());
+      await server.storage;
+      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+      expect((await fetch(`${server.url}/v1/stream/x`, { method: 'PUT' })).status).toBe(201);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('answers long-polls, ends SSE streams, finishes in-flight writes, then closes storage', async () => {
+    const storage = new MemoryStorage();
+    const server = await startTestServer('memory', { longPollTimeoutMs: 30_000, sseReconnectMs: 0 }, storage);
+    const url = `${server.url}/v1/stream/shutdown`;
+    await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'text/plain' } });
+
+    // A long-poll at the tail (would wait 30 s) and an SSE reader.
+    const longPoll = fetch(`${url}?offset=now&live=long-poll`);
+    const sse = fetch(`${url}?offset=-1&live=sse`).then((r) => r.text());
+    // A write whose body is still arriving when shutdown starts.
+    const write = new Promise<number>((resolve, reject) => {
+      const req = request(url, { method: 'POST', headers: { 'Content-Type': 'text/plain' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.write('first half, ');
+      setTimeout(() => req.end('second half'), 300);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+
+    const started = Date.now();
+    const closing = server.close();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(server.app.ready).toBe(false);
+
+    const lp = await longPoll;
+    expect(lp.status).toBe(204);
+    expect(lp.headers.get('Stream-Up-To-Date')).toBe('true');
+    expect(await sse).toContain('event: control');
+    expect(await write).toBe(204);
+    await closing;
+    expect(Date.now() - started).toBeLessThan(2_000);
+
+    // The write landed before storage closed, and storage is closed now.
+    const err = await storage.head('shutdown').catch((e: unknown) => e);
+    expect(isStorageError(err, 'STORAGE_CLOSED')).toBe(true);
+    await server.stop();
+  });
+
+  it('refuses new stream requests with 503 once shutdown has begun', async () => {
+    const server = await startTestServer('memory', { shutdownTimeoutMs: 1_000 });
+    await server.storage;
+    expect((await fetch(`${server.url}/v1/stream/slow`, { method: 'PUT' })).status).toBe(201);
+    await server.app.shutdown(1_000);
+    const res = await fetch(`${server.url}/v1/stream/slow`, { method: 'HEAD' });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('connection')).toBe('close');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    await server.stop();
+  });
+});
