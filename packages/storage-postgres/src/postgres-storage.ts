@@ -1,0 +1,1001 @@
+import {
+  type AppendRequest,
+  type AppendResult,
+  assertStreamName,
+  type ByteLimits,
+  batchBytes,
+  type Clock,
+  type CreateStreamOptions,
+  type CreateStreamResult,
+  checkAccess,
+  checkByteLimits,
+  type DeleteResult,
+  type ForkOptions,
+  formatOffset,
+  isExpired,
+  isJsonContentType,
+  type ListStreamsOptions,
+  normalizeContentType,
+  notFound,
+  type Offset,
+  PRODUCER_STATE_TTL_MS,
+  type ProducerAppendRequest,
+  type ProducerAppendResult,
+  type ProducerState,
+  parseOffset,
+  planCommit,
+  type ReadOptions,
+  type ReadResult,
+  renewedDeadline,
+  resolveByteLimits,
+  resolveForkConfig,
+  resolveStreamOptions,
+  type Storage,
+  type StorageCapabilities,
+  StorageError,
+  type StreamConfig,
+  type StreamListener,
+  type StreamMetadata,
+  type Subscription,
+  streamConfigsEqual,
+  systemClock,
+  takeWithinBudget,
+  validateAppendRequest,
+  ZERO_OFFSET,
+} from '@streamkeep/storage';
+import pg from 'pg';
+import { isNameRace, isRetryable, toStorageError } from './errors.js';
+import { Notifier } from './notifier.js';
+import {
+  configOf,
+  encodeText,
+  forkOf,
+  metadataOf,
+  type ProducerRow,
+  producerStateOf,
+  STREAM_COLUMNS,
+  type StreamRow,
+  tailBytes,
+  tailOf,
+  tailSeq,
+} from './rows.js';
+import { channelOf, migrate, quoteSchema } from './schema.js';
+import { Tx } from './transaction.js';
+
+/** Connection-pool settings passed through to `pg.Pool` (and, minus the pool-only ones, to the LISTEN client). */
+export type PostgresPoolOptions = Omit<pg.PoolConfig, 'connectionString' | 'types'>;
+
+/** Options of {@link PostgresStorage.open}. */
+export interface PostgresStorageOptions {
+  /** A libpq-style connection URL, e.g. `postgresql://user:pass@db:5432/app`. Optional when `pool` names the host. */
+  readonly connectionString?: string | undefined;
+  /** The schema holding Streamkeep's tables; created or migrated on open. @default 'streamkeep' */
+  readonly schema?: string | undefined;
+  /** Source of "now" for expiry, TTL renewal, timestamps and producer pruning. @default systemClock */
+  readonly clock?: Clock | undefined;
+  /** Payload bytes across all streams of the schema, enforced across instances. @default Infinity */
+  readonly maxTotalBytes?: number | undefined;
+  /** Payload bytes stored locally by one stream. @default Infinity */
+  readonly maxStreamBytes?: number | undefined;
+  /** The largest single message accepted (`MESSAGE_TOO_LARGE` above). At most 512 MiB. @default 256 MiB */
+  readonly maxMessageBytes?: number | undefined;
+  /** How often a transaction that hit a serialization failure or deadlock is run again. @default 10 */
+  readonly maxRetries?: number | undefined;
+  /** Pool settings (`max`, `idleTimeoutMillis`, `connectionTimeoutMillis`, `ssl`, …). @default { max: 10 } */
+  readonly pool?: PostgresPoolOptions | undefined;
+}
+
+const CAPABILITIES: StorageCapabilities = Object.freeze({
+  durable: true,
+  forks: true,
+  expiry: true,
+  producers: true,
+  listStreams: true,
+  byteLimits: true,
+  multiInstance: true,
+});
+
+const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+const HARD_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+/** Messages per budgeted metadata page. */
+const PAGE = 512;
+/** Inserts are split so one statement stays far below PostgreSQL's 1 GiB message and 65535-parameter limits. */
+const INSERT_ROWS = 1000;
+const INSERT_BYTES = 64 * 1024 * 1024;
+const MAX = Number.MAX_SAFE_INTEGER;
+
+const BEGIN_WRITE = 'BEGIN';
+const BEGIN_READ = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+
+const POOL_ONLY_KEYS = [
+  'max',
+  'min',
+  'idleTimeoutMillis',
+  'allowExitOnIdle',
+  'maxUses',
+  'maxLifetimeSeconds',
+  'log',
+  'Promise',
+] as const;
+
+/** Parses int8 as a JavaScript number (every count and offset stays below 2^53) and binary bytea as a Buffer. */
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === 20 && format !== 'binary') return (value: string) => Number(value);
+    if (oid === 17 && format === 'binary') return (value: Buffer) => value;
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** A piece of a read: the messages of one stream of the lineage below `bound` (a fork point), root first. */
+interface Segment {
+  readonly id: number;
+  readonly boundSeq: number;
+  readonly boundBytes: number;
+}
+
+interface Position {
+  readonly seq: number;
+  readonly bytes: number;
+}
+
+/**
+ * A {@link Storage} on PostgreSQL: durable, and shared by any number of instances (processes) over one database.
+ *
+ * @remarks
+ * Every commit is one READ COMMITTED transaction that locks the stream's row (`SELECT … FOR UPDATE`), applies the
+ * contract's shared rules (`planCommit`, `checkByteLimits`, …) to the row it locked, and writes data, producer state,
+ * `Stream-Seq`, closure, usage counters and the wake-up notification before COMMIT. Reads run in a REPEATABLE READ
+ * read-only transaction, so one read sees one instant.
+ */
+export class PostgresStorage implements Storage {
+  readonly specificationVersion = 'v1' as const;
+  readonly capabilities: StorageCapabilities = CAPABILITIES;
+
+  readonly #pool: pg.Pool;
+  readonly #notifier: Notifier;
+  readonly #s: string;
+  readonly #clock: Clock;
+  readonly #limits: ByteLimits;
+  readonly #maxMessageBytes: number;
+  readonly #maxRetries: number;
+  readonly #inflight = new Set<Promise<unknown>>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    pool: pg.Pool,
+    notifier: Notifier,
+    schema: string,
+    options: PostgresStorageOptions,
+    limits: ByteLimits,
+  ) {
+    this.#pool = pool;
+    this.#notifier = notifier;
+    this.#s = quoteSchema(schema);
+    this.#clock = options.clock ?? systemClock;
+    this.#limits = limits;
+    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#maxRetries = options.maxRetries ?? 10;
+  }
+
+  /**
+   * Connects, creates or migrates the schema, starts listening for other instances' commits, and resolves once the
+   * storage is ready.
+   *
+   * @throws RangeError for invalid options; StorageError `UNAVAILABLE` when the database cannot be reached.
+   */
+  static async open(options: PostgresStorageOptions): Promise<PostgresStorage> {
+    const schema = options.schema ?? 'streamkeep';
+    quoteSchema(schema);
+    const limits = resolveByteLimits(options);
+    const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (
+      !Number.isSafeInteger(maxMessageBytes) ||
+      maxMessageBytes < 0 ||
+      maxMessageBytes > HARD_MAX_MESSAGE_BYTES
+    ) {
+      throw new RangeError(`maxMessageBytes must be an integer between 0 and ${HARD_MAX_MESSAGE_BYTES}`);
+    }
+    const maxRetries = options.maxRetries ?? 10;
+    if (!Number.isSafeInteger(maxRetries) || maxRetries < 0) throw new RangeError('maxRetries must be >= 0');
+
+    const poolOptions: pg.PoolConfig = { max: 10, ...options.pool, types: TYPES };
+    if (options.connectionString !== undefined) poolOptions.connectionString = options.connectionString;
+    const clientOptions: Record<string, unknown> = { ...poolOptions };
+    for (const key of POOL_ONLY_KEYS) delete clientOptions[key];
+
+    const pool = new pg.Pool(poolOptions);
+    // Idle clients that lose their connection are discarded by the pool; without a listener the error would crash.
+    pool.on('error', () => {});
+    let notifier: Notifier | undefined;
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client, schema);
+      } finally {
+        client.release();
+      }
+      notifier = await Notifier.start(clientOptions as pg.ClientConfig, channelOf(schema));
+    } catch (err) {
+      await notifier?.close();
+      await pool.end().catch(() => {});
+      throw toStorageError(err);
+    }
+    return new PostgresStorage(pool, notifier, schema, options, limits);
+  }
+
+  /** Payload bytes currently stored across all streams of the schema (tombstones included), by every instance. */
+  async totalBytes(): Promise<number> {
+    return this.#run(async () => {
+      const rows = await this.#queryOnce<{ total: number }>(
+        `SELECT COALESCE(sum(bytes), 0)::int8 AS total FROM ${this.#s}.usage`,
+      );
+      return rows[0]!.total;
+    });
+  }
+
+  // ----- create and fork ------------------------------------------------------------------------------------------
+
+  async createStream(name: string, options: CreateStreamOptions): Promise<CreateStreamResult> {
+    return this.#run(async () => {
+      assertStreamName(name);
+      const now = this.#clock.now();
+      const config = resolveStreamOptions(options, now);
+      const messages = options.messages ?? [];
+      return this.#transaction(BEGIN_WRITE, async (tx) => {
+        const existing = await this.#claimName(tx, name, now);
+        if (existing !== undefined) {
+          if (existing.parent_id !== null || !streamConfigsEqual(configOf(existing), config)) {
+            throw configMismatch(name);
+          }
+          return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
+        }
+        const id = await this.#insertStream(tx, name, config, now, messages, null);
+        await this.#checkLimits(tx, messages, 0);
+        this.#insertMessages(tx, id, 0, 0, messages);
+        const bytes = batchBytes(messages);
+        tx.addUsage(id, bytes);
+        return {
+          created: true,
+          nextOffset: formatOffset(messages.length, bytes),
+          closed: config.createdClosed,
+        };
+      });
+    });
+  }
+
+  async createFork(name: string, options: ForkOptions): Promise<CreateStreamResult> {
+    return this.#run(async () => {
+      assertStreamName(name);
+      const now = this.#clock.now();
+      const requested = validateForkArguments(options, now);
+      return this.#transaction(BEGIN_WRITE, async (tx) => {
+        const source = await this.#lockByName(tx, options.source);
+        if (source === undefined) notFound(options.source);
+        if (source.tombstone) {
+          throw new StorageError(
+            'FORK_FROM_TOMBSTONE',
+            `cannot fork deleted stream ${JSON.stringify(options.source)}`,
+          );
+        }
+        if (isExpired(configOf(source), now)) {
+          throw new StorageError('EXPIRED', `stream ${JSON.stringify(options.source)} has expired`);
+        }
+        const sourceTail = tailOf(source);
+        const forkOffset = requested.offset ?? sourceTail;
+        if (forkOffset > sourceTail) {
+          throw new StorageError(
+            'FORK_OFFSET_BEYOND_TAIL',
+            `fork offset ${forkOffset} lies beyond the source tail ${sourceTail}`,
+          );
+        }
+        const config = resolveForkConfig(options, configOf(source), now);
+        const subOffset = requested.subOffset;
+        const prefix = subOffset === 0 ? [] : await this.#subOffsetPrefix(tx, source, forkOffset, subOffset);
+        const local = [...prefix, ...(options.messages ?? [])];
+
+        const existing = await this.#claimName(tx, name, now);
+        if (existing !== undefined) {
+          const fork = forkOf(existing);
+          const sameLineage =
+            fork !== null &&
+            fork.source === options.source &&
+            fork.offset === forkOffset &&
+            fork.subOffset === subOffset;
+          if (!sameLineage || !streamConfigsEqual(configOf(existing), config)) throw configMismatch(name);
+          return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
+        }
+        const position = parseOffset(forkOffset);
+        const base: Position =
+          position.kind === 'position'
+            ? { seq: position.readSeq, bytes: position.byteOffset }
+            : { seq: 0, bytes: 0 };
+        const id = await this.#insertStream(tx, name, config, now, local, {
+          parentId: source.id,
+          source: options.source,
+          offset: forkOffset,
+          subOffset,
+          base,
+        });
+        await this.#checkLimits(tx, local, 0);
+        this.#insertMessages(tx, id, base.seq, base.bytes, local);
+        tx.write(`UPDATE ${this.#s}.streams SET ref_count = ref_count + 1 WHERE id = ${tx.param(source.id)}`);
+        const bytes = batchBytes(local);
+        tx.addUsage(id, bytes);
+        return {
+          created: true,
+          nextOffset: formatOffset(base.seq + local.length, base.bytes + bytes),
+          closed: config.createdClosed,
+        };
+      });
+    });
+  }
+
+  // ----- commits --------------------------------------------------------------------------------------------------
+
+  async append(name: string, request: AppendRequest): Promise<AppendResult> {
+    const result = await this.#commit(name, request, undefined);
+    return { startOffset: result.startOffset, nextOffset: result.nextOffset, closed: result.closed };
+  }
+
+  async closeStream(name: string, options?: { readonly seq?: string | undefined }): Promise<AppendResult> {
+    return this.append(name, { messages: [], close: true, seq: options?.seq });
+  }
+
+  async appendWithProducer(name: string, request: ProducerAppendRequest): Promise<ProducerAppendResult> {
+    return this.#commit(name, request, request.producer.id);
+  }
+
+  #commit(
+    name: string,
+    request: AppendRequest | ProducerAppendRequest,
+    producerId: string | undefined,
+  ): Promise<ProducerAppendResult> {
+    return this.#run(async () => {
+      validateAppendRequest(request);
+      const now = this.#clock.now();
+      return this.#transaction(BEGIN_WRITE, async (tx) => {
+        const row = await this.#lockByName(tx, name);
+        if (row === undefined) notFound(name);
+        let producers: Map<string, ProducerState> | undefined;
+        if (producerId !== undefined) {
+          // A separate statement after the lock: it reads the producer state as committed by whoever held the lock.
+          const found = await tx.query<ProducerRow>(
+            `SELECT epoch, last_seq, updated_at FROM ${this.#s}.producers WHERE stream_id = $1 AND producer_id = $2`,
+            [row.id, encodeText(producerId)],
+          );
+          producers = new Map(found.length === 0 ? [] : [[producerId, producerStateOf(found[0]!)]]);
+        }
+        const tail = tailOf(row);
+        const plan = planCommit(
+          {
+            name,
+            config: configOf(row),
+            closed: row.closed,
+            tombstone: row.tombstone,
+            lastSeq: decodeLastSeq(row.last_seq),
+            nextOffset: tail,
+            producers,
+          },
+          request,
+          now,
+        );
+        if (plan.kind === 'duplicate') {
+          return {
+            duplicate: true,
+            epoch: plan.epoch,
+            seq: plan.seq,
+            startOffset: tail,
+            nextOffset: tail,
+            closed: row.closed,
+          };
+        }
+        const { messages } = request;
+        await this.#checkLimits(tx, messages, row.total_bytes);
+        const bytes = batchBytes(messages);
+        this.#insertMessages(tx, row.id, tailSeq(row), tailBytes(row), messages);
+        const p = (v: unknown) => tx.param(v);
+        tx.write(
+          `UPDATE ${this.#s}.streams SET message_count = message_count + ${p(messages.length)}, ` +
+            `total_bytes = total_bytes + ${p(bytes)}, closed = ${p(plan.closed)}, ` +
+            `last_seq = ${p(encodeText(plan.lastSeq))}, updated_at = ${p(plan.updatedAt)}::float8, ` +
+            `expires_at = ${p(plan.expiresAt)}::float8 WHERE id = ${p(row.id)}`,
+        );
+        if (plan.producer !== undefined) {
+          const { id, state } = plan.producer;
+          const streamId = p(row.id);
+          const encodedId = p(encodeText(id));
+          tx.write(
+            `DELETE FROM ${this.#s}.producers WHERE stream_id = ${streamId} AND producer_id <> ${encodedId} ` +
+              `AND updated_at < ${p(now - PRODUCER_STATE_TTL_MS)}::float8`,
+          );
+          tx.write(
+            `INSERT INTO ${this.#s}.producers (stream_id, producer_id, epoch, last_seq, updated_at) ` +
+              `VALUES (${streamId}, ${encodedId}, ${p(state.epoch)}, ${p(state.lastSeq)}, ${p(state.updatedAt)}::float8) ` +
+              'ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, ' +
+              'last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at',
+          );
+        }
+        tx.addUsage(row.id, bytes);
+        tx.change('w', row.id);
+        const producer = 'producer' in request ? request.producer : undefined;
+        return {
+          duplicate: false,
+          epoch: producer?.epoch ?? 0,
+          seq: producer?.seq ?? 0,
+          startOffset: tail,
+          nextOffset: formatOffset(tailSeq(row) + messages.length, tailBytes(row) + bytes),
+          closed: plan.closed,
+        };
+      });
+    });
+  }
+
+  // ----- reads ----------------------------------------------------------------------------------------------------
+
+  async read(name: string, from: Offset, options?: ReadOptions): Promise<ReadResult> {
+    return this.#run(async () => {
+      const position = parseOffset(from);
+      const now = this.#clock.now();
+      const maxBytes = options?.maxBytes;
+      const { row, result } = await this.#transaction(BEGIN_READ, async (tx) => {
+        const chain = await this.#chainByName(tx, name);
+        const row = chain[0];
+        if (row === undefined) notFound(name);
+        checkAccess({ name, config: configOf(row), tombstone: row.tombstone }, now);
+        const tail = tailOf(row);
+        if (position.kind === 'now') {
+          return { row, result: { messages: [], nextOffset: tail, upToDate: true, closed: row.closed } };
+        }
+        const start: Position =
+          position.kind === 'start'
+            ? { seq: 0, bytes: 0 }
+            : { seq: Math.min(position.readSeq, MAX), bytes: Math.min(position.byteOffset, MAX) };
+        const { messages, stop } = await this.#readSegments(
+          tx,
+          segmentsOf(chain),
+          start,
+          maxBytes,
+          undefined,
+        );
+        return {
+          row,
+          result: {
+            messages,
+            nextOffset: stop ?? tail,
+            upToDate: stop === undefined,
+            closed: row.closed,
+          } satisfies ReadResult,
+        };
+      });
+      if (row.ttl_seconds !== null) {
+        const deadline = renewedDeadline(configOf(row), now);
+        await this.#queryOnce(
+          `UPDATE ${this.#s}.streams SET expires_at = GREATEST(expires_at, $2::float8) ` +
+            'WHERE id = $1 AND NOT tombstone AND ttl_seconds IS NOT NULL',
+          [row.id, deadline],
+        );
+      }
+      return result;
+    });
+  }
+
+  async head(name: string): Promise<StreamMetadata> {
+    return this.#run(async () => {
+      const row = await this.#visibleRow(name);
+      return metadataOf(row);
+    });
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return this.#run(async () => {
+      const row = await this.#rowByName(name);
+      return row !== undefined && !row.tombstone && !isExpired(configOf(row), this.#clock.now());
+    });
+  }
+
+  async subscribe(name: string, listener: StreamListener): Promise<Subscription> {
+    return this.#run(async () => {
+      const row = await this.#visibleRow(name);
+      const id = row.id;
+      if (!this.#notifier.add(id, listener)) {
+        // The stream was removed between the lookup and the registration: give the last hint now.
+        queueMicrotask(listener);
+        return { unsubscribe: () => {} };
+      }
+      return { unsubscribe: () => this.#notifier.remove(id, listener) };
+    });
+  }
+
+  async listStreams(options: ListStreamsOptions = {}): Promise<StreamMetadata[]> {
+    return this.#run(async () => {
+      const now = this.#clock.now();
+      const { prefix, after, limit } = options;
+      const values: unknown[] = [now];
+      let where = 'NOT tombstone AND (expires_at IS NULL OR expires_at > $1::float8)';
+      if (prefix !== undefined && prefix.length > 0) {
+        const bytes = Buffer.from(prefix, 'utf8');
+        values.push(bytes, bytes.length);
+        where += ` AND substring(name FROM 1 FOR $${values.length}::int) = $${values.length - 1}::bytea`;
+      }
+      if (after !== undefined) {
+        values.push(Buffer.from(after, 'utf8'));
+        where += ` AND name > $${values.length}::bytea`;
+      }
+      let sql = `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE ${where} ORDER BY name`;
+      if (limit !== undefined && limit !== Number.POSITIVE_INFINITY) {
+        values.push(Number.isNaN(limit) ? 0 : Math.max(0, Math.trunc(limit)));
+        sql += ` LIMIT $${values.length}::int8`;
+      }
+      const rows = await this.#queryOnce<StreamRow>(sql, values);
+      return rows.map(metadataOf);
+    });
+  }
+
+  // ----- deletion and expiry --------------------------------------------------------------------------------------
+
+  async delete(name: string): Promise<DeleteResult> {
+    return this.#run(async () =>
+      this.#transaction(BEGIN_WRITE, async (tx) => {
+        const row = await this.#lockByName(tx, name);
+        if (row === undefined) notFound(name);
+        if (row.tombstone) throw new StorageError('GONE', `stream ${JSON.stringify(name)} was deleted`);
+        if (row.ref_count > 0) {
+          this.#tombstone(tx, row);
+          return { softDeleted: true };
+        }
+        await this.#remove(tx, row);
+        return { softDeleted: false };
+      }),
+    );
+  }
+
+  async cleanupExpiredStreams(): Promise<number> {
+    return this.#run(async () => {
+      const now = this.#clock.now();
+      const due = await this.#queryOnce<{ id: number }>(
+        `SELECT id FROM ${this.#s}.streams WHERE NOT tombstone AND expires_at IS NOT NULL ` +
+          'AND expires_at <= $1::float8 ORDER BY id',
+        [now],
+      );
+      let count = 0;
+      for (const { id } of due) {
+        const removed = await this.#transaction(BEGIN_WRITE, async (tx) => {
+          const rows = await tx.query<StreamRow>(
+            `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE id = ${Number(id)} FOR UPDATE`,
+          );
+          const row = rows[0];
+          if (row === undefined || row.tombstone || !isExpired(configOf(row), now)) return false;
+          if (row.ref_count > 0) this.#tombstone(tx, row);
+          else await this.#remove(tx, row);
+          return true;
+        });
+        if (removed) count++;
+      }
+      return count;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closed = true;
+    this.#closing = (async () => {
+      await Promise.allSettled([...this.#inflight]);
+      await this.#notifier.close();
+      await this.#pool.end().catch(() => {});
+    })();
+    return this.#closing;
+  }
+
+  // ----- machinery ------------------------------------------------------------------------------------------------
+
+  /** Runs one public operation: refuses after close, and lets close wait for it. */
+  #run<T>(body: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new StorageError('STORAGE_CLOSED', 'storage is closed'));
+    const promise = body();
+    this.#inflight.add(promise);
+    const forget = () => this.#inflight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /**
+   * Runs `body` in a transaction on a pooled connection, again from the start after a serialization failure, a
+   * deadlock or a lost race to create the same name; wakes local listeners after COMMIT.
+   */
+  async #transaction<T>(begin: string, body: (tx: Tx) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.#pool.connect();
+      } catch (err) {
+        throw toStorageError(err);
+      }
+      const tx = new Tx(client, this.#s, begin);
+      let value: T;
+      try {
+        value = await body(tx);
+        await tx.commit(this.#notifier.channel, (kind, id) => this.#notifier.payload(kind, id));
+      } catch (err) {
+        let broken = false;
+        if (tx.begun) await client.query('ROLLBACK').catch(() => (broken = true));
+        client.release(broken ? true : undefined);
+        if ((isRetryable(err) || isNameRace(err)) && attempt < this.#maxRetries) {
+          await sleep(Math.min(2 ** attempt, 50) * (0.5 + Math.random()));
+          continue;
+        }
+        throw toStorageError(err);
+      }
+      client.release();
+      for (const [kind, id] of tx.changes) this.#notifier.dispatch(kind, String(id));
+      return value;
+    }
+  }
+
+  /** One statement outside any explicit transaction. */
+  async #queryOnce<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
+    try {
+      return (await this.#pool.query<R>(text, values)).rows;
+    } catch (err) {
+      throw toStorageError(err);
+    }
+  }
+
+  async #rowByName(name: string): Promise<StreamRow | undefined> {
+    const key = nameKey(name);
+    if (key === undefined) return undefined;
+    const rows = await this.#queryOnce<StreamRow>(
+      `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE name = decode('${key}', 'hex')`,
+    );
+    return rows[0];
+  }
+
+  async #visibleRow(name: string): Promise<StreamRow> {
+    const row = await this.#rowByName(name);
+    if (row === undefined) notFound(name);
+    checkAccess({ name, config: configOf(row), tombstone: row.tombstone }, this.#clock.now());
+    return row;
+  }
+
+  async #lockByName(tx: Tx, name: string): Promise<StreamRow | undefined> {
+    const key = nameKey(name);
+    if (key === undefined) {
+      // Ill-formed names cannot exist; still open the transaction so the caller's flow stays uniform.
+      return undefined;
+    }
+    const rows = await tx.query<StreamRow>(
+      `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE name = decode('${key}', 'hex') FOR UPDATE`,
+    );
+    return rows[0];
+  }
+
+  /** The stream named `name` followed by its fork ancestors, nearest first. */
+  async #chainByName(tx: Tx, name: string): Promise<StreamRow[]> {
+    const key = nameKey(name);
+    if (key === undefined) return [];
+    return this.#chain(tx, `name = decode('${key}', 'hex')`);
+  }
+
+  async #chain(tx: Tx, anchor: string): Promise<StreamRow[]> {
+    return tx.query<StreamRow>(
+      `WITH RECURSIVE chain AS (
+         SELECT ${STREAM_COLUMNS}, 0 AS depth FROM ${this.#s}.streams WHERE ${anchor}
+         UNION ALL
+         SELECT ${STREAM_COLUMNS.split(', ')
+           .map((c) => `p.${c}`)
+           .join(', ')}, chain.depth + 1
+           FROM ${this.#s}.streams p JOIN chain ON p.id = chain.parent_id
+       ) SELECT * FROM chain ORDER BY depth`,
+    );
+  }
+
+  /**
+   * Locks the row holding `name` for a create or fork and decides what it means: `undefined` when the name is free
+   * (an expired, unreferenced stream is removed on the way), the live row to compare with otherwise.
+   */
+  async #claimName(tx: Tx, name: string, now: number): Promise<StreamRow | undefined> {
+    const existing = await this.#lockByName(tx, name);
+    if (existing === undefined) return undefined;
+    if (existing.tombstone) {
+      throw new StorageError(
+        'PATH_BLOCKED',
+        `stream ${JSON.stringify(name)} is reserved by forks of a deleted stream`,
+      );
+    }
+    if (isExpired(configOf(existing), now)) {
+      if (existing.ref_count > 0) {
+        throw new StorageError(
+          'PATH_BLOCKED',
+          `expired stream ${JSON.stringify(name)} is still referenced by forks`,
+        );
+      }
+      await this.#remove(tx, existing);
+      return undefined;
+    }
+    return existing;
+  }
+
+  async #insertStream(
+    tx: Tx,
+    name: string,
+    config: StreamConfig,
+    now: number,
+    messages: readonly Uint8Array[],
+    fork: {
+      parentId: number;
+      source: string;
+      offset: Offset;
+      subOffset: number;
+      base: Position;
+    } | null,
+  ): Promise<number> {
+    const rows = await tx.query<{ id: number }>(
+      `INSERT INTO ${this.#s}.streams (name, content_type, ttl_seconds, expires_at, created_closed, closed,
+         parent_id, fork_source, fork_offset, fork_sub_offset, base_seq, base_bytes, created_at, message_count,
+         total_bytes)
+       VALUES ($1, $2, $3, $4::float8, $5, $5, $6, $7, $8, $9, $10, $11, $12::float8, $13, $14) RETURNING id`,
+      [
+        Buffer.from(name, 'utf8'),
+        config.contentType,
+        config.ttlSeconds,
+        config.expiresAt,
+        config.createdClosed,
+        fork?.parentId ?? null,
+        fork === null ? null : Buffer.from(fork.source, 'utf8'),
+        fork?.offset ?? null,
+        fork?.subOffset ?? null,
+        fork?.base.seq ?? 0,
+        fork?.base.bytes ?? 0,
+        now,
+        messages.length,
+        batchBytes(messages),
+      ],
+    );
+    return rows[0]!.id;
+  }
+
+  /** Queues the inserts of `messages` at consecutive offsets from `(seq, bytes)`; huge batches go out at once. */
+  #insertMessages(tx: Tx, id: number, seq: number, bytes: number, messages: readonly Uint8Array[]): void {
+    if (messages.length === 0) return;
+    let i = 0;
+    let nextSeq = seq;
+    let nextBytes = bytes;
+    while (i < messages.length) {
+      let chunkBytes = 0;
+      const rows: string[] = [];
+      const streamId = tx.param(id);
+      while (
+        i < messages.length &&
+        rows.length < INSERT_ROWS &&
+        (rows.length === 0 || chunkBytes + messages[i]!.byteLength <= INSERT_BYTES)
+      ) {
+        const message = messages[i]!;
+        rows.push(`(${streamId}, ${tx.param(nextSeq)}, ${tx.param(nextBytes)}, ${tx.param(message)})`);
+        chunkBytes += message.byteLength;
+        nextSeq += 1;
+        nextBytes += message.byteLength;
+        i++;
+      }
+      tx.write(
+        `INSERT INTO ${this.#s}.messages (stream_id, seq, byte_offset, data) VALUES ${rows.join(', ')}`,
+      );
+    }
+  }
+
+  /**
+   * Checks message sizes and byte limits for a commit of `messages` onto a stream holding `streamBytes`. With a
+   * storage-wide limit, the usage rows are locked (in shard order) so instances cannot overshoot it together.
+   */
+  async #checkLimits(tx: Tx, messages: readonly Uint8Array[], streamBytes: number): Promise<void> {
+    for (const message of messages) {
+      if (message.byteLength > this.#maxMessageBytes) {
+        throw new StorageError(
+          'MESSAGE_TOO_LARGE',
+          `a message of ${message.byteLength} bytes exceeds the limit of ${this.#maxMessageBytes} bytes`,
+        );
+      }
+    }
+    const bytes = batchBytes(messages);
+    if (bytes === 0) return;
+    let total = 0;
+    if (this.#limits.maxTotalBytes !== Number.POSITIVE_INFINITY) {
+      const rows = await tx.query<{ bytes: number }>(
+        `SELECT bytes FROM ${this.#s}.usage ORDER BY shard FOR UPDATE`,
+      );
+      tx.markUsageLocked();
+      for (const row of rows) total += row.bytes;
+    }
+    checkByteLimits(this.#limits, total, streamBytes, bytes);
+  }
+
+  #tombstone(tx: Tx, row: StreamRow): void {
+    tx.write(`UPDATE ${this.#s}.streams SET tombstone = true WHERE id = ${tx.param(row.id)}`);
+    tx.change('r', row.id);
+  }
+
+  /** Hard-deletes a locked stream, then walks up its lineage removing tombstones no fork needs any more. */
+  async #remove(tx: Tx, row: StreamRow): Promise<void> {
+    let current: StreamRow | undefined = row;
+    while (current !== undefined) {
+      const parents: StreamRow[] = await tx.query<StreamRow>(
+        `WITH m AS (DELETE FROM ${this.#s}.messages WHERE stream_id = $1),
+              p AS (DELETE FROM ${this.#s}.producers WHERE stream_id = $1),
+              s AS (DELETE FROM ${this.#s}.streams WHERE id = $1)
+         UPDATE ${this.#s}.streams SET ref_count = GREATEST(ref_count - 1, 0) WHERE id = $2
+         RETURNING ${STREAM_COLUMNS}`,
+        [current.id, current.parent_id],
+      );
+      tx.addUsage(current.id, -current.total_bytes);
+      tx.change('r', current.id);
+      const parent = parents[0];
+      current = parent?.tombstone && parent.ref_count === 0 ? parent : undefined;
+    }
+  }
+
+  /** The local messages a fork starts with from its sub-offset: whole JSON messages or a byte prefix. */
+  async #subOffsetPrefix(
+    tx: Tx,
+    source: StreamRow,
+    forkOffset: Offset,
+    subOffset: number,
+  ): Promise<Uint8Array[]> {
+    const chain = await this.#chain(tx, `id = ${Number(source.id)}`);
+    const position = parseOffset(forkOffset);
+    const start: Position =
+      position.kind === 'position'
+        ? { seq: position.readSeq, bytes: position.byteOffset }
+        : { seq: 0, bytes: 0 };
+    const json = isJsonContentType(source.content_type);
+    const { messages } = await this.#readSegments(
+      tx,
+      segmentsOf(chain),
+      start,
+      undefined,
+      json ? subOffset : 1,
+    );
+    const outOfRange = () =>
+      new StorageError(
+        'FORK_SUB_OFFSET_OUT_OF_RANGE',
+        `sub-offset ${subOffset} exceeds the data after the fork offset`,
+      );
+    if (json) {
+      if (messages.length < subOffset) throw outOfRange();
+      return messages;
+    }
+    const first = messages[0];
+    if (first === undefined || first.byteLength < subOffset) throw outOfRange();
+    return [first.slice(0, subOffset)];
+  }
+
+  /**
+   * Reads the messages at or after `start` across a lineage's segments. With a byte budget it pages through message
+   * sizes first and fetches only the payloads that fit; `stop` is then the offset of the first message left out.
+   * `maxCount` caps the number of messages (used for fork prefixes).
+   */
+  async #readSegments(
+    tx: Tx,
+    segments: readonly Segment[],
+    start: Position,
+    maxBytes: number | undefined,
+    maxCount: number | undefined,
+  ): Promise<{ messages: Uint8Array[]; stop: Offset | undefined }> {
+    const messages: Uint8Array[] = [];
+    const range =
+      `stream_id = $1 AND seq >= $2 AND (seq > $2 OR byte_offset >= $3) ` +
+      'AND (seq < $4 OR (seq = $4 AND byte_offset < $5))';
+    let used = 0;
+    for (const segment of segments) {
+      if (maxBytes === undefined) {
+        const limit = maxCount === undefined ? '' : ` LIMIT ${maxCount - messages.length}`;
+        const rows = await tx.queryBinary<{ data: Buffer }>(
+          `SELECT data FROM ${this.#s}.messages WHERE ${range} ORDER BY seq${limit}`,
+          [segment.id, start.seq, start.bytes, segment.boundSeq, segment.boundBytes],
+        );
+        for (const row of rows) messages.push(asBytes(row.data));
+        if (maxCount !== undefined && messages.length >= maxCount) break;
+        continue;
+      }
+      let from = start;
+      for (;;) {
+        const page = await tx.query<{ seq: number; byte_offset: number; len: number }>(
+          `SELECT seq, byte_offset, octet_length(data)::int8 AS len FROM ${this.#s}.messages
+           WHERE ${range} ORDER BY seq LIMIT ${PAGE}`,
+          [segment.id, from.seq, from.bytes, segment.boundSeq, segment.boundBytes],
+        );
+        const sizes = page.map((r) => r.len);
+        const take =
+          messages.length === 0
+            ? takeWithinBudget(sizes, 0, sizes.length, maxBytes)
+            : takeWithinBudget([used, ...sizes], 0, sizes.length + 1, maxBytes) - 1;
+        if (take > 0) {
+          const rows = await tx.queryBinary<{ data: Buffer }>(
+            `SELECT data FROM ${this.#s}.messages WHERE stream_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq`,
+            [segment.id, page[0]!.seq, page[take - 1]!.seq],
+          );
+          for (const row of rows) {
+            messages.push(asBytes(row.data));
+            used += row.data.byteLength;
+          }
+        }
+        if (take < page.length) {
+          const next = page[take]!;
+          return { messages, stop: formatOffset(next.seq, next.byte_offset) };
+        }
+        if (page.length < PAGE) break;
+        from = { seq: page[page.length - 1]!.seq + 1, bytes: 0 };
+      }
+    }
+    return { messages, stop: undefined };
+  }
+}
+
+/** The read segments of a stream from its chain (the stream first, then its ancestors): root first. */
+function segmentsOf(chain: readonly StreamRow[]): Segment[] {
+  const segments: Segment[] = [];
+  let bound = null as Offset | null;
+  segments.push({ id: chain[0]!.id, boundSeq: MAX, boundBytes: MAX });
+  for (let i = 0; i + 1 < chain.length; i++) {
+    const offset = chain[i]!.fork_offset!;
+    bound = bound === null || offset < bound ? offset : bound;
+    const parsed = parseOffset(bound);
+    const [seq, bytes] = parsed.kind === 'position' ? [parsed.readSeq, parsed.byteOffset] : [0, 0];
+    segments.push({ id: chain[i + 1]!.id, boundSeq: seq, boundBytes: bytes });
+  }
+  return segments.reverse();
+}
+
+/** The hex of a name's UTF-8 bytes for an inline literal, or undefined for names no stream can have. */
+function nameKey(name: string): string | undefined {
+  try {
+    assertStreamName(name);
+  } catch {
+    return undefined;
+  }
+  return Buffer.from(name, 'utf8').toString('hex');
+}
+
+function decodeLastSeq(value: string | null): string | null {
+  return value === null ? null : (JSON.parse(value) as string);
+}
+
+function asBytes(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+function configMismatch(name: string): StorageError {
+  return new StorageError(
+    'CONFIG_MISMATCH',
+    `stream ${JSON.stringify(name)} exists with a different configuration`,
+  );
+}
+
+/** Validates a fork request's own arguments before the source is looked up. */
+function validateForkArguments(
+  options: ForkOptions,
+  now: number,
+): { offset: Offset | undefined; subOffset: number } {
+  let offset: Offset | undefined;
+  if (options.offset !== undefined) {
+    const parsed = parseOffset(options.offset);
+    offset = parsed.kind === 'start' ? ZERO_OFFSET : options.offset;
+  }
+  if (options.contentType !== undefined) normalizeContentType(options.contentType);
+  resolveStreamOptions(
+    {
+      contentType: options.contentType ?? 'application/octet-stream',
+      ttlSeconds: options.ttlSeconds,
+      expiresAt: options.expiresAt,
+    },
+    now,
+  );
+  const subOffset = options.subOffset ?? 0;
+  if (!Number.isSafeInteger(subOffset) || subOffset < 0) {
+    throw new RangeError(`subOffset must be a non-negative safe integer, got ${subOffset}`);
+  }
+  return { offset, subOffset };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
