@@ -406,6 +406,20 @@ export interface CommandSelection {
   readonly reopen: boolean;
 }
 
+/** A {@link CreateCommand}: any name, type, expiry (when supported), closed flag and initial messages. */
+export function createCommandArb(caps: StorageCapabilities): fc.Arbitrary<Cmd> {
+  return fc
+    .tuple(
+      streamNameArb,
+      fc.constantFrom(...CONTENT_TYPES),
+      caps.expiry ? expiryArb : fc.constant({}),
+      closedArb,
+      messagesArb,
+      fc.nat(19).map((n) => n === 0),
+    )
+    .map(([n, ct, e, c, m, conflict]) => new CreateCommand(n, ct, e, c, m, conflict));
+}
+
 /** The weighted command arbitraries of the model-based property, gated on the backend's capabilities. */
 export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cmd>[] {
   const caps = selection.capabilities;
@@ -413,19 +427,7 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
   const weighted = (weight: number, arb: fc.Arbitrary<Cmd>): fc.Arbitrary<Cmd>[] =>
     Array.from({ length: weight }, () => arb);
   const out: fc.Arbitrary<Cmd>[] = [
-    ...weighted(
-      4,
-      fc
-        .tuple(
-          streamNameArb,
-          fc.constantFrom(...CONTENT_TYPES),
-          expiry,
-          closedArb,
-          messagesArb,
-          fc.nat(19).map((n) => n === 0),
-        )
-        .map(([n, ct, e, c, m, conflict]) => new CreateCommand(n, ct, e, c, m, conflict)),
-    ),
+    ...weighted(7, createCommandArb(caps)),
     ...weighted(
       6,
       fc
@@ -458,7 +460,7 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
       streamNameArb.map((n) => new ExistsCommand(n)),
     ),
     ...weighted(
-      2,
+      1,
       streamNameArb.map((n) => new DeleteCommand(n)),
     ),
     ...weighted(1, fc.constant(new CleanupCommand())),
@@ -477,7 +479,7 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
     );
     const pseqArb: fc.Arbitrary<ProducerSeqChoice> = fc.oneof(
       { weight: 5, arbitrary: fc.constant({ kind: 'next' as const }) },
-      { weight: 2, arbitrary: fc.constant({ kind: 'retry' as const }) },
+      { weight: 3, arbitrary: fc.constant({ kind: 'retry' as const }) },
       { weight: 1, arbitrary: fc.integer({ min: 0, max: 4 }).map((seq) => ({ kind: 'raw' as const, seq })) },
     );
     out.push(
@@ -530,17 +532,25 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
     );
   }
   if (caps.listStreams) {
-    out.push(
-      fc
-        .record(
+    const listOptionsArb = fc.oneof(
+      { weight: 3, arbitrary: fc.constant({}) },
+      {
+        weight: 2,
+        arbitrary: fc.record(
           {
             prefix: fc.constantFrom('a', '\uFFFD'),
             after: fc.constantFrom(...STREAM_NAMES),
             limit: fc.integer({ min: 0, max: 3 }),
           },
           { requiredKeys: [] },
-        )
-        .map((o) => new ListCommand(o)),
+        ),
+      },
+    );
+    out.push(
+      ...weighted(
+        2,
+        listOptionsArb.map((o) => new ListCommand(o)),
+      ),
     );
   }
   if (selection.reopen) out.push(fc.constant(new ReopenCommand()));

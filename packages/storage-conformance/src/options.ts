@@ -9,9 +9,14 @@ export interface ConformanceOptions {
   readonly seed?: number | undefined;
   /** Replays one counterexample: the `path` fast-check prints next to the seed. Needs `seed`. */
   readonly path?: string | undefined;
+  /**
+   * Replays a shrunk model-run counterexample together with `seed` and `path`: the value of the
+   * `/*replayPath="…"*\/` comment fast-check prints after the command sequence.
+   */
+  readonly replayPath?: string | undefined;
   /** Per-test timeout of the vitest `it`, in milliseconds. @default 120000 */
   readonly timeout?: number | undefined;
-  /** Commands per model run (upper bound). @default 40 */
+  /** Commands per model run (upper bound). @default 50 */
   readonly maxCommands?: number | undefined;
   /** Print every generated value of a failing run, not only the shrunk one. @default false */
   readonly verbose?: boolean | undefined;
@@ -22,6 +27,7 @@ export interface ResolvedOptions {
   readonly numRuns: number;
   readonly seed: number | undefined;
   readonly path: string | undefined;
+  readonly replayPath: string | undefined;
   readonly timeout: number;
   readonly maxCommands: number;
   readonly verbose: boolean;
@@ -47,8 +53,9 @@ export function resolveOptions(options: ConformanceOptions = {}): ResolvedOption
     numRuns,
     seed: envInt(SEED_ENV) ?? options.seed,
     path: options.path,
+    replayPath: options.replayPath,
     timeout: options.timeout ?? 120_000,
-    maxCommands: options.maxCommands ?? 40,
+    maxCommands: options.maxCommands ?? 50,
     verbose: options.verbose ?? false,
   };
 }

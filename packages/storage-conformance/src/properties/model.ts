@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { limitsArb } from '../arbitraries.js';
-import { commandArbitraries } from '../commands.js';
+import { commandArbitraries, createCommandArb } from '../commands.js';
 import { probeCapabilities, type StorageHarness, withSession } from '../harness.js';
 import { StorageModel } from '../model.js';
 import { type ConformanceOptions, fcParameters, resolveOptions } from '../options.js';
@@ -25,14 +25,18 @@ export async function checkModel(harness: StorageHarness, options: ModelCheckOpt
   const commands = fc.commands(commandArbitraries({ capabilities, reopen }), {
     maxCommands: resolved.maxCommands,
     size: 'max',
+    ...(resolved.replayPath === undefined ? {} : { replayPath: resolved.replayPath }),
   });
   const limits = capabilities.byteLimits ? limitsArb : fc.constant({});
-  const property = fc.asyncProperty(limits, commands, async (l, cmds) => {
+  // A few creates first, so that most runs spend their commands on existing streams rather than on NOT_FOUND.
+  const prelude = fc.array(createCommandArb(capabilities), { minLength: 1, maxLength: 3 });
+  const property = fc.asyncProperty(limits, prelude, commands, async (l, first, cmds) => {
     await withSession(harness, l, async (session) => {
       if (reopen && !session.canReopen) {
         throw new Error('the harness must provide reopen() to check durability');
       }
       const model = new StorageModel(session.clock, l, capabilities);
+      await fc.asyncModelRun(() => ({ model, real: session }), first);
       await fc.asyncModelRun(() => ({ model, real: session }), cmds);
     });
   });
