@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { CommanderError } from 'commander';
+import { CommanderError, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { parseServerConfig, type ServerConfig } from './config.js';
 import { startServer } from './server.js';
@@ -9,8 +9,9 @@ async function main(): Promise<void> {
   try {
     config = parseServerConfig(process.argv.slice(2), process.env, (cmd) => cmd.exitOverride());
   } catch (err) {
-    if (err instanceof CommanderError) process.exit(err.exitCode);
-    process.stderr.write(`streamkeep: ${(err as Error).message}\n`);
+    // commander has already printed its own errors (unknown flags) and the help text; bad values are ours to print.
+    if (err instanceof CommanderError && !(err instanceof InvalidArgumentError)) process.exit(err.exitCode);
+    process.stderr.write(`streamkeep: ${(err as Error).message}\nTry 'streamkeep --help'.\n`);
     process.exit(2);
   }
   const logger = pino({ level: config.logLevel, base: { service: 'streamkeep', pid: process.pid } });

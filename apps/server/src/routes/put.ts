@@ -49,6 +49,14 @@ export async function handlePut(ctx: RequestContext): Promise<void> {
     source = parseForkSource(forkedFrom, config.basePath);
     if (forkOffsetRaw !== undefined) {
       const parsed = parseOffset(forkOffsetRaw.trim());
+      // A part beyond 2^53−1 lies beyond every reachable tail (§4.2: beyond the tail "MUST" be 400); answering here
+      // keeps backends from having to re-encode an offset they cannot represent.
+      if (
+        parsed.kind === 'position' &&
+        !(Number.isSafeInteger(parsed.readSeq) && Number.isSafeInteger(parsed.byteOffset))
+      ) {
+        throw new StorageError('FORK_OFFSET_BEYOND_TAIL', `fork offset ${forkOffsetRaw.trim()} lies beyond the tail`);
+      }
       forkOffset = parsed.kind === 'now' ? undefined : forkOffsetRaw.trim();
     }
   }
