@@ -227,8 +227,24 @@ export function createApp(options: AppOptions): StreamkeepApp {
     return () => live.delete(waiter);
   };
 
+  const logRequests = logger.isLevelEnabled('debug');
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
+    if (logRequests) {
+      const started = performance.now();
+      res.once('close', () => {
+        logger.debug(
+          {
+            method: req.method,
+            url,
+            status: res.statusCode,
+            ms: Math.round((performance.now() - started) * 10) / 10,
+            aborted: !res.writableFinished,
+          },
+          'request',
+        );
+      });
+    }
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     setSecurityHeaders(res);

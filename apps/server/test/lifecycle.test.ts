@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import type { Storage } from '@streamkeep/storage';
 import { isStorageError } from '@streamkeep/storage';
 import { MemoryStorage } from '@streamkeep/storage-memory';
@@ -81,5 +82,64 @@ describe('graceful shutdown', () => {
     expect(res.headers.get('connection')).toBe('close');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     await server.stop();
+  });
+});
+
+describe('slow clients', () => {
+  it('drops a client that does not finish its headers within the headers timeout', {
+    timeout: 10_000,
+  }, async () => {
+    const server = await startTestServer('memory', { headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    try {
+      const { port } = new URL(server.url);
+      const started = Date.now();
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+        });
+        let data = '';
+        socket.on('data', (d) => (data += d));
+        socket.on('close', () => resolve(data));
+        socket.on('error', reject);
+      });
+      expect(reply).toMatch(/^HTTP\/1\.1 408/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('drops a client that trickles its body past the request timeout', { timeout: 10_000 }, async () => {
+    const server = await startTestServer('memory', { headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    try {
+      await fetch(`${server.url}/v1/stream/slow`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'text/plain' },
+      });
+      const { port } = new URL(server.url);
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(
+            'POST /v1/stream/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nab',
+          );
+        });
+        const trickle = setInterval(() => socket.writable && socket.write('x'), 100);
+        let data = '';
+        socket.on('data', (d) => (data += d));
+        socket.on('close', () => {
+          clearInterval(trickle);
+          resolve(data);
+        });
+        socket.on('error', (e) => {
+          clearInterval(trickle);
+          reject(e);
+        });
+      });
+      expect(reply).toMatch(/408/);
+      const head = await fetch(`${server.url}/v1/stream/slow`, { method: 'HEAD' });
+      expect(head.headers.get('Stream-Next-Offset')).toBe('0000000000000000_0000000000000000');
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -55,7 +55,10 @@ export async function handlePut(ctx: RequestContext): Promise<void> {
         parsed.kind === 'position' &&
         !(Number.isSafeInteger(parsed.readSeq) && Number.isSafeInteger(parsed.byteOffset))
       ) {
-        throw new StorageError('FORK_OFFSET_BEYOND_TAIL', `fork offset ${forkOffsetRaw.trim()} lies beyond the tail`);
+        throw new StorageError(
+          'FORK_OFFSET_BEYOND_TAIL',
+          `fork offset ${forkOffsetRaw.trim()} lies beyond the tail`,
+        );
       }
       forkOffset = parsed.kind === 'now' ? undefined : forkOffsetRaw.trim();
     }
