@@ -118,11 +118,10 @@ const POOL_ONLY_KEYS = [
   'Promise',
 ] as const;
 
-/** Parses int8 as a JavaScript number (every count and offset stays below 2^53) and binary bytea as a Buffer. */
+/** Parses int8 as a JavaScript number: every count, offset and size stays below 2^53. */
 const TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
     if (oid === 20 && format !== 'binary') return (value: string) => Number(value);
-    if (oid === 17 && format === 'binary') return (value: Buffer) => value;
     return pg.types.getTypeParser(oid, format as 'text');
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
@@ -888,7 +887,7 @@ export class PostgresStorage implements Storage {
     for (const segment of segments) {
       if (maxBytes === undefined) {
         const limit = maxCount === undefined ? '' : ` LIMIT ${maxCount - messages.length}`;
-        const rows = await tx.queryBinary<{ data: Buffer }>(
+        const rows = await tx.query<{ data: Buffer }>(
           `SELECT data FROM ${this.#s}.messages WHERE ${range} ORDER BY seq${limit}`,
           [segment.id, start.seq, start.bytes, segment.boundSeq, segment.boundBytes],
         );
@@ -909,7 +908,7 @@ export class PostgresStorage implements Storage {
             ? takeWithinBudget(sizes, 0, sizes.length, maxBytes)
             : takeWithinBudget([used, ...sizes], 0, sizes.length + 1, maxBytes) - 1;
         if (take > 0) {
-          const rows = await tx.queryBinary<{ data: Buffer }>(
+          const rows = await tx.query<{ data: Buffer }>(
             `SELECT data FROM ${this.#s}.messages WHERE stream_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq`,
             [segment.id, page[0]!.seq, page[take - 1]!.seq],
           );

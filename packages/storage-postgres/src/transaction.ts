@@ -43,17 +43,6 @@ export class Tx {
     return (await this.client.query<R>(text, values)).rows;
   }
 
-  /** Like {@link Tx.query}, with results in binary format (bytea columns arrive as Buffers without hex decoding). */
-  async queryBinary<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
-    if (this.#begin !== undefined) {
-      await this.client.query(this.#begin);
-      this.#begin = undefined;
-    }
-    // `binary` is a documented query option of pg that @types/pg does not declare.
-    const config = { text, values, binary: true } as pg.QueryConfig;
-    return (await this.client.query<R>(config)).rows;
-  }
-
   /** A placeholder for `value` in the queued final statement. */
   param(value: unknown): string {
     this.#params.push(value);
