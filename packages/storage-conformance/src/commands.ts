@@ -113,7 +113,8 @@ export type ForkOffsetChoice =
   | { readonly kind: 'default' }
   | { readonly kind: 'start' }
   | { readonly kind: 'boundary'; readonly index: number }
-  | { readonly kind: 'beyond' };
+  | { readonly kind: 'beyond' }
+  | { readonly kind: 'now' };
 
 export class ForkCommand extends Base {
   constructor(
@@ -138,6 +139,7 @@ export class ForkCommand extends Base {
     let offset: string | undefined;
     if (this.offset.kind === 'start') offset = '-1';
     else if (this.offset.kind === 'beyond') offset = formatOffset(99, 999);
+    else if (this.offset.kind === 'now') offset = 'now';
     else if (this.offset.kind === 'boundary') {
       const b = model.boundariesOf(this.source);
       offset = b[this.offset.index % b.length];
@@ -474,7 +476,8 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
       { weight: 4, arbitrary: fc.constant({ kind: 'stored' as const }) },
       {
         weight: 1,
-        arbitrary: fc.integer({ min: 0, max: 2 }).map((epoch) => ({ kind: 'raw' as const, epoch })),
+        // -1 is malformed: INVALID_PRODUCER, checked before the stream is even looked up.
+        arbitrary: fc.integer({ min: -1, max: 2 }).map((epoch) => ({ kind: 'raw' as const, epoch })),
       },
     );
     const pseqArb: fc.Arbitrary<ProducerSeqChoice> = fc.oneof(
@@ -508,7 +511,7 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
       { weight: 2, arbitrary: fc.constant({ kind: 'default' as const }) },
       { weight: 1, arbitrary: fc.constant({ kind: 'start' as const }) },
       { weight: 3, arbitrary: fc.nat(8).map((index) => ({ kind: 'boundary' as const, index })) },
-      { weight: 1, arbitrary: fc.constant({ kind: 'beyond' as const }) },
+      { weight: 1, arbitrary: fc.constantFrom({ kind: 'beyond' as const }, { kind: 'now' as const }) },
     );
     out.push(
       ...weighted(
