@@ -210,9 +210,11 @@ export class PostgresStorage implements Storage {
     let notifier: Notifier | undefined;
     try {
       const client = await pool.connect();
+      client.on('error', ignore);
       try {
         await migrate(client, schema);
       } finally {
+        client.off('error', ignore);
         client.release();
       }
       notifier = await Notifier.start(clientOptions as pg.ClientConfig, channelOf(schema));
@@ -611,6 +613,8 @@ export class PostgresStorage implements Storage {
       } catch (err) {
         throw toStorageError(err);
       }
+      // A checked-out client whose connection dies also emits 'error'; the failing query reports it already.
+      client.on('error', ignore);
       const tx = new Tx(client, this.#s, begin);
       let value: T;
       try {
@@ -619,6 +623,7 @@ export class PostgresStorage implements Storage {
       } catch (err) {
         let broken = false;
         if (tx.begun) await client.query('ROLLBACK').catch(() => (broken = true));
+        client.off('error', ignore);
         client.release(broken ? true : undefined);
         if ((isRetryable(err) || isNameRace(err)) && attempt < this.#maxRetries) {
           await sleep(Math.min(2 ** attempt, 50) * (0.5 + Math.random()));
@@ -626,6 +631,7 @@ export class PostgresStorage implements Storage {
         }
         throw toStorageError(err);
       }
+      client.off('error', ignore);
       client.release();
       for (const [kind, id] of tx.changes) this.#notifier.dispatch(kind, String(id));
       return value;
@@ -994,6 +1000,8 @@ function validateForkArguments(
   }
   return { offset, subOffset };
 }
+
+function ignore(): void {}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

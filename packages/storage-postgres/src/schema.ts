@@ -15,9 +15,9 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
  * @throws RangeError for anything but a plain identifier of at most 63 characters.
  */
 export function quoteSchema(schema: string): string {
-  if (typeof schema !== 'string' || !IDENTIFIER.test(schema)) {
+  if (typeof schema !== 'string' || !IDENTIFIER.test(schema) || schema.toLowerCase().startsWith('pg_')) {
     throw new RangeError(
-      `schema must be an identifier of letters, digits and underscores (at most 63, not starting with a digit), got ${JSON.stringify(schema)}`,
+      `schema must be an identifier of letters, digits and underscores (at most 63, not starting with a digit or pg_), got ${JSON.stringify(schema)}`,
     );
   }
   return `"${schema}"`;

@@ -1,0 +1,259 @@
+import { formatOffset, isStorageError, StorageError, type StorageErrorCode } from '@streamkeep/storage';
+import { afterEach, describe, expect, it } from 'vitest';
+import { toStorageError } from '../src/errors.js';
+import { PostgresStorage, type PostgresStorageOptions, SCHEMA_VERSION } from '../src/index.js';
+import { adminQuery, dropSchema, freshSchema, pgUrl } from './support.js';
+
+const T = 'text/plain';
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (m: Uint8Array) => new TextDecoder().decode(m);
+
+async function code(p: Promise<unknown>): Promise<StorageErrorCode | 'ok'> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    if (isStorageError(err)) return err.code;
+    throw err;
+  }
+}
+
+const opened: PostgresStorage[] = [];
+const schemas: string[] = [];
+
+async function open(extra: Partial<PostgresStorageOptions> = {}, schema = freshSchema('unit')) {
+  if (!schemas.includes(schema)) schemas.push(schema);
+  const storage = await PostgresStorage.open({ connectionString: pgUrl(), schema, ...extra });
+  opened.push(storage);
+  return storage;
+}
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+  for (const schema of schemas.splice(0)) await dropSchema(schema);
+});
+
+/** Reads a whole stream in budgeted chunks, checking each chunk against the budget. */
+async function readInChunks(s: PostgresStorage, name: string, maxBytes: number): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  let offset = '-1';
+  for (;;) {
+    const read = await s.read(name, offset, { maxBytes });
+    expect(read.messages.length).toBeGreaterThan(read.upToDate ? -1 : 0);
+    const bytes = read.messages.reduce((n, m) => n + m.byteLength, 0);
+    if (read.messages.length > 1) expect(bytes).toBeLessThanOrEqual(maxBytes);
+    out.push(...read.messages);
+    offset = read.nextOffset;
+    if (read.upToDate) return out;
+  }
+}
+
+describe('strings PostgreSQL cannot hold in text', () => {
+  it('keeps names, Stream-Seq values and producer ids with NUL and non-BMP characters exactly', async () => {
+    const s = await open();
+    const names = ['a\u0000b', '\u{1F600}', '\uFFFD', 'a', 'a/b'];
+    for (const name of names) await s.createStream(name, { contentType: T });
+    // UTF-8 byte order: U+FFFD (EF BF BD) sorts before U+1F600 (F0 9F 98 80), unlike UTF-16 order.
+    expect((await s.listStreams()).map((m) => m.name)).toEqual([
+      'a',
+      'a\u0000b',
+      'a/b',
+      '\uFFFD',
+      '\u{1F600}',
+    ]);
+    expect((await s.listStreams({ prefix: 'a' })).map((m) => m.name)).toEqual(['a', 'a\u0000b', 'a/b']);
+    expect((await s.listStreams({ after: 'a\u0000b', limit: 2 })).map((m) => m.name)).toEqual([
+      'a/b',
+      '\uFFFD',
+    ]);
+
+    await s.append('a\u0000b', { messages: [enc('x')], contentType: T, seq: 'x\u0000\uD800' });
+    expect((await s.head('a\u0000b')).lastSeq).toBe('x\u0000\uD800');
+    expect(await code(s.append('a\u0000b', { messages: [enc('y')], contentType: T, seq: 'x\u0000' }))).toBe(
+      'SEQ_CONFLICT',
+    );
+    const producer = { id: 'p\u0000\u{1F600}', epoch: 0, seq: 0 };
+    await s.appendWithProducer('\u{1F600}', { messages: [enc('z')], contentType: T, producer });
+    expect(
+      (await s.appendWithProducer('\u{1F600}', { messages: [enc('z')], contentType: T, producer })).duplicate,
+    ).toBe(true);
+  });
+
+  it('treats ill-formed names as missing', async () => {
+    const s = await open();
+    await s.createStream('\uFFFD', { contentType: T });
+    // A lone surrogate would encode to U+FFFD's bytes; it must not find that stream.
+    expect(await s.exists('\uD800')).toBe(false);
+    expect(await code(s.head('\uD800'))).toBe('NOT_FOUND');
+    expect(await code(s.append('\uD800', { messages: [enc('x')], contentType: T }))).toBe('NOT_FOUND');
+    expect(await code(s.createStream('\uD800', { contentType: T }))).toBe('INVALID_STREAM_NAME');
+  });
+});
+
+describe('large streams and batches', () => {
+  it('allocates offsets for a batch larger than one insert statement', async () => {
+    const s = await open();
+    await s.createStream('big', { contentType: T });
+    const batch = Array.from({ length: 2_500 }, (_, i) => enc(String(i)));
+    const result = await s.append('big', { messages: batch, contentType: T });
+    const bytes = batch.reduce((n, m) => n + m.byteLength, 0);
+    expect(result).toMatchObject({ startOffset: formatOffset(0, 0), nextOffset: formatOffset(2_500, bytes) });
+    const read = await s.read('big', formatOffset(1_000, 0));
+    expect(read.messages.length).toBe(1_500);
+    expect(dec(read.messages[0]!)).toBe('1000');
+  });
+
+  it('budgeted reads page through many messages and across fork segments without loss or repeats', async () => {
+    const s = await open();
+    const sizes = Array.from({ length: 1_300 }, (_, i) => (i * 7) % 23);
+    const messages = sizes.map((n, i) => enc(`${i}`.padEnd(Math.max(n, String(i).length), '.')));
+    await s.createStream('paged', { contentType: T, messages: messages.slice(0, 1_100) });
+    const whole = (await s.read('paged', '-1')).messages.map(dec);
+    expect((await readInChunks(s, 'paged', 100)).map(dec)).toEqual(whole);
+    expect((await readInChunks(s, 'paged', 0)).map(dec)).toEqual(whole);
+
+    const forkAt = (await s.read('paged', '-1', { maxBytes: 4_000 })).nextOffset;
+    await s.createFork('paged-fork', { source: 'paged', offset: forkAt, messages: messages.slice(1_100) });
+    await s.append('paged', { messages: [enc('after the fork point')], contentType: T });
+    const forkWhole = (await s.read('paged-fork', '-1')).messages.map(dec);
+    const inherited = (await s.read('paged', '-1')).messages.map(dec).slice(0, forkWhole.length - 200);
+    expect(forkWhole).toEqual([...inherited, ...messages.slice(1_100).map(dec)]);
+    expect((await readInChunks(s, 'paged-fork', 333)).map(dec)).toEqual(forkWhole);
+  });
+
+  it('round-trips a multi-megabyte message', async () => {
+    const s = await open();
+    const blob = new Uint8Array(3 * 1024 * 1024);
+    for (let i = 0; i < blob.length; i++) blob[i] = (i * 31) & 0xff;
+    await s.createStream('blob', { contentType: 'application/octet-stream', messages: [blob] });
+    const read = await s.read('blob', '-1', { maxBytes: 10 });
+    expect(read.messages.length).toBe(1);
+    expect(Buffer.compare(Buffer.from(read.messages[0]!), Buffer.from(blob))).toBe(0);
+  });
+
+  it('refuses a message above maxMessageBytes with MESSAGE_TOO_LARGE and writes nothing', async () => {
+    const s = await open({ maxMessageBytes: 10 });
+    await s.createStream('m', { contentType: T });
+    expect(await code(s.append('m', { messages: [enc('ok'), enc('01234567890')], contentType: T }))).toBe(
+      'MESSAGE_TOO_LARGE',
+    );
+    expect(await code(s.createStream('n', { contentType: T, messages: [enc('01234567890')] }))).toBe(
+      'MESSAGE_TOO_LARGE',
+    );
+    expect((await s.head('m')).messageCount).toBe(0);
+    expect(await s.exists('n')).toBe(false);
+  });
+});
+
+describe('schema', () => {
+  it('is created once when several instances start together, and records its version', async () => {
+    const schema = freshSchema('mig');
+    await Promise.all(Array.from({ length: 4 }, () => open({}, schema)));
+    const rows = await adminQuery<{ value: string }>(
+      `SELECT value FROM "${schema}".meta WHERE key = 'schema_version'`,
+    );
+    expect(rows).toEqual([{ value: String(SCHEMA_VERSION) }]);
+  });
+
+  it('refuses a schema written by a newer release', async () => {
+    const schema = freshSchema('mig');
+    await (await open({}, schema)).close();
+    await adminQuery(
+      `UPDATE "${schema}".meta SET value = '${SCHEMA_VERSION + 1}' WHERE key = 'schema_version'`,
+    );
+    await expect(open({}, schema)).rejects.toThrow(/newer than this release/);
+  });
+
+  it('keeps separate schemas isolated', async () => {
+    const a = await open();
+    const b = await open();
+    await a.createStream('same', { contentType: T, messages: [enc('a')] });
+    expect(await b.exists('same')).toBe(false);
+    const hints: number[] = [];
+    await a.subscribe('same', () => hints.push(1));
+    await b.createStream('same', { contentType: T });
+    await b.append('same', { messages: [enc('b')], contentType: T });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(hints).toEqual([]);
+    expect(await a.totalBytes()).toBe(1);
+    expect(await b.totalBytes()).toBe(1);
+  });
+
+  it('rejects schema names that are not plain identifiers', async () => {
+    await expect(PostgresStorage.open({ connectionString: pgUrl(), schema: 'x"; DROP' })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(PostgresStorage.open({ connectionString: pgUrl(), schema: 'pg_catalog' })).rejects.toThrow(
+      RangeError,
+    );
+  });
+});
+
+describe('connection failures', () => {
+  it('maps an unreachable server to UNAVAILABLE', async () => {
+    const error = await PostgresStorage.open({
+      connectionString: 'postgresql://postgres@127.0.0.1:1/postgres',
+      pool: { connectionTimeoutMillis: 2_000 },
+    }).catch((err: unknown) => err);
+    expect(isStorageError(error, 'UNAVAILABLE')).toBe(true);
+  });
+
+  it('recovers after its connections are killed, and the LISTEN connection reconnects and wakes listeners', async () => {
+    const app = `sk_kill_${Math.random().toString(36).slice(2)}`;
+    const schema = freshSchema('kill');
+    const victim = await open({ pool: { application_name: app } }, schema);
+    const other = await open({}, schema);
+    await victim.createStream('k', { contentType: T });
+    let hints = 0;
+    await victim.subscribe('k', () => hints++);
+
+    await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+      app,
+    ]);
+    // The pool may hand out a connection that died while idle: that call fails with UNAVAILABLE, later ones work.
+    const first = await code(victim.append('k', { messages: [enc('1')], contentType: T }));
+    expect(['ok', 'UNAVAILABLE']).toContain(first);
+    await victim.append('k', { messages: [enc('2')], contentType: T });
+
+    // Commits by the other instance reach the victim's subscriber again once its LISTEN connection is back.
+    const before = hints;
+    const deadline = Date.now() + 10_000;
+    while (hints === before && Date.now() < deadline) {
+      await other.append('k', { messages: [enc('x')], contentType: T });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(hints).toBeGreaterThan(before);
+  });
+});
+
+describe('error mapping', () => {
+  const dbError = (sqlstate: string) =>
+    Object.assign(new Error(`sqlstate ${sqlstate}`), { code: sqlstate, severity: 'ERROR' });
+
+  it('maps PostgreSQL conditions onto the contract codes', () => {
+    const cases: [unknown, StorageErrorCode][] = [
+      [dbError('53100'), 'INSUFFICIENT_STORAGE'],
+      [dbError('40001'), 'UNAVAILABLE'],
+      [dbError('40P01'), 'UNAVAILABLE'],
+      [dbError('57P01'), 'UNAVAILABLE'],
+      [dbError('53300'), 'UNAVAILABLE'],
+      [dbError('08006'), 'UNAVAILABLE'],
+      [dbError('XX001'), 'CORRUPTED'],
+      [dbError('42P01'), 'INTERNAL'],
+      [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'UNAVAILABLE'],
+      [new Error('Connection terminated unexpectedly'), 'UNAVAILABLE'],
+    ];
+    for (const [err, expected] of cases) {
+      const mapped = toStorageError(err);
+      expect(isStorageError(mapped, expected)).toBe(true);
+      expect((mapped as StorageError).cause).toBe(err);
+    }
+  });
+
+  it('passes storage and programmer errors through', () => {
+    const storage = new StorageError('NOT_FOUND', 'x');
+    const range = new RangeError('bad');
+    expect(toStorageError(storage)).toBe(storage);
+    expect(toStorageError(range)).toBe(range);
+  });
+});
