@@ -186,7 +186,9 @@ describe('two PostgresStorage instances over one database', () => {
     }
     expect([...byOffset.keys()].sort()).toEqual(all);
     perWriter.forEach((offsets, w) => {
-      offsets.forEach((offset, i) => expect(byOffset.get(offset)!.startsWith(`${w}:${i}:`)).toBe(true));
+      offsets.forEach((offset, i) => {
+        expect(byOffset.get(offset)!.startsWith(`${w}:${i}:`)).toBe(true);
+      });
     });
     expect(read.nextOffset).toBe(formatOffset(seq, bytes));
   });
