@@ -70,7 +70,11 @@ export async function startServer(
     logger.debug({ err: err.message, code: err.code }, 'client error');
     if (socket.writable && !socket.destroyed) {
       const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      // Node's own refusals (malformed requests, timeouts) carry the security headers too.
+      socket.end(
+        `HTTP/1.1 ${status}\r\nX-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: cross-origin\r\n` +
+          'Connection: close\r\nContent-Length: 0\r\n\r\n',
+      );
     } else {
       socket.destroy();
     }

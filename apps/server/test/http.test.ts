@@ -376,6 +376,28 @@ describe.each(BACKENDS)('HTTP extras on the %s backend', (backend) => {
       expect(after.headers.get('Stream-Next-Offset')).toBe(closed.headers.get('Stream-Next-Offset'));
     });
 
+    it('never rejects an empty-body close on its Content-Type (§5.2)', async () => {
+      const url = fresh();
+      await put(url);
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'garbage', 'Stream-Closed': 'true' },
+      });
+      expect(res.status).toBe(204);
+      expect(res.headers.get('Stream-Closed')).toBe('true');
+    });
+
+    it('ends an SSE response cleanly when its stream is deleted', async () => {
+      const url = fresh();
+      await put(url, 'text/plain', 'x');
+      const reading = readSse(`${url}?offset=-1&live=sse`);
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await fetch(url, { method: 'DELETE' })).status).toBe(204);
+      const { ended, ms } = await reading;
+      expect(ended).toBe(true);
+      expect(ms).toBeLessThan(1400);
+    });
+
     it('changes the ETag when the stream closes and answers 304 only to a matching If-None-Match', async () => {
       const url = fresh();
       await put(url, 'text/plain', 'abc');

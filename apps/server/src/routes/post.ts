@@ -3,7 +3,13 @@ import { isJsonContentType, isStorageError, normalizeContentType, StorageError }
 import type { RequestContext } from '../app.js';
 import { HttpError } from '../error-status.js';
 import { readBody } from '../http/body.js';
-import { parseContentType, parseProducer, parseStreamClosed, parseStreamSeq } from '../http/headers.js';
+import {
+  headerValue,
+  parseContentType,
+  parseProducer,
+  parseStreamClosed,
+  parseStreamSeq,
+} from '../http/headers.js';
 import { splitJsonBody } from '../http/json.js';
 
 /**
@@ -16,7 +22,6 @@ export async function handlePost(ctx: RequestContext): Promise<void> {
   const { req, res, storage, name, config } = ctx;
   const h = req.headers;
   const close = parseStreamClosed(h);
-  const rawContentType = parseContentType(h);
   const producer = parseProducer(h);
   const seq = parseStreamSeq(h);
   if (producer !== undefined && !storage.capabilities.producers) {
@@ -31,6 +36,7 @@ export async function handlePost(ctx: RequestContext): Promise<void> {
     // rejected on Content-Type.
     if (!close) throw new HttpError('EMPTY_BODY', 'an append needs a body unless it closes the stream');
   } else {
+    const rawContentType = parseContentType(h);
     if (rawContentType === undefined) {
       throw new HttpError('INVALID_HEADER', 'an append with a body needs a Content-Type');
     }
@@ -48,7 +54,7 @@ export async function handlePost(ctx: RequestContext): Promise<void> {
     }
   }
 
-  const contentType = messages.length > 0 ? rawContentType : undefined;
+  const contentType = messages.length > 0 ? headerValue(h, 'content-type') : undefined;
   let result: AppendResult | ProducerAppendResult;
   let status = 204;
   const headers: Record<string, string> = { 'Cache-Control': 'no-store' };

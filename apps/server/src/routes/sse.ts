@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Subscription } from '@streamkeep/storage';
+import { isStorageError } from '@streamkeep/storage';
 import type { RequestContext } from '../app.js';
 import { advanceCursor, nextCursor } from '../http/cursor.js';
 import { LiveWaiter } from '../http/live.js';
@@ -74,7 +75,14 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
       } else if (waiter.ended !== undefined) {
         break;
       }
-      result = await storage.read(name, result.nextOffset, { maxBytes: config.maxReadBytes });
+      try {
+        result = await storage.read(name, result.nextOffset, { maxBytes: config.maxReadBytes });
+      } catch (err) {
+        // Deleted or expired while we were streaming: end cleanly; a reconnect then gets the 404 / 410.
+        if (isStorageError(err, 'NOT_FOUND') || isStorageError(err, 'GONE') || isStorageError(err, 'EXPIRED'))
+          break;
+        throw err;
+      }
     }
     if (waiter.ended !== 'disconnect') res.end();
   } finally {
