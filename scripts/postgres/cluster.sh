@@ -80,7 +80,10 @@ start() {
   pick_user
 
   local dir
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/streamkeep-pg.XXXXXX")
+  # As root the server user must reach the directory, so it goes under /tmp rather than a private TMPDIR.
+  local parent=${TMPDIR:-/tmp}
+  if [ -n "$RUN_USER" ]; then parent=/tmp; fi
+  dir=$(mktemp -d "$parent/streamkeep-pg.XXXXXX")
   chmod 700 "$dir"
   if [ -n "$RUN_USER" ]; then chown "$RUN_USER" "$dir"; fi
   cd "$dir"
