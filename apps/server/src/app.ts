@@ -267,15 +267,20 @@ export function createApp(options: AppOptions): StreamkeepApp {
       return;
     }
     if (path === '/readyz') {
+      // Readiness also advertises what the backend can do, so operators and clients can see which optional
+      // protocol features (forks, expiry, producers) this deployment refuses with 501.
       const ready = storage !== undefined && !shuttingDown;
+      const body = JSON.stringify({
+        status: ready ? 'ready' : shuttingDown ? 'shutting-down' : 'starting',
+        ...(storage === undefined ? {} : { capabilities: storage.capabilities }),
+      });
       res.writeHead(ready ? 200 : 503, {
-        'Content-Type': 'text/plain',
+        'Content-Type': 'application/json',
         'Cache-Control': 'no-store',
+        'Content-Length': Buffer.byteLength(body),
         ...(ready ? {} : { 'Retry-After': '1' }),
       });
-      res.end(
-        req.method === 'HEAD' ? undefined : ready ? 'ready' : shuttingDown ? 'shutting down' : 'starting',
-      );
+      res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
 

@@ -16,6 +16,7 @@ describe('health and readiness', () => {
       const notReady = await fetch(`${server.url}/readyz`);
       expect(notReady.status).toBe(503);
       expect(notReady.headers.get('retry-after')).toBe('1');
+      expect(await notReady.json()).toEqual({ status: 'starting' });
       const early = await fetch(`${server.url}/v1/stream/x`, { method: 'PUT' });
       expect(early.status).toBe(503);
       expect(early.headers.get('retry-after')).toBe('1');
@@ -23,7 +24,12 @@ describe('health and readiness', () => {
 
       open(new MemoryStorage());
       await server.storage;
-      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+      const ready = await fetch(`${server.url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({
+        status: 'ready',
+        capabilities: { forks: true, producers: true },
+      });
       expect((await fetch(`${server.url}/v1/stream/x`, { method: 'PUT' })).status).toBe(201);
     } finally {
       await server.stop();
@@ -138,6 +144,55 @@ describe('slow clients', () => {
       expect(reply).toMatch(/408/);
       const head = await fetch(`${server.url}/v1/stream/slow`, { method: 'HEAD' });
       expect(head.headers.get('Stream-Next-Offset')).toBe('0000000000000000_0000000000000000');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('capabilities', () => {
+  it('refuses forks, expiry and producers with 501 when the backend lacks them', async () => {
+    const inner = new MemoryStorage();
+    const capabilities = { ...inner.capabilities, forks: false, expiry: false, producers: false };
+    const limited = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'capabilities') return capabilities;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as Storage;
+    const server = await startTestServer('memory', {}, limited);
+    try {
+      const url = `${server.url}/v1/stream/caps`;
+      expect((await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'text/plain' } })).status).toBe(
+        201,
+      );
+      const fork = await fetch(`${url}-fork`, {
+        method: 'PUT',
+        headers: { 'Stream-Forked-From': '/v1/stream/caps' },
+      });
+      expect(fork.status).toBe(501);
+      expect(await fork.json()).toMatchObject({ code: 'NOT_SUPPORTED' });
+      const ttl = await fetch(`${url}-ttl`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'text/plain', 'Stream-TTL': '60' },
+      });
+      expect(ttl.status).toBe(501);
+      const producer = await fetch(url, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'text/plain',
+          'Producer-Id': 'p',
+          'Producer-Epoch': '0',
+          'Producer-Seq': '0',
+        },
+        body: 'x',
+      });
+      expect(producer.status).toBe(501);
+      const ready = await fetch(`${server.url}/readyz`);
+      expect(await ready.json()).toMatchObject({
+        capabilities: { forks: false, expiry: false, producers: false },
+      });
     } finally {
       await server.stop();
     }
