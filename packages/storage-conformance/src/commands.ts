@@ -327,6 +327,27 @@ export class ExistsCommand extends Base {
   }
 }
 
+/** Subscribes and unsubscribes at once: only the access rule is compared (hints are the concurrency area's job). */
+export class SubscribeCommand extends Base {
+  constructor(readonly name: string) {
+    super();
+  }
+  protected describe(): string {
+    return `subscribe(${q(this.name)})`;
+  }
+  async run(model: StorageModel, real: Session): Promise<void> {
+    const expected = mapOutcome(model.head(this.name), () => true);
+    const actual = await capture(
+      () => real.storage.subscribe(this.name, () => {}),
+      (subscription) => {
+        subscription.unsubscribe();
+        return true;
+      },
+    );
+    assertSameOutcome(this.toString(), expected, actual);
+  }
+}
+
 export class DeleteCommand extends Base {
   constructor(readonly name: string) {
     super();
@@ -464,6 +485,10 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
     ...weighted(
       1,
       streamNameArb.map((n) => new DeleteCommand(n)),
+    ),
+    ...weighted(
+      1,
+      streamNameArb.map((n) => new SubscribeCommand(n)),
     ),
     ...weighted(1, fc.constant(new CleanupCommand())),
     ...weighted(

@@ -15,6 +15,7 @@ export {
   ProducerAppendCommand,
   ReadCommand,
   ReopenCommand,
+  SubscribeCommand,
 } from './commands.js';
 export { ConformanceError } from './compare.js';
 export { describeStorageConformance } from './conformance.js';

@@ -55,10 +55,14 @@ export function checkParallelAppendersAndReaders(
       }
       writing -= 1;
     });
+    const commits = v.writers.reduce((n, bs) => n + bs.length, 0);
     const readers = Array.from({ length: v.readers }, async () => {
-      while (writing > 0) {
+      // Bounded, and yielding a macrotask turn between reads: a backend that serves reads from memory through
+      // microtasks alone would otherwise starve the writers' I/O callbacks forever.
+      for (let i = 0; i <= commits && writing > 0; i++) {
         const r = await storage.read('race', '-1');
         snapshots.push({ messages: [...r.messages], nextOffset: r.nextOffset });
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     });
     await Promise.all([...writers, ...readers]);

@@ -149,6 +149,7 @@ export function checkCoherentSnapshots(harness: StorageHarness, options?: Confor
       })();
       const reads = Array.from({ length: readers }, async () => {
         for (let i = 0; i <= batches.length; i++) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
           const r = await storage.read('law', '-1');
           snapshots.push({
             messages: r.messages.map(hex),
