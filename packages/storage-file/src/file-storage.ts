@@ -340,7 +340,7 @@ export class FileStorage implements Storage {
     const config = resolveStreamOptions(options, now);
     const messages = options.messages ?? [];
     return this.withGlobal(async () => {
-      const existing = await this.claimName(name, now);
+      const { existing, replace } = this.claimName(name, now);
       if (existing !== undefined) {
         if (existing.fork !== null || !streamConfigsEqual(existing.config, config)) {
           throw new StorageError(
@@ -355,6 +355,7 @@ export class FileStorage implements Storage {
         messages,
         0,
         0,
+        replace,
       );
       return { created: true, nextOffset: entry.tail(), closed: entry.closed };
     });
@@ -427,7 +428,7 @@ export class FileStorage implements Storage {
         prefix = json ? got.messages.slice() : [Buffer.from(first!.subarray(0, subOffset))];
       }
       const fork: ForkInfo = { source: options.source, offset: forkOffset, subOffset };
-      const existing = await this.claimName(name, now);
+      const { existing, replace } = this.claimName(name, now);
       if (existing !== undefined) {
         const same =
           streamConfigsEqual(existing.config, config) &&
@@ -449,6 +450,7 @@ export class FileStorage implements Storage {
         messages,
         at.readSeq,
         at.byteOffset,
+        replace,
       );
       source.refs++;
       return { created: true, nextOffset: entry.tail(), closed: entry.closed };
@@ -816,6 +818,9 @@ export class FileStorage implements Storage {
       }
     }
     this.renewOnRead(entry, now);
+    // A read that found nothing did no I/O; yield to the event loop so that a caller polling in a tight loop
+    // cannot starve the writes it waits for (their completions are macrotasks).
+    if (result.messages.length === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     return result;
   }
 
@@ -1051,14 +1056,14 @@ export class FileStorage implements Storage {
   }
 
   /**
-   * Applies the create rules for an existing name: returns the live entry to compare with, or `undefined` when the
-   * name is free (an expired, unreferenced stream is removed first).
+   * Applies the create rules for an existing name without changing anything: `existing` is the live entry to compare
+   * with; `replace` an expired, unreferenced stream the create will remove once every other check passed.
    */
-  private async claimName(name: string, now: number): Promise<StreamEntry | undefined> {
+  private claimName(name: string, now: number): { existing?: StreamEntry; replace?: StreamEntry } {
     const existing = this.entries.get(name);
     if (existing === undefined) {
       if (this.quarantine.has(streamId(name))) this.missing(name);
-      return undefined;
+      return {};
     }
     if (existing.tombstone) {
       throw new StorageError('PATH_BLOCKED', `stream ${JSON.stringify(name)} is deleted but still forked`);
@@ -1067,10 +1072,9 @@ export class FileStorage implements Storage {
       if (existing.refs > 0) {
         throw new StorageError('PATH_BLOCKED', `expired stream ${JSON.stringify(name)} is still forked`);
       }
-      await this.removeEntry(existing);
-      return undefined;
+      return { replace: existing };
     }
-    return existing;
+    return { existing };
   }
 
   private streamsDir(): string {
@@ -1087,12 +1091,13 @@ export class FileStorage implements Storage {
     messages: readonly Uint8Array[],
     baseSeq: number,
     baseBytes: number,
+    replace: StreamEntry | undefined,
   ): Promise<StreamEntry> {
     const n = batchBytes(messages);
     if (n + messages.length * 4 + 256 > MAX_BODY) {
       throw new StorageError('MESSAGE_TOO_LARGE', 'a commit may hold at most 4 GiB');
     }
-    checkByteLimits(this.limits, this.total + this.reserved, 0, n);
+    checkByteLimits(this.limits, this.total + this.reserved - (replace?.bytes ?? 0), 0, n);
     const id = streamId(meta.name);
     const tmp = join(this.rootDir, TMP_DIR, `${id}.${randomUUID()}`);
     const dir = join(this.streamsDir(), id);
@@ -1115,6 +1120,8 @@ export class FileStorage implements Storage {
       await writeSynced(this.fs, join(tmp, LOG_FILE), [encodeLogHeader(salt), ...encoder.finish()]);
       await writeSynced(this.fs, join(tmp, META_FILE), [encodeMeta(meta)]);
       await syncDir(this.fs, tmp);
+      // The expired stream goes only now that the new one is ready; a crash in between loses nothing visible.
+      if (replace !== undefined && !replace.removed) await this.removeEntry(replace);
       await this.fs.rename(tmp, dir);
       await syncDir(this.fs, this.streamsDir());
     } catch (err) {
