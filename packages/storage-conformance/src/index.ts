@@ -52,6 +52,7 @@ export {
   checkCoherentSnapshots,
   checkExpiry,
   checkFailedCommitHasNoEffect,
+  checkFailedCreateHasNoEffect,
   checkForkReads,
   checkIdempotentWritesNothing,
   checkLaws,

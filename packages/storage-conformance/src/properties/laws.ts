@@ -298,6 +298,60 @@ export function checkFailedCommitHasNoEffect(
   );
 }
 
+/**
+ * A create or fork rejected by a byte limit has no effect: no stream appears, no bytes stay reserved, the source of a
+ * refused fork gains no reference, and an expired stream it would have replaced is still there (still `EXPIRED`,
+ * still deletable).
+ */
+export function checkFailedCreateHasNoEffect(
+  harness: StorageHarness,
+  options?: ConformanceOptions,
+): Promise<void> {
+  const arb = fc.record({
+    initial: fc.array(payloadArb, { maxLength: 3 }),
+    over: fc.integer({ min: 1, max: 8 }),
+    target: fc.constantFrom('fresh', 'expired', 'fork'),
+  });
+  return assertOverSessions(
+    harness,
+    options,
+    arb,
+    async ({ storage, clock }, v, caps) => {
+      const target =
+        (v.target === 'expired' && !caps.expiry) || (v.target === 'fork' && !caps.forks) ? 'fresh' : v.target;
+      await storage.createStream('src', { contentType: CT, messages: v.initial });
+      if (target === 'expired') {
+        await storage.createStream('law', {
+          contentType: CT,
+          ttlSeconds: 1,
+          messages: [new Uint8Array([1])],
+        });
+        clock.advance(1_000);
+      }
+      const tooBig = [new Uint8Array(16 + v.over)];
+      await expectCode(`a ${target} create over the stream limit`, 'STREAM_LIMIT_EXCEEDED', () =>
+        target === 'fork'
+          ? storage.createFork('law', { source: 'src', messages: tooBig })
+          : storage.createStream('law', { contentType: CT, messages: tooBig }),
+      );
+      if (target === 'expired') {
+        await expectCode('the expired stream after a rejected re-create', 'EXPIRED', () =>
+          storage.head('law'),
+        );
+        const del = await storage.delete('law');
+        ensure(!del.softDeleted, 'the expired stream must still be there to delete');
+      } else {
+        ensure(!(await storage.exists('law')), `a rejected ${target} create left a stream behind`);
+      }
+      const del = await storage.delete('src');
+      ensure(!del.softDeleted, 'a rejected fork must not leave a reference on its source');
+      const fits = await storage.createStream('law', { contentType: CT, messages: [new Uint8Array(16)] });
+      ensure(fits.created, 'the name and its bytes must be free after the rejected create');
+    },
+    (_v, caps) => (caps.byteLimits ? { maxStreamBytes: 16, maxTotalBytes: 40 } : {}),
+  );
+}
+
 /** An idempotent re-create and a producer duplicate write nothing, renew nothing and return the stored state. */
 export function checkIdempotentWritesNothing(
   harness: StorageHarness,
@@ -586,6 +640,11 @@ export const LAWS: readonly PropertyCheck[] = [
   { title: 'reading from any returned offset yields exactly the suffix', run: checkSuffixReads },
   { title: 'reads are coherent snapshots of whole commits', run: checkCoherentSnapshots },
   { title: 'a failed commit has no effect', run: checkFailedCommitHasNoEffect },
+  {
+    title: 'a create or fork rejected by a byte limit has no effect',
+    run: checkFailedCreateHasNoEffect,
+    skip: needs('byteLimits'),
+  },
   { title: 'an idempotent create or a producer duplicate writes nothing', run: checkIdempotentWritesNothing },
   { title: 'a closed stream rejects appends but stays readable', run: checkClosedStream },
   {
