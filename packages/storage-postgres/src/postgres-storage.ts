@@ -809,6 +809,8 @@ export class PostgresStorage implements Storage {
         `SELECT bytes FROM ${this.#s}.usage ORDER BY shard FOR UPDATE`,
       );
       tx.markUsageLocked();
+      // Bytes this transaction already released (an expired stream replaced by this create) no longer count.
+      total = tx.pendingUsage();
       for (const row of rows) total += row.bytes;
     }
     checkByteLimits(this.#limits, total, streamBytes, bytes);

@@ -61,6 +61,13 @@ export class Tx {
     this.#usage.set(shard, (this.#usage.get(shard) ?? 0) + delta);
   }
 
+  /** The usage change this transaction has made so far (negative after removals), not yet written. */
+  pendingUsage(): number {
+    let total = 0;
+    for (const delta of this.#usage.values()) total += delta;
+    return total;
+  }
+
   /** Records that the usage rows are already locked (the storage-wide limit check locks them all). */
   markUsageLocked(): void {
     this.#usageLocked = true;

@@ -145,6 +145,31 @@ describe('large streams and batches', () => {
   });
 });
 
+describe('limits', () => {
+  it('replacing an expired stream releases its bytes before the storage-wide limit is checked', async () => {
+    const clock = { t: 1_000_000, now: () => clock.t };
+    const s = await open({ clock, maxTotalBytes: 8 });
+    await s.createStream('a', { contentType: T, expiresAt: clock.t + 500, messages: [enc('123456')] });
+    expect(await code(s.createStream('b', { contentType: T, messages: [enc('123')] }))).toBe(
+      'STORAGE_LIMIT_EXCEEDED',
+    );
+    clock.t += 1_000;
+    expect(await s.createStream('a', { contentType: T, messages: [enc('654321')] })).toMatchObject({
+      created: true,
+    });
+    expect(await s.totalBytes()).toBe(6);
+    // A failed replacement leaves the expired stream and its bytes in place.
+    await s.createStream('c', { contentType: T, expiresAt: clock.t + 500, messages: [enc('12')] });
+    clock.t += 1_000;
+    expect(await code(s.createStream('c', { contentType: T, messages: [enc('123')] }))).toBe(
+      'STORAGE_LIMIT_EXCEEDED',
+    );
+    expect(await s.totalBytes()).toBe(8);
+    expect((await s.delete('c')).softDeleted).toBe(false);
+    expect(await s.totalBytes()).toBe(6);
+  });
+});
+
 describe('schema', () => {
   it('is created once when several instances start together, and records its version', async () => {
     const schema = freshSchema('mig');
