@@ -400,6 +400,18 @@ export class AdvanceTimeCommand extends Base {
 }
 
 /**
+ * Compares every stream the kit can name, in full: head, the whole content from `-1`, and existence. Run after a
+ * reopen and at the end of every sequence, so a divergence no random read happened to observe still fails.
+ */
+export async function auditAll(model: StorageModel, real: Session): Promise<void> {
+  for (const name of STREAM_NAMES) {
+    await new HeadCommand(name).run(model, real);
+    await new ExistsCommand(name).run(model, real);
+    await new ReadCommand(name, { kind: 'start' }, undefined).run(model, real);
+  }
+}
+
+/**
  * Closes the storage and opens it again over the same state. A backend may sweep expired streams while opening;
  * whether it does is not observable by contract, so both sides are swept right after (the count is not compared).
  */
@@ -411,6 +423,7 @@ export class ReopenCommand extends Base {
     const storage = await real.reopen();
     model.cleanupExpiredStreams();
     await storage.cleanupExpiredStreams();
+    await auditAll(model, real);
   }
 }
 

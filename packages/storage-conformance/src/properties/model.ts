@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { limitsArb } from '../arbitraries.js';
-import { commandArbitraries, createCommandArb } from '../commands.js';
+import { auditAll, commandArbitraries, createCommandArb } from '../commands.js';
 import { probeCapabilities, type StorageHarness, withSession } from '../harness.js';
 import { StorageModel } from '../model.js';
 import { type ConformanceOptions, fcParameters, resolveOptions } from '../options.js';
@@ -38,6 +38,7 @@ export async function checkModel(harness: StorageHarness, options: ModelCheckOpt
       const model = new StorageModel(session.clock, l, capabilities);
       await fc.asyncModelRun(() => ({ model, real: session }), first);
       await fc.asyncModelRun(() => ({ model, real: session }), cmds);
+      await auditAll(model, session);
     });
   });
   await fc.assert(property, fcParameters(resolved));
