@@ -35,6 +35,13 @@ find_bindir() {
 
 install_server() {
   if find_bindir >/dev/null; then return 0; fi
+  # Several test processes may start clusters at once on a fresh machine: only one of them installs.
+  exec 8>/tmp/streamkeep-pg-install.lock
+  flock 8
+  if find_bindir >/dev/null; then
+    flock -u 8
+    return 0
+  fi
   if [ "$(id -u)" != 0 ]; then
     log "PostgreSQL is not installed and this is not root: install the Debian package 'postgresql' first"
     exit 1
@@ -44,12 +51,13 @@ install_server() {
   # The package would create and start a default cluster on port 5432; tests only need the binaries.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.d/streamkeep-no-main-cluster.conf
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends postgresql >&2
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql >&2
   find_bindir >/dev/null || {
     log "PostgreSQL installed but no initdb found under /usr/lib/postgresql/*/bin"
     exit 1
   }
+  flock -u 8
 }
 
 # The operating-system user the server runs as, and a command prefix that runs as it.
