@@ -101,11 +101,20 @@ export async function withSession<T>(
   body: (session: Session) => Promise<T>,
 ): Promise<T> {
   const session = await openSession(harness, limits);
+  let failed = false;
   try {
     return await body(session);
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
-    if (session.instance.teardown !== undefined) await session.instance.teardown();
-    else await session.storage.close();
+    try {
+      if (session.instance.teardown !== undefined) await session.instance.teardown();
+      else await session.storage.close();
+    } catch (err) {
+      // A teardown failure must not hide the counterexample that caused it.
+      if (!failed) throw err;
+    }
   }
 }
 
