@@ -101,21 +101,20 @@ export async function withSession<T>(
   body: (session: Session) => Promise<T>,
 ): Promise<T> {
   const session = await openSession(harness, limits);
-  let failed = false;
+  const teardown = async () => {
+    if (session.instance.teardown !== undefined) await session.instance.teardown();
+    else await session.storage.close();
+  };
+  let result: T;
   try {
-    return await body(session);
+    result = await body(session);
   } catch (err) {
-    failed = true;
+    // A teardown failure must not hide the counterexample that caused it.
+    await teardown().catch(() => {});
     throw err;
-  } finally {
-    try {
-      if (session.instance.teardown !== undefined) await session.instance.teardown();
-      else await session.storage.close();
-    } catch (err) {
-      // A teardown failure must not hide the counterexample that caused it.
-      if (!failed) throw err;
-    }
   }
+  await teardown();
+  return result;
 }
 
 /** Reads the capabilities of a storage the harness creates (one throwaway instance). */
