@@ -287,9 +287,9 @@ export class StorageModel {
       const existing = this.#existing(name);
       if (existing.kind === 'live') {
         const s = existing.s;
-        // A root create over a fork differs in lineage, as a fork over a root stream does.
-        if (s.fork !== null || !StorageModel.#sameConfig(StorageModel.#config(s), config))
-          fail('CONFIG_MISMATCH');
+        // The contract compares configs only: a root create naming an existing fork with an equal config is an
+        // idempotent success (unlike createFork, which also compares the lineage).
+        if (!StorageModel.#sameConfig(StorageModel.#config(s), config)) fail('CONFIG_MISMATCH');
         return { created: false, nextOffset: this.#tail(s), closed: s.closed };
       }
       const messages = options.messages ?? [];

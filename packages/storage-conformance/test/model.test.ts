@@ -91,6 +91,17 @@ describe('StorageModel', () => {
     expect(code(model.head('x'))).toBe('EXPIRED');
   });
 
+  it('treats a root create over a fork with an equal config as idempotent (configs only), a fork over a root not', () => {
+    const { model } = fresh();
+    model.createStream('src', { contentType: 'text/plain', messages: [bytes(1)] });
+    model.createFork('f', { source: 'src' });
+    expect(model.createStream('f', { contentType: 'text/plain' })).toMatchObject({
+      ok: true,
+      value: { created: false },
+    });
+    expect(code(model.createFork('src', { source: 'f' }))).toBe('CONFIG_MISMATCH');
+  });
+
   it('lets a producer duplicate through on a closed stream, and a closing retry stays a duplicate', () => {
     const { model } = fresh();
     model.createStream('s', { contentType: 'text/plain' });
