@@ -287,9 +287,10 @@ export class StorageModel {
       const existing = this.#existing(name);
       if (existing.kind === 'live') {
         const s = existing.s;
-        // The contract compares configs only: a root create naming an existing fork with an equal config is an
-        // idempotent success (unlike createFork, which also compares the lineage).
-        if (!StorageModel.#sameConfig(StorageModel.#config(s), config)) fail('CONFIG_MISMATCH');
+        // A root create matches only an existing root stream with an equal config: an existing fork has a lineage
+        // the create does not ask for, so it is a mismatch whatever its config.
+        if (s.fork !== null || !StorageModel.#sameConfig(StorageModel.#config(s), config))
+          fail('CONFIG_MISMATCH');
         return { created: false, nextOffset: this.#tail(s), closed: s.closed };
       }
       const messages = options.messages ?? [];

@@ -118,7 +118,7 @@ export class MemoryStorage implements Storage {
     assertStreamName(name);
     const now = this.#clock.now();
     const config = resolveStreamOptions(options, now);
-    const existing = this.#prepareName(name, now);
+    const { existing, expired } = this.#prepareName(name, now);
     if (existing !== undefined) {
       if (existing.fork !== null || !streamConfigsEqual(existing.config, config)) {
         throw new StorageError(
@@ -130,7 +130,8 @@ export class MemoryStorage implements Storage {
     }
     const messages = options.messages ?? [];
     const bytes = batchBytes(messages);
-    checkByteLimits(this.#limits, this.#totalBytes, 0, bytes);
+    checkByteLimits(this.#limits, this.#totalBytes - (expired?.totalBytes ?? 0), 0, bytes);
+    if (expired !== undefined) this.#remove(expired);
     const entry = newEntry(name, config, null, 0, 0, now);
     pushMessages(entry, messages);
     entry.closed = config.createdClosed;
@@ -171,7 +172,7 @@ export class MemoryStorage implements Storage {
     ];
     const fork: ForkInfo = { source: options.source, offset: forkOffset, subOffset };
 
-    const existing = this.#prepareName(name, now);
+    const { existing, expired } = this.#prepareName(name, now);
     if (existing !== undefined) {
       const sameLineage =
         existing.fork !== null &&
@@ -187,7 +188,8 @@ export class MemoryStorage implements Storage {
       return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
     }
     const bytes = batchBytes(local);
-    checkByteLimits(this.#limits, this.#totalBytes, 0, bytes);
+    checkByteLimits(this.#limits, this.#totalBytes - (expired?.totalBytes ?? 0), 0, bytes);
+    if (expired !== undefined) this.#remove(expired);
     const position = parseOffset(forkOffset);
     const [baseSeq, baseBytes] =
       position.kind === 'position' ? [position.readSeq, position.byteOffset] : [0, 0];
@@ -352,12 +354,13 @@ export class MemoryStorage implements Storage {
   }
 
   /**
-   * Looks up a name about to be created: returns the live entry to compare with, or `undefined` when the name is
-   * free (an expired, unreferenced stream is removed on the way).
+   * Looks up a name about to be created: the live entry to compare with, or the expired, unreferenced entry the new
+   * stream will replace — removed only once the new stream's commit is known to succeed, so a rejected create
+   * changes nothing.
    */
-  #prepareName(name: string, now: number): Entry | undefined {
+  #prepareName(name: string, now: number): { existing?: Entry; expired?: Entry } {
     const existing = this.#streams.get(name);
-    if (existing === undefined) return undefined;
+    if (existing === undefined) return {};
     if (existing.tombstone) {
       throw new StorageError(
         'PATH_BLOCKED',
@@ -371,10 +374,9 @@ export class MemoryStorage implements Storage {
           `expired stream ${JSON.stringify(name)} is still referenced by forks`,
         );
       }
-      this.#remove(existing);
-      return undefined;
+      return { expired: existing };
     }
-    return existing;
+    return { existing };
   }
 
   #visible(name: string): Entry {

@@ -136,6 +136,20 @@ describe('MemoryStorage', () => {
     expect((await s.createStream('a', { contentType: T })).created).toBe(true);
   });
 
+  it('keeps an expired stream when the create that would replace it is rejected', async () => {
+    const clock = new TestClock();
+    const s = new MemoryStorage({ clock, maxStreamBytes: 4 });
+    await s.createStream('a', { contentType: T, ttlSeconds: 1, messages: [enc('abc')] });
+    clock.t += 1_000;
+    expect(await code(s.createStream('a', { contentType: T, messages: [new Uint8Array(5)] }))).toBe(
+      'STREAM_LIMIT_EXCEEDED',
+    );
+    expect(await code(s.head('a'))).toBe('EXPIRED');
+    expect(s.totalBytes()).toBe(3);
+    expect((await s.createStream('a', { contentType: T, messages: [enc('xy')] })).created).toBe(true);
+    expect(s.totalBytes()).toBe(2);
+  });
+
   it('soft-deletes a forked source and cascades when the last fork goes', async () => {
     const s = new MemoryStorage();
     await s.createStream('src', { contentType: T, messages: [enc('a'), enc('b')] });

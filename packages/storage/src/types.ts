@@ -107,7 +107,9 @@ export interface ForkOptions {
   readonly source: string;
   /**
    * The fork point; defaults to the source's tail. `-1` inherits nothing. Must not lie beyond the source's tail
-   * (`FORK_OFFSET_BEYOND_TAIL`); need not fall on a message boundary.
+   * (`FORK_OFFSET_BEYOND_TAIL`). It need not fall on a message boundary: an offset inside a source message inherits
+   * that whole message, and the fork's own messages still start at the fork offset (offsets stay strictly increasing
+   * but are no longer contiguous). Forking at an offset a read or append returned avoids the oddity.
    */
   readonly offset?: Offset | undefined;
   /**
@@ -173,7 +175,10 @@ export interface AppendResult {
 
 /** The outcome of a producer append. */
 export interface ProducerAppendResult extends AppendResult {
-  /** `true` when the request repeated an already accepted one: nothing was written, no TTL renewed, no one woken. */
+  /**
+   * `true` when the request repeated an already accepted one: nothing was written, no TTL renewed, no one woken;
+   * `startOffset` and `nextOffset` are then both the current tail.
+   */
   readonly duplicate: boolean;
   /** Accepted: the request's epoch. Duplicate: the *stored* epoch. */
   readonly epoch: number;
