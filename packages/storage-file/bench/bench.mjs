@@ -77,7 +77,7 @@ function gc() {
 }
 const mem = () => {
   const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers + m.external;
+  return m.heapUsed + m.external;
 };
 
 async function recovery(n, size, perCommit) {

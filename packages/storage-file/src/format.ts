@@ -1,6 +1,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { ForkInfo, ProducerState, StreamConfig } from '@streamkeep/storage';
+import { crc32Range } from './crc.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Log file header: 16 bytes. magic (8) | salt u32 LE | crc32(magic + salt) u32 LE
@@ -119,7 +120,7 @@ export class GroupEncoder {
 
   private flushSum(): void {
     if (this.runBuf !== undefined && this.runEnd > this.runStart) {
-      this.crc = crc32(this.runBuf.subarray(this.runStart, this.runEnd), this.crc);
+      this.crc = crc32Range(this.runBuf, this.runStart, this.runEnd, this.crc);
     }
     this.runBuf = undefined;
   }
@@ -215,7 +216,7 @@ export class GroupEncoder {
     b[at + 9] = 0;
     b.writeUInt16LE(0, at + 10);
     b.writeDoubleLE(expiresAt, at + 12);
-    b.writeUInt32LE(crc32(b.subarray(at + 4, at + 20), this.salt >>> 0), at);
+    b.writeUInt32LE(crc32Range(b, at + 4, at + 20, this.salt >>> 0), at);
     this.curPos = at + 20;
     this.pos += 20;
   }
@@ -241,14 +242,15 @@ export interface DecodedTouch {
 }
 
 /**
- * Decodes a verified record body. Calls `onMessage(relOffset, length)` for every message. Returns `undefined`
+ * Decodes a verified record body. Calls `sink.message(base + offset in b, length)` for every message. Returns `undefined`
  * when the body is structurally invalid (which a verified CRC makes a bug or a foreign writer).
  */
 export function decodeBody(
   b: Buffer,
   start: number,
   end: number,
-  onMessage: (payloadAt: number, length: number) => void,
+  base: number,
+  sink: { message(position: number, length: number): void },
 ): DecodedCommit | DecodedTouch | undefined {
   if (end - start < 1) return undefined;
   const type = b[start];
@@ -301,7 +303,7 @@ export function decodeBody(
     const n = b.readUInt32LE(r);
     r += 4;
     if (!need(n)) return undefined;
-    onMessage(r, n);
+    sink.message(base + r, n);
     r += n;
   }
   if (r !== end) return undefined;

@@ -1,4 +1,4 @@
-import { crc32 } from 'node:zlib';
+import { crc32Range } from './crc.js';
 import { type CommitMeta, decodeBody, LOG_HEADER_SIZE, RECORD_COMMIT, RECORD_HEADER_SIZE } from './format.js';
 import type { FileHandleLike } from './fs.js';
 
@@ -58,7 +58,7 @@ export async function scanLog(
     if (len < 1 || p + RECORD_HEADER_SIZE + len > size) return false;
     await ensure(p, RECORD_HEADER_SIZE + len);
     const s = p - winStart;
-    return crc32(buf.subarray(s + 4, s + RECORD_HEADER_SIZE + len), salt) === buf.readUInt32LE(s);
+    return crc32Range(buf, s + 4, s + RECORD_HEADER_SIZE + len, salt) === buf.readUInt32LE(s);
   };
 
   const classify = async (at: number, reason: string): Promise<ScanResult> => {
@@ -77,20 +77,20 @@ export async function scanLog(
   let p = LOG_HEADER_SIZE;
   while (p < size) {
     if (size - p < RECORD_HEADER_SIZE) return classify(p, 'short record header');
-    await ensure(p, RECORD_HEADER_SIZE);
+    // The fast path stays synchronous: only a record crossing the window's end waits for a refill.
+    if (p < winStart || p + RECORD_HEADER_SIZE > winStart + winLen) await ensure(p, RECORD_HEADER_SIZE);
     let o = p - winStart;
     const len = buf.readUInt32LE(o + 4);
     const recEnd = p + RECORD_HEADER_SIZE + len;
     if (len < 1 || recEnd > size) return classify(p, 'record length runs past the end of the log');
-    await ensure(p, RECORD_HEADER_SIZE + len);
-    o = p - winStart;
-    if (crc32(buf.subarray(o + 4, o + RECORD_HEADER_SIZE + len), salt) !== buf.readUInt32LE(o)) {
+    if (recEnd > winStart + winLen) {
+      await ensure(p, RECORD_HEADER_SIZE + len);
+      o = p - winStart;
+    }
+    if (crc32Range(buf, o + 4, o + RECORD_HEADER_SIZE + len, salt) !== buf.readUInt32LE(o)) {
       return classify(p, `checksum mismatch in the record at byte ${p}`);
     }
-    const base = winStart;
-    const decoded = decodeBody(buf, o + RECORD_HEADER_SIZE, o + RECORD_HEADER_SIZE + len, (at, n) =>
-      cb.message(base + at, n),
-    );
+    const decoded = decodeBody(buf, o + RECORD_HEADER_SIZE, o + RECORD_HEADER_SIZE + len, winStart, cb);
     if (decoded === undefined) {
       return { kind: 'corrupt', at: p, reason: `malformed record at byte ${p}` };
     }

@@ -1,0 +1,238 @@
+import { crc32 } from 'node:zlib';
+import { crc32Range } from './crc.js';
+import { LOG_HEADER_SIZE, newSalt, RECORD_HEADER_SIZE } from './format.js';
+import type { FileHandleLike } from './fs.js';
+
+/**
+ * The commit journal: with `syncOnAppend`, every group write is also appended here, and one `fdatasync` of the
+ * journal per round makes the groups of *all* streams in that round durable at once (cross-stream group commit).
+ * Stream logs are then synced only at checkpoints, after which the journal is emptied. At open, journal entries are
+ * re-applied to the logs (redo), so a log write lost in a crash is restored before the log is scanned.
+ *
+ * Layout: a 16-byte header (magic, salt, CRC) and records framed like log records (CRC32 seeded with the journal's
+ * salt, body length). Body: type 3 | stream id (32 bytes) | log salt u32 | log position f64 | the bytes written to
+ * the log at that position.
+ */
+
+export const JOURNAL_MAGIC = Buffer.from('SKJRN\u0000\u0001\u0000', 'latin1');
+const RECORD_JOURNAL = 3;
+const ENTRY_FIXED = 1 + 32 + 4 + 8;
+
+export function encodeJournalHeader(salt: number): Buffer {
+  const b = Buffer.alloc(LOG_HEADER_SIZE);
+  JOURNAL_MAGIC.copy(b, 0);
+  b.writeUInt32LE(salt >>> 0, 8);
+  b.writeUInt32LE(crc32(b.subarray(0, 12)), 12);
+  return b;
+}
+
+function decodeJournalHeader(b: Buffer): number | undefined {
+  if (b.byteLength < LOG_HEADER_SIZE || !b.subarray(0, 8).equals(JOURNAL_MAGIC)) return undefined;
+  if (crc32(b.subarray(0, 12)) !== b.readUInt32LE(12)) return undefined;
+  return b.readUInt32LE(8);
+}
+
+/** One group write to replay: `bytes` belong at `position` of the log of stream `id` whose header has `salt`. */
+export interface JournalEntry {
+  readonly id: string;
+  readonly salt: number;
+  readonly position: number;
+  readonly bytes: Buffer;
+}
+
+/** Parses a journal file's content: every entry of the valid prefix, grouped by stream id, in write order. */
+export function parseJournal(content: Buffer): Map<string, JournalEntry[]> {
+  const out = new Map<string, JournalEntry[]>();
+  const salt = decodeJournalHeader(content);
+  if (salt === undefined) return out;
+  let p = LOG_HEADER_SIZE;
+  while (p + RECORD_HEADER_SIZE <= content.byteLength) {
+    const len = content.readUInt32LE(p + 4);
+    const end = p + RECORD_HEADER_SIZE + len;
+    if (len < ENTRY_FIXED || end > content.byteLength) break;
+    if (crc32Range(content, p + 4, end, salt) !== content.readUInt32LE(p)) break;
+    const b = p + RECORD_HEADER_SIZE;
+    if (content[b] !== RECORD_JOURNAL) break;
+    const id = content.toString('hex', b + 1, b + 33);
+    const entry: JournalEntry = {
+      id,
+      salt: content.readUInt32LE(b + 33),
+      position: content.readDoubleLE(b + 37),
+      bytes: content.subarray(b + ENTRY_FIXED, end),
+    };
+    const list = out.get(id);
+    if (list === undefined) out.set(id, [entry]);
+    else list.push(entry);
+    p = end;
+  }
+  return out;
+}
+
+interface Pending {
+  readonly head: Buffer;
+  readonly parts: readonly Uint8Array[];
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** A stream log the journal may have to sync at a checkpoint. */
+export interface JournaledLog {
+  removed: boolean;
+  /** Syncs the log's data; rejects on failure. */
+  syncLog(): Promise<void>;
+}
+
+export class Journal {
+  private queue: Pending[] = [];
+  private running: Promise<void> | undefined;
+  private size = LOG_HEADER_SIZE;
+  private needsTruncate = false;
+  private readonly dirty = new Set<JournaledLog>();
+  private closed = false;
+  /** Rounds written and checkpoints taken, for tests and benchmarks. */
+  readonly stats = { rounds: 0, entries: 0, checkpoints: 0 };
+
+  private constructor(
+    private readonly fh: FileHandleLike,
+    private salt: number,
+    private readonly checkpointBytes: number,
+  ) {}
+
+  /** Starts an empty journal in `fh` (a fresh salt, so no stale record of an earlier journal can validate). */
+  static async create(fh: FileHandleLike, checkpointBytes: number): Promise<Journal> {
+    const j = new Journal(fh, newSalt(), checkpointBytes);
+    await j.reset();
+    return j;
+  }
+
+  /** Marks a log as written since the last checkpoint. Call before submitting its entry. */
+  touch(log: JournaledLog): void {
+    this.dirty.add(log);
+  }
+
+  /** Appends a group write of stream `id` and resolves once it is durable in the journal. */
+  submit(id: string, logSalt: number, position: number, parts: readonly Uint8Array[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('journal closed'));
+    let len = ENTRY_FIXED;
+    for (const p of parts) len += p.byteLength;
+    const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE + ENTRY_FIXED);
+    head.writeUInt32LE(len, 4);
+    head[8] = RECORD_JOURNAL;
+    head.write(id, 9, 32, 'hex');
+    head.writeUInt32LE(logSalt >>> 0, 41);
+    head.writeDoubleLE(position, 45);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ head, parts, resolve, reject });
+      this.running ??= this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const round = this.queue;
+        this.queue = [];
+        const buffers: Uint8Array[] = [];
+        let bytes = 0;
+        for (const e of round) {
+          let crc = crc32Range(e.head, 4, e.head.byteLength, this.salt);
+          for (const p of e.parts) crc = crc32Range(p, 0, p.byteLength, crc);
+          e.head.writeUInt32LE(crc, 0);
+          buffers.push(e.head, ...e.parts);
+          bytes += e.head.byteLength;
+          for (const p of e.parts) bytes += p.byteLength;
+        }
+        try {
+          if (this.needsTruncate) {
+            await this.fh.truncate(this.size);
+            this.needsTruncate = false;
+          }
+          await writeAll(this.fh, buffers, this.size, bytes);
+          await this.fh.datasync();
+        } catch (err) {
+          this.needsTruncate = true;
+          await this.fh.truncate(this.size).then(
+            () => {
+              this.needsTruncate = false;
+            },
+            () => undefined,
+          );
+          for (const e of round) e.reject(err);
+          continue;
+        }
+        this.size += bytes;
+        this.stats.rounds++;
+        this.stats.entries += round.length;
+        for (const e of round) e.resolve();
+        if (this.size >= this.checkpointBytes) await this.checkpoint().catch(() => undefined);
+      }
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  /**
+   * Syncs every log written since the last checkpoint, then empties the journal. Runs between rounds (or when the
+   * journal is idle), so no entry is written while the journal is being reset. A failed log sync keeps the journal.
+   */
+  async checkpoint(): Promise<void> {
+    const logs = [...this.dirty];
+    this.dirty.clear();
+    try {
+      await Promise.all(logs.filter((l) => !l.removed).map((l) => l.syncLog()));
+    } catch (err) {
+      for (const l of logs) this.dirty.add(l);
+      throw err;
+    }
+    await this.reset();
+    this.stats.checkpoints++;
+  }
+
+  private async reset(): Promise<void> {
+    this.salt = newSalt();
+    await writeAll(this.fh, [encodeJournalHeader(this.salt)], 0, LOG_HEADER_SIZE);
+    await this.fh.truncate(LOG_HEADER_SIZE);
+    await this.fh.datasync();
+    this.size = LOG_HEADER_SIZE;
+    this.needsTruncate = false;
+  }
+
+  /** Waits for queued entries, takes a final checkpoint and closes the file. */
+  async close(): Promise<void> {
+    while (this.running !== undefined) await this.running;
+    this.closed = true;
+    try {
+      await this.checkpoint();
+    } finally {
+      await this.fh.close();
+    }
+  }
+}
+
+export async function writeAll(
+  fh: FileHandleLike,
+  parts: Uint8Array[],
+  position: number,
+  total: number,
+): Promise<void> {
+  let written = 0;
+  let rest = parts;
+  while (written < total) {
+    const { bytesWritten } = await fh.writev(rest, position + written);
+    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+    written += bytesWritten;
+    if (written < total) {
+      let skip = bytesWritten;
+      const next: Uint8Array[] = [];
+      for (const p of rest) {
+        if (skip >= p.byteLength) {
+          skip -= p.byteLength;
+          continue;
+        }
+        next.push(skip > 0 ? p.subarray(skip) : p);
+        skip = 0;
+      }
+      rest = next;
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import { cp, mkdtemp, rm, stat, truncate, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { streamId } from '../src/format.js';
+import { FileStorage } from '../src/index.js';
+import { dec, enc } from './helpers.js';
+
+const dirs: string[] = [];
+const open: FileStorage[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'sk-file-journal-'));
+  dirs.push(d);
+  return d;
+}
+const logOf = (root: string, name: string) => join(root, 'streams', streamId(name), 'log');
+
+/** A copy of a live root, as a crash would leave it (the lock file of the dead process removed). */
+async function crashCopy(root: string): Promise<string> {
+  const copy = await tempDir();
+  await cp(root, copy, { recursive: true });
+  await unlink(join(copy, 'LOCK'));
+  return copy;
+}
+
+describe('commit journal', () => {
+  it('restores acknowledged group writes that never reached a stream log', async () => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root, syncOnAppend: true });
+    open.push(s);
+    await s.createStream('a', { contentType: 'text/plain', messages: [enc('a0')] });
+    await s.createStream('b', { contentType: 'text/plain' });
+    const created = { a: (await stat(logOf(root, 'a'))).size, b: (await stat(logOf(root, 'b'))).size };
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        s.append(i % 2 ? 'a' : 'b', { messages: [enc(`m${i}`)], contentType: 'text/plain' }),
+      ),
+    );
+    await s.appendWithProducer('a', {
+      messages: [enc('p')],
+      contentType: 'text/plain',
+      producer: { id: 'p', epoch: 0, seq: 0 },
+      close: true,
+    });
+    const expected = {
+      a: (await s.read('a', '-1')).messages.map(dec),
+      b: (await s.read('b', '-1')).messages.map(dec),
+    };
+    // Lose everything the logs received after creation, as a power cut before their checkpoint sync would.
+    const copy = await crashCopy(root);
+    await truncate(logOf(copy, 'a'), created.a);
+    await truncate(logOf(copy, 'b'), created.b + 7);
+    const r = await FileStorage.open({ rootDir: copy, syncOnAppend: true });
+    open.push(r);
+    expect(r.recovery.redone).toBeGreaterThan(0);
+    expect((await r.read('a', '-1')).messages.map(dec)).toEqual(expected.a);
+    expect((await r.read('b', '-1')).messages.map(dec)).toEqual(expected.b);
+    expect((await r.head('a')).closed).toBe(true);
+    const dup = await r.appendWithProducer('a', {
+      messages: [enc('p')],
+      contentType: 'text/plain',
+      producer: { id: 'p', epoch: 0, seq: 0 },
+    });
+    expect(dup.duplicate).toBe(true);
+  });
+
+  it('checkpoints: syncs the logs, empties the journal, and recovery still has everything', async () => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root, syncOnAppend: true, journalCheckpointBytes: 4096 });
+    open.push(s);
+    await s.createStream('c', { contentType: 'text/plain' });
+    for (let i = 0; i < 100; i++)
+      await s.append('c', { messages: [enc(`x${i}`.repeat(20))], contentType: 'text/plain' });
+    expect((await stat(join(root, 'journal'))).size).toBeLessThan(4096 + 1024);
+    const expected = (await s.read('c', '-1')).messages.map(dec);
+    const copy = await crashCopy(root);
+    const r = await FileStorage.open({ rootDir: copy });
+    open.push(r);
+    expect((await r.read('c', '-1')).messages.map(dec)).toEqual(expected);
+  });
+
+  it('ignores entries of a deleted stream and of an older stream by the same name', async () => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root, syncOnAppend: true });
+    open.push(s);
+    await s.createStream('d', { contentType: 'text/plain' });
+    await s.append('d', { messages: [enc('old')], contentType: 'text/plain' });
+    await s.delete('d');
+    await s.createStream('d', { contentType: 'text/plain', messages: [enc('new')] });
+    await s.createStream('gone', { contentType: 'text/plain' });
+    await s.append('gone', { messages: [enc('x')], contentType: 'text/plain' });
+    await s.delete('gone');
+    const copy = await crashCopy(root);
+    const r = await FileStorage.open({ rootDir: copy });
+    open.push(r);
+    expect((await r.read('d', '-1')).messages.map(dec)).toEqual(['new']);
+    expect(await r.exists('gone')).toBe(false);
+    expect(r.recovery.truncated).toEqual([]);
+  });
+
+  it('a clean close leaves an empty journal', async () => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root, syncOnAppend: true });
+    await s.createStream('e', { contentType: 'text/plain' });
+    await s.append('e', { messages: [enc('1')], contentType: 'text/plain' });
+    await s.close();
+    expect((await stat(join(root, 'journal'))).size).toBe(16);
+    const r = await FileStorage.open({ rootDir: root, syncOnAppend: false });
+    open.push(r);
+    expect(r.recovery.redone).toBe(0);
+    await expect(stat(join(root, 'journal'))).rejects.toThrow();
+  });
+});
