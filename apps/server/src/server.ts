@@ -66,6 +66,13 @@ export async function startServer(
     },
     app,
   );
+  // `Expect: 100-continue`: invite the body only when it can be accepted, so an oversized upload is refused with 413
+  // before the client sends a byte of it.
+  server.on('checkContinue', (req, res) => {
+    const declared = Number(req.headers['content-length']);
+    if (!(declared > config.maxBodyBytes)) res.writeContinue();
+    app(req, res);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     logger.debug({ err: err.message, code: err.code }, 'client error');
     if (socket.writable && !socket.destroyed) {

@@ -167,6 +167,38 @@ describe.each(BACKENDS)('HTTP extras on the %s backend', (backend) => {
       expect(at.status).toBe(204);
     });
 
+    it('answers Expect: 100-continue for an oversized body with 413, without inviting the body', async () => {
+      const url = fresh();
+      await put(url);
+      const { hostname, port, pathname } = new URL(url);
+      const outcome = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+        const req = request({
+          host: hostname,
+          port,
+          path: pathname,
+          method: 'POST',
+          headers: {
+            'Content-Type': 'text/plain',
+            'Content-Length': String(LIMIT * 4),
+            Expect: '100-continue',
+          },
+        });
+        let continued = false;
+        req.on('continue', () => {
+          continued = true;
+          req.end(Buffer.alloc(LIMIT * 4));
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve({ status: res.statusCode!, continued });
+          req.destroy();
+        });
+        req.on('error', (err) => (continued ? undefined : reject(err)));
+        req.flushHeaders();
+      });
+      expect(outcome).toEqual({ status: 413, continued: false });
+    });
+
     it('applies the limit to PUT bodies too', async () => {
       const res = await put(fresh(), 'text/plain', 'y'.repeat(LIMIT + 1));
       expect(res.status).toBe(413);
