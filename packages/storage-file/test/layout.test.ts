@@ -3,8 +3,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageIndex } from '../src/message-index.js';
 import { FileStorage, type FileSystem, nodeFileSystem } from '../src/index.js';
+import { MessageIndex } from '../src/message-index.js';
 import { dec, enc, type Fixture, fixture } from './helpers.js';
 
 let f: Fixture | undefined;
