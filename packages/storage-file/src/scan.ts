@@ -14,7 +14,10 @@ export interface ScanCallbacks {
 
 export type ScanResult =
   | { readonly kind: 'ok'; readonly end: number }
-  /** A torn or unverifiable tail from `end` on, with nothing valid after it: truncate there. */
+  /**
+   * A torn or unverifiable tail from `end` on, with nothing valid after it, or a zero-filled hole (unsynced writes
+   * lost in a power failure): truncate there.
+   */
   | { readonly kind: 'torn'; readonly end: number }
   /** A bad record at `at` followed by valid ones: the log is corrupt in the middle. */
   | { readonly kind: 'corrupt'; readonly at: number; readonly reason: string };
@@ -61,6 +64,17 @@ export async function scanLog(
     return crc32Range(buf, s + 4, s + RECORD_HEADER_SIZE + len, salt) === buf.readUInt32LE(s);
   };
 
+  const zeroFilled = async (from: number, to: number): Promise<boolean> => {
+    for (let p = from; p < to; ) {
+      const n = Math.min(to - p, WINDOW);
+      await ensure(p, n);
+      const o = p - winStart;
+      for (let i = 0; i < n; i++) if (buf[o + i] !== 0) return false;
+      p += n;
+    }
+    return true;
+  };
+
   const classify = async (at: number, reason: string): Promise<ScanResult> => {
     let budget = RESYNC_BUDGET;
     for (let q = at + 1; q + RECORD_HEADER_SIZE < size; q++) {
@@ -69,7 +83,11 @@ export async function scanLog(
       if (len < 1 || q + RECORD_HEADER_SIZE + len > size) continue;
       budget -= len;
       if (budget < 0) return { kind: 'corrupt', at, reason: `${reason}; the rest could not be verified` };
-      if (await validAt(q)) return { kind: 'corrupt', at, reason };
+      if (await validAt(q)) {
+        // Zeros up to the next good record: blocks the OS never wrote back before a power loss (possible for
+        // unsynced appends). Everything from the hole on is cut, so what remains is a prefix of whole commits.
+        return (await zeroFilled(at, q)) ? { kind: 'torn', end: at } : { kind: 'corrupt', at, reason };
+      }
     }
     return { kind: 'torn', end: at };
   };

@@ -113,6 +113,20 @@ describe('torn tails', () => {
     }
   });
 
+  it('cuts at a zero-filled hole (unsynced blocks lost in a power failure) so that a prefix remains', async () => {
+    const root = await tempDir();
+    await cp(base, root, { recursive: true });
+    const bytes = await readFile(logOf(root, 's'));
+    const second = 16 + 8 + bytes.readUInt32LE(16 + 4);
+    bytes.fill(0, second, lastStart);
+    await writeFile(logOf(root, 's'), bytes);
+    const s = await open(root);
+    expect(s.quarantined()).toEqual([]);
+    expect(s.recovery.truncated).toEqual([{ name: 's', bytes: lastEnd - second }]);
+    expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['zero']);
+    await s.close();
+  });
+
   it('quarantines a log with a flipped byte in the middle; the rest of the root is served', async () => {
     // Every byte of the first record (crc, length, body) and the second; the last record is followed by nothing.
     for (let at = 16; at < lastStart; at++) {
