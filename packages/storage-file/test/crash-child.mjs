@@ -1,8 +1,7 @@
 // Crash-test child: appends with syncOnAppend on and reports every acknowledgement on stdout, one JSON line each,
-// until the parent kills it with SIGKILL. Runs against the built package (dist).
-import { FileStorage } from '../dist/index.js';
-
-const { rootDir, round, producers } = JSON.parse(process.argv[2]);
+// until the parent kills it with SIGKILL. Runs against the compiled package the parent names.
+const { module, rootDir, round, producers } = JSON.parse(process.argv[2]);
+const { FileStorage } = await import(module);
 const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const enc = (s) => Buffer.from(s);
 const STREAMS = ['alpha', 'beta', 'gamma'];
