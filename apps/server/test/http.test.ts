@@ -485,6 +485,10 @@ describe.each(BACKENDS)('HTTP extras on the %s backend', (backend) => {
       expect((await put(url)).status).toBe(200);
       await post(url, undefined, { 'Stream-Closed': 'true' });
       expect((await put(url)).status).toBe(409);
+      const closedMatch = await put(url, 'text/plain', undefined, { 'Stream-Closed': 'true' });
+      expect(closedMatch.status).toBe(200);
+      expect(closedMatch.headers.get('Stream-Closed')).toBe('true');
+      expect((await put(url, 'application/json', undefined, { 'Stream-Closed': 'true' })).status).toBe(409);
     });
 
     it('keeps the precedence closed > content type > body on invalid JSON appends', async () => {
