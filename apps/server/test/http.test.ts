@@ -408,6 +408,48 @@ describe.each(BACKENDS)('HTTP extras on the %s backend', (backend) => {
       expect(after.headers.get('Stream-Next-Offset')).toBe(closed.headers.get('Stream-Next-Offset'));
     });
 
+    it('answers a producer duplicate with 204, the stored epoch and seq, and Stream-Next-Offset', async () => {
+      const url = fresh();
+      await put(url);
+      const producer = (seq: string) => ({ 'Producer-Id': 'w', 'Producer-Epoch': '2', 'Producer-Seq': seq });
+      const first = await post(url, 'a', producer('0'));
+      expect(first.status).toBe(200);
+      const second = await post(url, 'b', producer('1'));
+      expect(second.status).toBe(200);
+      const dup = await post(url, 'a', producer('0'));
+      expect(dup.status).toBe(204);
+      expect(dup.headers.get('Producer-Epoch')).toBe('2');
+      expect(dup.headers.get('Producer-Seq')).toBe('1');
+      expect(dup.headers.get('Stream-Next-Offset')).toBe(second.headers.get('Stream-Next-Offset'));
+      const gap = await post(url, 'c', producer('5'));
+      expect([
+        gap.status,
+        gap.headers.get('Producer-Expected-Seq'),
+        gap.headers.get('Producer-Received-Seq'),
+      ]).toEqual([409, '2', '5']);
+      const stale = await post(url, 'd', { 'Producer-Id': 'w', 'Producer-Epoch': '1', 'Producer-Seq': '0' });
+      expect([stale.status, stale.headers.get('Producer-Epoch')]).toEqual([403, '2']);
+      expect(await (await fetch(`${url}?offset=-1`)).text()).toBe('ab');
+    });
+
+    it('base64-encodes SSE for binary types and reports closure at once for offset=now', async () => {
+      const url = fresh();
+      const bytes = Buffer.from([0, 255, 10, 13, 32]);
+      await fetch(url, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/octet-stream', 'Stream-Closed': 'true' },
+        body: bytes,
+      });
+      const res = await fetch(`${url}?offset=-1&live=sse`);
+      expect(res.headers.get('stream-sse-data-encoding')).toBe('base64');
+      const evs = events(await res.text());
+      expect(Buffer.from(evs[0]!.data, 'base64')).toEqual(bytes);
+      const now = await fetch(`${url}?offset=now&live=sse`);
+      const only = events(await now.text());
+      expect(only).toHaveLength(1);
+      expect(JSON.parse(only[0]!.data)).toMatchObject({ upToDate: true, streamClosed: true });
+    });
+
     it('never rejects an empty-body close on its Content-Type (§5.2)', async () => {
       const url = fresh();
       await put(url);
