@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { configFor, type Mode } from './config.js';
+import { profileMarkdown, summariseProfile } from './profile.js';
+import { buildReport } from './report.js';
+import { runBench, type Scenario } from './run.js';
+import { TARGETS, type TargetId } from './targets.js';
+
+const HELP = `Usage: node dist/cli.js [--quick | --full | --smoke] [options]
+
+Starts Streamkeep (memory; file with and without sync on append) and the reference server @durable-streams/server
+(memory and file) on loopback, drives the same workloads against each, and writes docs/benchmarks.md plus SVG charts.
+
+  --quick               short runs, scaled-down loads (default; under two minutes)
+  --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
+  --smoke               a few seconds; what CI runs
+  --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss
+  --targets <list>      ${TARGETS.map((t) => t.id).join(',')}
+  --out <file>          report path (default: <repo>/docs/benchmarks.md; SVGs go to <dir>/benchmarks/)
+  --no-write            do not write the report (results JSON is still written)
+  --profile             run the servers under node --cpu-prof and summarise the top self-time functions into
+                        apps/bench/profiles/<mode>.md (figures from a profiled run are not representative)
+  --note <text>         a sentence for the report (e.g. other work running on the machine)
+  -h, --help`;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const pkgDir = resolve(here, '..');
+const repoDir = resolve(pkgDir, '..', '..');
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      full: { type: 'boolean' },
+      smoke: { type: 'boolean' },
+      only: { type: 'string' },
+      targets: { type: 'string' },
+      out: { type: 'string' },
+      'no-write': { type: 'boolean' },
+      profile: { type: 'boolean' },
+      note: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const mode: Mode = values.full ? 'full' : values.smoke ? 'smoke' : 'quick';
+  const base = configFor(mode);
+  const targets = values.targets
+    ? (values.targets.split(',').map((s) => s.trim()) as TargetId[]).filter((t) =>
+        TARGETS.some((x) => x.id === t),
+      )
+    : base.targets;
+  const config = { ...base, targets };
+  const only = values.only ? (values.only.split(',').map((s) => s.trim()) as Scenario[]) : undefined;
+
+  const require = createRequire(import.meta.url);
+  const main = join(dirname(require.resolve('@streamkeep/server/package.json')), 'dist', 'main.js');
+  if (!existsSync(main)) {
+    throw new Error(
+      `${main} is missing: build it first (npx -y pnpm@10.34.9 --filter @streamkeep/server... run build)`,
+    );
+  }
+
+  const profDir = values.profile ? await mkdtemp(join(tmpdir(), 'sk-bench-prof-')) : undefined;
+  const loadBefore = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  const started = performance.now();
+  process.stderr.write(`streamkeep bench: ${mode} mode, targets ${targets.join(', ')}\n`);
+  const results = await runBench(config, {
+    ...(profDir ? { cpuProfDir: profDir } : {}),
+    ...(only ? { only } : {}),
+  });
+  const durationS = (performance.now() - started) / 1000;
+
+  const resultsDir = join(pkgDir, 'results');
+  await mkdir(resultsDir, { recursive: true });
+  await writeFile(
+    join(resultsDir, `${mode}${values.profile ? '-profiled' : ''}.json`),
+    `${JSON.stringify(results.toJSON(), null, 1)}\n`,
+  );
+
+  let profileText: string | undefined;
+  if (profDir) {
+    const parts: string[] = [];
+    for (const f of (await readdir(profDir)).filter((n) => n.endsWith('.cpuprofile')).sort()) {
+      const s = await summariseProfile(join(profDir, f), 12);
+      parts.push(profileMarkdown(f.replace(/-\d+\.cpuprofile$/, '').replace(/\.cpuprofile$/, ''), s));
+    }
+    profileText = parts.join('\n');
+    const profOut = join(pkgDir, 'profiles');
+    await mkdir(profOut, { recursive: true });
+    const header = `# CPU profiles: ${mode} mode${only ? `, scenarios ${only.join(', ')}` : ''} (${new Date().toISOString()})\n\n`;
+    await writeFile(join(profOut, `${mode}${only ? `-${only.join('-')}` : ''}.md`), header + profileText);
+    await rm(profDir, { recursive: true, force: true });
+    process.stderr.write(`profile summaries written to ${relative(process.cwd(), profOut)}\n`);
+  }
+
+  if (values['no-write'] || values.profile) return;
+  const out = resolve(values.out ?? join(repoDir, 'docs', 'benchmarks.md'));
+  const svgDir = join(dirname(out), 'benchmarks');
+  const readOpt = async (p: string): Promise<string | undefined> =>
+    existsSync(p) ? readFile(p, 'utf8') : undefined;
+  const profiles = await readOpt(join(pkgDir, 'profiles', 'summary.md'));
+  const analysis = await readOpt(join(pkgDir, 'analysis.md'));
+  let memory = '';
+  try {
+    memory =
+      execFileSync('free', ['-h'], { encoding: 'utf8' }).split('\n')[1]?.trim().replace(/\s+/g, ' ') ?? '';
+    memory = `\`${memory}\``;
+  } catch {
+    memory = 'unknown';
+  }
+  const report = buildReport(
+    results,
+    config,
+    {
+      date: new Date().toISOString(),
+      mode,
+      command: `pnpm bench${mode === 'quick' ? '' : ` --${mode}`}`,
+      nproc: cpus().length,
+      cpu: cpus()[0]?.model ?? 'unknown CPU',
+      memory,
+      node: process.version,
+      loadBefore,
+      loadAfter: loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' '),
+      durationS,
+      note: values.note ?? '',
+    },
+    {
+      svgDir: 'benchmarks',
+      ...(profiles ? { profile: profiles } : {}),
+      ...(analysis ? { analysis } : {}),
+    },
+  );
+  await mkdir(svgDir, { recursive: true });
+  for (const [name, svg] of report.svgs) await writeFile(join(svgDir, name), svg);
+  await writeFile(out, report.markdown);
+  process.stderr.write(`report written to ${relative(process.cwd(), out)} (${report.svgs.size} charts)\n`);
+  for (const g of report.goals) {
+    process.stderr.write(
+      `  ${g.met === undefined ? 'n/a ' : g.met ? 'MET ' : 'GAP '} ${g.goal}: ${g.ratio}\n`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,348 @@
+import type { BenchConfig } from './config.js';
+import type { Figure, Results } from './results.js';
+import { fmtSize } from './run.js';
+import { type Summary, spreadPercent, summarise } from './stats.js';
+import { barChart, lineChart } from './svg.js';
+import { TARGETS, type TargetId } from './targets.js';
+
+export interface RunInfo {
+  readonly date: string;
+  readonly mode: string;
+  readonly command: string;
+  readonly nproc: number;
+  readonly cpu: string;
+  readonly memory: string;
+  readonly node: string;
+  readonly loadBefore: string;
+  readonly loadAfter: string;
+  readonly durationS: number;
+  readonly note: string;
+}
+
+/** The ratios shown for every figure: Streamkeep target / reference target. */
+const RATIOS: ReadonlyArray<readonly [TargetId, TargetId]> = [
+  ['sk-memory', 'ref-memory'],
+  ['sk-file-sync', 'ref-file'],
+  ['sk-file-nosync', 'ref-file'],
+  ['sk-file-nosync', 'ref-memory'],
+];
+const SHORT: Record<TargetId, string> = {
+  'sk-memory': 'SK mem',
+  'sk-file-sync': 'SK file+sync',
+  'sk-file-nosync': 'SK file nosync',
+  'ref-memory': 'Ref mem',
+  'ref-file': 'Ref file',
+};
+
+function num(v: number): string {
+  if (!Number.isFinite(v)) return '—';
+  const a = Math.abs(v);
+  if (a >= 100_000) return `${(v / 1000).toFixed(0)}k`;
+  if (a >= 10_000) return `${(v / 1000).toFixed(1)}k`;
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function cell(s: Summary | undefined): string {
+  if (!s || !Number.isFinite(s.median)) return '—';
+  const sp = spreadPercent(s);
+  return `${num(s.median)} ±${Number.isFinite(sp) ? sp.toFixed(0) : '?'}%`;
+}
+
+function ratioText(r: number): string {
+  if (!Number.isFinite(r)) return '—';
+  return `${r >= 10 ? r.toFixed(1) : r >= 1 ? r.toFixed(2) : r.toFixed(3)}×`;
+}
+
+function sum(f: Figure | undefined, t: TargetId): Summary | undefined {
+  const v = f?.values[t];
+  return v && v.length > 0 ? summarise(v) : undefined;
+}
+
+function ratio(f: Figure | undefined, a: TargetId, b: TargetId): number {
+  const x = sum(f, a)?.median;
+  const y = sum(f, b)?.median;
+  return x !== undefined && y !== undefined && y !== 0 ? x / y : Number.NaN;
+}
+
+function table(figs: readonly Figure[], targets: readonly TargetId[]): string {
+  const ratios = RATIOS.filter(([a, b]) => targets.includes(a) && targets.includes(b));
+  const unit = figs[0]?.unit ?? '';
+  const better = figs[0]?.better === 'higher' ? 'higher is better' : 'lower is better';
+  const head = [
+    `figure (${unit}, ${better})`,
+    ...targets.map((t) => SHORT[t]),
+    ...ratios.map(([a, b]) => `${SHORT[a]} / ${SHORT[b]}`),
+  ];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const f of figs) {
+    const row = [
+      f.label,
+      ...targets.map((t) => cell(sum(f, t))),
+      ...ratios.map(([a, b]) => ratioText(ratio(f, a, b))),
+    ];
+    lines.push(`| ${row.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export interface Goal {
+  readonly goal: string;
+  readonly measured: string;
+  readonly ratio: string;
+  readonly target: string;
+  readonly met: boolean | undefined;
+  readonly note?: string;
+}
+
+/** Evaluates the issue's goals from the figures; `undefined` = not measured in this run. */
+export function evaluateGoals(r: Results, c: BenchConfig): Goal[] {
+  const goals: Goal[] = [];
+  const maxW = Math.max(...c.append.writers);
+  const size = Math.min(...c.append.sizes);
+  const scaleNote =
+    maxW === 64 ? undefined : `measured with ${maxW} writers (this mode has no 64-writer run)`;
+  for (const [layout, need, what] of [
+    ['shared', 10, 'one stream'],
+    ['own', 5, 'own streams'],
+  ] as const) {
+    const f = r.get(`append/${layout}/${size}/${maxW}/perSec`);
+    const q = ratio(f, 'sk-file-sync', 'ref-file');
+    goals.push({
+      goal: `File + sync on append vs reference file: appends/s, ${maxW} writers on ${what} (${fmtSize(size)})`,
+      measured: `${num(sum(f, 'sk-file-sync')?.median ?? Number.NaN)} vs ${num(sum(f, 'ref-file')?.median ?? Number.NaN)} /s`,
+      ratio: ratioText(q),
+      target: `≥ ${need}×`,
+      met: Number.isFinite(q) ? q >= need : undefined,
+      ...(scaleNote ? { note: scaleNote } : {}),
+    });
+  }
+  {
+    let worst = Number.POSITIVE_INFINITY;
+    let worstAt = '';
+    for (const f of r.figures) {
+      if (!f.key.startsWith('append/') || !f.key.endsWith('/perSec')) continue;
+      const q = ratio(f, 'sk-file-nosync', 'ref-memory');
+      if (Number.isFinite(q) && q < worst) {
+        worst = q;
+        worstAt = `${f.label}, ${f.key.includes('/own/') ? 'own streams' : 'shared stream'}`;
+      }
+    }
+    const ok = Number.isFinite(worst);
+    goals.push({
+      goal: 'File without sync vs reference memory: append throughput, every size × writers × layout',
+      measured: ok ? `lowest ratio at ${worstAt}` : '—',
+      ratio: ok ? ratioText(worst) : '—',
+      target: '≥ 1× everywhere',
+      met: ok ? worst >= 1 : undefined,
+    });
+  }
+  {
+    const f = r.get('catchup/identity');
+    const q = ratio(f, 'ref-file', 'sk-file-sync');
+    goals.push({
+      goal: `Catch-up read of ${c.catchup.messages.toLocaleString('en')} × ${fmtSize(c.catchup.size)} (identity), file vs reference file`,
+      measured: `${num(sum(f, 'sk-file-sync')?.median ?? Number.NaN)} vs ${num(sum(f, 'ref-file')?.median ?? Number.NaN)} ms`,
+      ratio: `${ratioText(q)} faster (SK/Ref ${ratioText(1 / q)})`,
+      target: '≥ 3× faster',
+      met: Number.isFinite(q) ? q >= 3 : undefined,
+      ...(c.catchup.messages === 100_000
+        ? {}
+        : { note: `scaled down to ${c.catchup.messages.toLocaleString('en')} messages in this mode` }),
+    });
+  }
+  {
+    const f = r.get('fanout/long-poll/all');
+    const q = ratio(f, 'ref-file', 'sk-file-sync');
+    const n = c.fanout.readers.toLocaleString('en');
+    goals.push({
+      goal: `${n}-reader long-poll fan-out, all delivered: file + sync vs reference file`,
+      measured: `${num(sum(f, 'sk-file-sync')?.median ?? Number.NaN)} vs ${num(sum(f, 'ref-file')?.median ?? Number.NaN)} ms`,
+      ratio: `${ratioText(q)} faster (SK/Ref ${ratioText(1 / q)})`,
+      target: '≥ 5× faster',
+      met: Number.isFinite(q) ? q >= 5 : undefined,
+      ...(c.fanout.readers === 1000 ? {} : { note: `scaled down to ${n} readers in this mode` }),
+    });
+    const ack = sum(r.get('fanout/long-poll/ack'), 'sk-file-sync')?.median ?? Number.NaN;
+    const base = sum(r.get('fanout/long-poll/baseAck'), 'sk-file-sync')?.median ?? Number.NaN;
+    const refAck = sum(r.get('fanout/long-poll/ack'), 'ref-file')?.median ?? Number.NaN;
+    const limit = 2 * base + 2;
+    goals.push({
+      goal: `${n}-reader long-poll fan-out: writer's acknowledgement not held back by readers (file + sync)`,
+      measured: `ack ${num(ack)} ms with readers, ${num(base)} ms without; reference file ${num(refAck)} ms`,
+      ratio: `${ratioText(ack / refAck)} of the reference's ack`,
+      target: `ack ≤ 2 × no-reader ack + 2 ms (= ${num(limit)} ms)`,
+      met: Number.isFinite(ack) && Number.isFinite(base) ? ack <= limit : undefined,
+    });
+  }
+  {
+    const f = r.get('rss/loaded');
+    const skFile = (['sk-file-nosync', 'sk-file-sync'] as const).find((t) => sum(f, t));
+    const v = skFile ? (sum(f, skFile)?.median ?? Number.NaN) : Number.NaN;
+    const payload = (c.rss.streams * c.rss.perStream * c.rss.size) / 2 ** 20;
+    const refMem = sum(f, 'ref-memory')?.median ?? Number.NaN;
+    const refFile = sum(f, 'ref-file')?.median ?? Number.NaN;
+    goals.push({
+      goal: `RSS after loading ${payload.toFixed(1)} MiB of payload, file backend${skFile ? ` (${SHORT[skFile]})` : ''}`,
+      measured: `${num(v)} MiB (reference memory ${num(refMem)}, reference file ${num(refFile)} MiB)`,
+      ratio: `${ratioText(v / refMem)} of Ref mem, ${ratioText(v / refFile)} of Ref file`,
+      target: '≤ 150 MiB',
+      met: Number.isFinite(v) ? v <= 150 : undefined,
+      ...(payload > 90 ? {} : { note: 'payload scaled down in this mode; the goal is stated for 95 MiB' }),
+    });
+  }
+  for (const mode of ['long-poll', 'sse'] as const) {
+    const f = r.get(`latency/${mode}/p99`);
+    const ref = sum(f, 'ref-memory')?.median ?? Number.NaN;
+    const sync = sum(f, 'sk-file-sync')?.median ?? Number.NaN;
+    const mem = sum(f, 'sk-memory')?.median ?? Number.NaN;
+    goals.push({
+      goal: `Live delivery p99, ${mode}: Streamkeep (memory and file + sync) vs reference memory`,
+      measured: `SK mem ${num(mem)}, SK file+sync ${num(sync)}, Ref mem ${num(ref)} ms`,
+      ratio: `${ratioText(mem / ref)} / ${ratioText(sync / ref)}`,
+      target: '≤ 1×',
+      met:
+        Number.isFinite(ref) && Number.isFinite(sync) && Number.isFinite(mem)
+          ? Math.max(mem, sync) <= ref
+          : undefined,
+    });
+  }
+  return goals;
+}
+
+export interface Report {
+  readonly markdown: string;
+  /** File name (relative to the SVG folder) → SVG text. */
+  readonly svgs: Map<string, string>;
+  readonly goals: Goal[];
+}
+
+export function buildReport(
+  r: Results,
+  c: BenchConfig,
+  info: RunInfo,
+  extra: { analysis?: string; profile?: string; svgDir: string },
+): Report {
+  const targets = TARGETS.map((t) => t.id).filter((t) => c.targets.includes(t));
+  const svgs = new Map<string, string>();
+  const goals = evaluateGoals(r, c);
+  const md: string[] = [];
+  md.push(
+    '# Benchmarks: Streamkeep vs the Node reference server',
+    '',
+    `Generated by \`${info.command}\` (package \`@streamkeep/bench\`, \`apps/bench\`). Do not edit by hand: rerun the harness.`,
+    '',
+    '## The run these figures come from',
+    '',
+    `- Date: ${info.date}; mode: **${info.mode}**; wall time ${Math.round(info.durationS)} s.`,
+    `- Machine: \`nproc\` = ${info.nproc} (${info.cpu}); memory (\`free -h\`): ${info.memory}; Node ${info.node}.`,
+    `- Load average before / after: ${info.loadBefore} / ${info.loadAfter}.`,
+    ...(info.note ? [`- ${info.note}`] : []),
+    '- Servers: Streamkeep (`apps/server/dist/main.js`) with `--storage memory`, `--storage file --sync-on-append` and ' +
+      '`--storage file --no-sync-on-append`; the reference `@durable-streams/server` 0.3.7 (`DurableStreamTestServer`) ' +
+      'in memory mode and in file mode (`dataDir`: LMDB metadata + one log per stream, fdatasync on every append). ' +
+      'Each runs in its own child process on 127.0.0.1; one load generator (undici keep-alive pools) in the harness process drives them all.',
+    '',
+    '## Goals',
+    '',
+    '| goal | measured | ratio | target | status |',
+    '|---|---|---|---|---|',
+  );
+  for (const g of goals) {
+    const status = g.met === undefined ? 'not measured' : g.met ? '**met**' : '**gap**';
+    md.push(
+      `| ${g.goal} | ${g.measured} | ${g.ratio} | ${g.target} | ${status}${g.note ? ` (${g.note})` : ''} |`,
+    );
+  }
+  md.push(
+    '',
+    'Every figure below is the **median** of its runs, followed by **±spread**: half the range (max − min) of the runs as a ' +
+      `percentage of the median (${c.reps} runs per figure unless noted). Ratio columns divide the Streamkeep median by the reference median ` +
+      '(for appends/s higher is better; for times and memory lower is better).',
+    '',
+  );
+  const groups: string[] = [];
+  for (const f of r.figures) if (!groups.includes(f.group)) groups.push(f.group);
+  for (const g of groups) {
+    md.push(
+      `## ${g}`,
+      '',
+      table(
+        r.figures.filter((f) => f.group === g),
+        targets,
+      ),
+      '',
+    );
+    if (g.startsWith('Appends on') && !g.includes('latency')) {
+      const layout = g.includes('own') ? 'own' : 'shared';
+      for (const size of c.append.sizes) {
+        const series = c.append.writers
+          .map((w) => r.get(`append/${layout}/${size}/${w}/perSec`))
+          .filter((x): x is Figure => !!x);
+        if (series.length === 0) continue;
+        const file = `append-${layout}-${size}.svg`;
+        svgs.set(
+          file,
+          lineChart(
+            `${fmtSize(size)} appends, ${layout === 'own' ? 'each writer on its own stream' : 'all writers on one stream'}`,
+            'appends/s (log scale)',
+            c.append.writers.map((w) => `${w} writer${w > 1 ? 's' : ''}`),
+            series,
+          ),
+        );
+        md.push(`![${fmtSize(size)} appends, ${layout}](${extra.svgDir}/${file})`, '');
+      }
+    }
+  }
+  const fan = ['fanout/long-poll/all', 'fanout/sse/all', 'fanout/long-poll/ack', 'fanout/sse/ack']
+    .map((k) => r.get(k))
+    .filter((x): x is Figure => !!x);
+  if (fan.length) {
+    svgs.set(
+      'fanout.svg',
+      barChart(
+        `Fan-out of one append to ${c.fanout.readers.toLocaleString('en')} readers`,
+        'ms, lower is better',
+        fan,
+      ),
+    );
+    md.push('## Charts: fan-out, catch-up, latency', '', `![fan-out](${extra.svgDir}/fanout.svg)`, '');
+  }
+  const cu = ['catchup/identity', 'catchup/gzip'].map((k) => r.get(k)).filter((x): x is Figure => !!x);
+  if (cu.length) {
+    svgs.set('catchup.svg', barChart('Catch-up read', 'ms, lower is better', cu));
+    md.push(`![catch-up](${extra.svgDir}/catchup.svg)`, '');
+  }
+  const lat = ['latency/long-poll/p50', 'latency/long-poll/p99', 'latency/sse/p50', 'latency/sse/p99']
+    .map((k) => r.get(k))
+    .filter((x): x is Figure => !!x);
+  if (lat.length) {
+    svgs.set('latency.svg', barChart('Live delivery latency', 'ms, lower is better', lat));
+    md.push(`![latency](${extra.svgDir}/latency.svg)`, '');
+  }
+  md.push(
+    '## Method',
+    '',
+    `- **Appends**: W closed-loop writers (each waits for its acknowledgement before the next POST), ${c.append.durationMs} ms measured after ${c.append.warmupMs} ms of warm-up; ` +
+      '"own" = one stream per writer, "shared" = all writers on one stream; `application/octet-stream` bodies of the given size. Streams are deleted after each run. ' +
+      'The acknowledgement-latency tables give the p99 of every append in the run.',
+    `- **Catch-up**: one stream loaded with ${c.catchup.messages.toLocaleString('en')} × ${fmtSize(c.catchup.size)} messages (${c.catchup.loadConcurrency} concurrent writers), then read from offset -1 ` +
+      'following `Stream-Next-Offset` until `Stream-Up-To-Date`, with `Accept-Encoding: identity` and `gzip` (the gzip time includes decompression in the client). ' +
+      'Streamkeep answers in chunks of at most 1 MiB (its default `--max-read-bytes`); the reference answers everything in one response.',
+    `- **Live latency**: one reader follows the tail (a long-poll loop, or one SSE connection) while one writer appends a numbered ~100 B text message every ${c.latency.intervalMs} ms; ` +
+      `latency = arrival at the reader − start of the writer's POST; ${c.latency.samples} samples per run after 5 warm-up messages.`,
+    `- **Fan-out**: ${c.fanout.readers.toLocaleString('en')} readers, each on its own connection, wait at the tail (long-poll, or SSE); once every request is on the wire ` +
+      `(SSE: every response has started), a ${c.fanout.settleMs} ms settle pause and a HEAD round trip, one append. "All delivered" = time from the start of the POST until ` +
+      'the last reader has the message; "writer\'s acknowledgement" = the POST\'s own round trip; "acknowledgement with no readers" = the median of 5 appends to the same stream just before.',
+    `- **Memory and restart**: a fresh server is loaded with ${c.rss.streams} streams × ${c.rss.perStream.toLocaleString('en')} × ${fmtSize(c.rss.size)} (${c.rss.concurrency} appends in flight), then \`VmRSS\` of the server process ` +
+      '(`/proc/<pid>/status`) is read after 0.5 s. File targets are then stopped (SIGTERM) and restarted on the same data directory; "restart to first read" runs from spawning ' +
+      'the process to the first successful non-empty read of a stream (process start-up included, same for both servers). One load per target; restarts repeated.',
+    `- **Where the data lives**: in the append, latency and fan-out scenarios the file targets write to the OS temporary directory (a real disk). The bulk-loading scenarios (catch-up, memory, restart) keep the file targets' data on tmpfs (\`${c.bulkDataRoot}\`), where fsync costs nothing: the reference fsyncs every append (about 100–300 appends/s on this machine's disk), so loading ${(c.rss.streams * c.rss.perStream).toLocaleString('en')} messages on disk would take hours. Those scenarios measure reads, memory and recovery, not durability.`,
+    '- Streamkeep runs with `--max-body-bytes 64 MiB`, `--max-stream-bytes 0`, `--max-total-bytes 0` (unlimited), `--sse-reconnect 0`, `--log-level info` (no per-request logs); both servers with compression on (their default) and the same long-poll timeout.',
+    '',
+  );
+  if (extra.profile) md.push('## Profiles (`node --cpu-prof`)', '', extra.profile.trim(), '');
+  if (extra.analysis) md.push(extra.analysis.trim(), '');
+  return { markdown: `${md.join('\n')}\n`, svgs, goals };
+}

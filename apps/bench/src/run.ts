@@ -1,0 +1,365 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from './client.js';
+import type { BenchConfig } from './config.js';
+import { Progress } from './progress.js';
+import { Results } from './results.js';
+import { appendThroughput, fanout, liveLatency, loadMany, loadStream, streamName } from './scenarios.js';
+import { type RunningTarget, startTarget, type TargetId, targetById } from './targets.js';
+
+export interface RunOptions {
+  readonly cpuProfDir?: string;
+  readonly quiet?: boolean;
+  /** Scenario groups to run; all when unset. */
+  readonly only?: readonly Scenario[];
+}
+
+export type Scenario = 'append' | 'catchup' | 'latency' | 'fanout' | 'rss';
+const ALL_SCENARIOS: readonly Scenario[] = ['append', 'catchup', 'latency', 'fanout', 'rss'];
+
+export const fmtSize = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
+
+function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
+  const a = c.append;
+  let perTarget = 0;
+  if (only.includes('append')) perTarget += a.sizes.length * a.writers.length * a.layouts.length * c.reps;
+  if (only.includes('catchup')) perTarget += 1 + 2 * c.reps;
+  if (only.includes('latency')) perTarget += 2 * c.reps;
+  if (only.includes('fanout')) perTarget += 2 * c.reps;
+  let steps = perTarget * c.targets.length;
+  if (only.includes('rss')) {
+    const loaded = c.rss.targets.filter((t) => c.targets.includes(t));
+    for (const t of loaded) steps += 1 + (targetById(t).storage === 'file' ? c.rss.restarts : 0);
+  }
+  return steps;
+}
+
+/** Runs every configured scenario against every configured target and returns the measurements. */
+export async function runBench(config: BenchConfig, options: RunOptions = {}): Promise<Results> {
+  const only = options.only ?? ALL_SCENARIOS;
+  const results = new Results();
+  const progress = new Progress(countSteps(config, only), options.quiet);
+  const base = {
+    longPollTimeoutMs: config.longPollTimeoutMs,
+    ...(options.cpuProfDir ? { cpuProfDir: options.cpuProfDir } : {}),
+  };
+  // Phase 1: durability-sensitive scenarios, file targets on disk (the OS temporary directory).
+  const live = (['append', 'latency', 'fanout'] as const).filter((s) => only.includes(s));
+  if (live.length > 0) {
+    for (const id of config.targets) {
+      const spec = targetById(id);
+      const target = await startTarget(spec, base);
+      progress.info(
+        `${spec.label}: started at ${target.url} (pid ${target.pid}), data ${target.dataDir ?? 'in memory'}`,
+      );
+      const client = new Client(target.url, 128);
+      try {
+        if (only.includes('append')) await appendScenarios(config, id, client, results, progress);
+        if (only.includes('latency')) await latencyScenarios(config, id, client, results, progress);
+        if (only.includes('fanout')) await fanoutScenarios(config, id, client, results, progress);
+      } finally {
+        await client.close();
+        await target.dispose();
+      }
+    }
+  }
+  // Phases 2 and 3 load many messages first; file targets keep their data on tmpfs, where fsync is free, so the load
+  // does not take hours on the reference (see the report's method section). They measure reads, memory and recovery.
+  if (only.includes('catchup')) {
+    for (const id of config.targets) {
+      const spec = targetById(id);
+      const target = await startTarget(spec, { ...base, dataRoot: config.bulkDataRoot });
+      const client = new Client(target.url, 128);
+      try {
+        await catchupScenario(config, id, client, results, progress);
+      } finally {
+        await client.close();
+        await target.dispose();
+      }
+    }
+  }
+  if (only.includes('rss')) {
+    for (const id of config.rss.targets) {
+      if (!config.targets.includes(id)) continue;
+      await rssScenario(config, id, results, progress, options.cpuProfDir);
+    }
+  }
+  return results;
+}
+
+async function appendScenarios(
+  c: BenchConfig,
+  id: TargetId,
+  client: Client,
+  results: Results,
+  progress: Progress,
+): Promise<void> {
+  for (let rep = 0; rep < c.reps; rep++) {
+    for (const layout of c.append.layouts) {
+      for (const size of c.append.sizes) {
+        for (const writers of c.append.writers) {
+          const r = await appendThroughput(client, {
+            size,
+            writers,
+            layout,
+            durationMs: c.append.durationMs,
+            warmupMs: c.append.warmupMs,
+          });
+          const where = layout === 'own' ? 'own streams' : 'one shared stream';
+          const base = `append/${layout}/${size}/${writers}`;
+          const group = `Appends on ${where}`;
+          const label = `${fmtSize(size)} × ${writers} writer${writers > 1 ? 's' : ''}`;
+          results.record(
+            { key: `${base}/perSec`, group, label, unit: 'appends/s', better: 'higher' },
+            id,
+            r.perSec,
+          );
+          results.record(
+            {
+              key: `${base}/p99`,
+              group: `${group}: acknowledgement latency p99`,
+              label,
+              unit: 'ms',
+              better: 'lower',
+            },
+            id,
+            r.p99Ms,
+          );
+          progress.step(
+            `${id} append ${label} ${layout} rep ${rep + 1}: ${Math.round(r.perSec)}/s, ` +
+              `${r.mibPerSec.toFixed(1)} MiB/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms` +
+              (r.errors ? `, ${r.errors} errors` : ''),
+          );
+        }
+      }
+    }
+  }
+}
+
+async function catchupScenario(
+  c: BenchConfig,
+  id: TargetId,
+  client: Client,
+  results: Results,
+  progress: Progress,
+): Promise<void> {
+  const name = streamName('catchup');
+  const { messages, size } = c.catchup;
+  const loadRate = await loadStream(client, name, messages, size, c.catchup.loadConcurrency);
+  results.record(
+    {
+      key: 'catchup/load',
+      group: 'Loading',
+      label: `${messages.toLocaleString('en')} × ${fmtSize(size)} into one stream, ${c.catchup.loadConcurrency} writers`,
+      unit: 'appends/s',
+      better: 'higher',
+    },
+    id,
+    loadRate,
+  );
+  progress.step(`${id} catch-up: loaded ${messages} × ${size} B at ${Math.round(loadRate)}/s`);
+  for (let rep = 0; rep < c.reps; rep++) {
+    for (const encoding of ['identity', 'gzip'] as const) {
+      const t = performance.now();
+      const r = await client.readAll(name, encoding);
+      const ms = performance.now() - t;
+      if (r.bytes !== messages * size)
+        throw new Error(`${id} catch-up read ${r.bytes} bytes, expected ${messages * size}`);
+      results.record(
+        {
+          key: `catchup/${encoding}`,
+          group: 'Catch-up read',
+          label: `${messages.toLocaleString('en')} × ${fmtSize(size)}, ${encoding}`,
+          unit: 'ms',
+          better: 'lower',
+        },
+        id,
+        ms,
+      );
+      progress.step(
+        `${id} catch-up ${encoding} rep ${rep + 1}: ${ms.toFixed(1)} ms in ${r.requests} request(s)`,
+      );
+    }
+  }
+  await client.remove(name).catch(() => {});
+}
+
+async function latencyScenarios(
+  c: BenchConfig,
+  id: TargetId,
+  client: Client,
+  results: Results,
+  progress: Progress,
+): Promise<void> {
+  for (let rep = 0; rep < c.reps; rep++) {
+    for (const mode of ['long-poll', 'sse'] as const) {
+      const r = await liveLatency(client, mode, c.latency.samples, c.latency.intervalMs);
+      const group = 'Live delivery latency';
+      results.record(
+        { key: `latency/${mode}/p50`, group, label: `${mode} p50`, unit: 'ms', better: 'lower' },
+        id,
+        r.p50Ms,
+      );
+      results.record(
+        { key: `latency/${mode}/p99`, group, label: `${mode} p99`, unit: 'ms', better: 'lower' },
+        id,
+        r.p99Ms,
+      );
+      progress.step(
+        `${id} latency ${mode} rep ${rep + 1}: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (${r.samples} samples)`,
+      );
+    }
+  }
+}
+
+async function fanoutScenarios(
+  c: BenchConfig,
+  id: TargetId,
+  client: Client,
+  results: Results,
+  progress: Progress,
+): Promise<void> {
+  const n = c.fanout.readers;
+  for (let rep = 0; rep < c.reps; rep++) {
+    for (const mode of ['long-poll', 'sse'] as const) {
+      const r = await fanout(client, mode, n, c.fanout.settleMs);
+      const group = `Fan-out of one append to ${n.toLocaleString('en')} readers`;
+      const rec = (what: string, label: string, v: number): void =>
+        results.record(
+          { key: `fanout/${mode}/${what}`, group, label: `${mode}: ${label}`, unit: 'ms', better: 'lower' },
+          id,
+          v,
+        );
+      rec('all', 'all readers delivered', r.allDeliveredMs);
+      rec('p50', 'median reader delivered', r.p50DeliveredMs);
+      rec('ack', "writer's acknowledgement", r.ackMs);
+      rec('baseAck', 'acknowledgement with no readers', r.baselineAckMs);
+      progress.step(
+        `${id} fan-out ${mode} rep ${rep + 1}: ${r.delivered}/${n} delivered, all in ${r.allDeliveredMs.toFixed(1)} ms, ` +
+          `ack ${r.ackMs.toFixed(1)} ms (no readers ${r.baselineAckMs.toFixed(2)} ms)`,
+      );
+      await sleep(100);
+    }
+  }
+}
+
+async function rssScenario(
+  c: BenchConfig,
+  id: TargetId,
+  results: Results,
+  progress: Progress,
+  cpuProfDir: string | undefined,
+): Promise<void> {
+  const spec = targetById(id);
+  const { streams, perStream, size } = c.rss;
+  const payloadMiB = (streams * perStream * size) / (1024 * 1024);
+  const startOpts = { longPollTimeoutMs: c.longPollTimeoutMs, ...(cpuProfDir ? { cpuProfDir } : {}) };
+  let target: RunningTarget = await startTarget(spec, { ...startOpts, dataRoot: c.bulkDataRoot });
+  const dataDir = target.dataDir;
+  const idleRss = await target.rss();
+  const client = new Client(target.url, c.rss.concurrency);
+  const desc = `${streams} streams × ${perStream.toLocaleString('en')} × ${fmtSize(size)} (${payloadMiB.toFixed(1)} MiB payload)`;
+  try {
+    const { names, perSec } = await loadMany(
+      client,
+      'rss',
+      streams,
+      perStream,
+      size,
+      c.rss.concurrency,
+      (done) =>
+        progress.info(
+          `${id} loading: ${done.toLocaleString('en')} / ${(streams * perStream).toLocaleString('en')}`,
+        ),
+    );
+    await sleep(500);
+    const rss = await target.rss();
+    const mib = (b: number): number => b / 2 ** 20;
+    const group = `Memory and restart after loading ${desc}`;
+    results.record(
+      {
+        key: 'rss/load',
+        group,
+        label: 'load rate (128 appends in flight)',
+        unit: 'appends/s',
+        better: 'higher',
+      },
+      id,
+      perSec,
+    );
+    results.record(
+      { key: 'rss/idle', group, label: 'RSS before loading', unit: 'MiB', better: 'lower' },
+      id,
+      mib(idleRss.total),
+    );
+    results.record(
+      { key: 'rss/loaded', group, label: 'RSS after loading', unit: 'MiB', better: 'lower' },
+      id,
+      mib(rss.total),
+    );
+    results.record(
+      { key: 'rss/anon', group, label: 'of which anonymous (RssAnon)', unit: 'MiB', better: 'lower' },
+      id,
+      mib(rss.anon),
+    );
+    progress.step(
+      `${id} loaded ${desc} at ${Math.round(perSec)}/s; RSS ${mib(rss.total).toFixed(1)} MiB (anon ${mib(rss.anon).toFixed(1)})`,
+    );
+    await client.close();
+    if (spec.storage === 'file' && dataDir) {
+      const probe = names[names.length - 1] as string;
+      for (let r = 0; r < c.rss.restarts; r++) {
+        await target.stop();
+        const t = performance.now();
+        target = await startTarget(spec, { ...startOpts, dataDir });
+        const probeClient = new Client(target.url, 1);
+        let bytes = 0;
+        try {
+          for (;;) {
+            try {
+              const res = await probeClient.pool.request({
+                method: 'GET',
+                path: `${probeClient.path(probe)}?offset=-1`,
+                headers: { 'accept-encoding': 'identity' },
+              });
+              const body = await res.body.arrayBuffer();
+              if (res.statusCode === 200 && body.byteLength > 0) {
+                bytes = body.byteLength;
+                break;
+              }
+            } catch {
+              // not serving yet
+            }
+            if (performance.now() - t > 120_000) throw new Error(`${id}: no read within 120 s of restart`);
+            await sleep(2);
+          }
+        } finally {
+          await probeClient.close();
+        }
+        const ms = performance.now() - t;
+        const rssAfter = await target.rss();
+        results.record(
+          { key: 'restart/firstRead', group, label: 'restart to first read', unit: 'ms', better: 'lower' },
+          id,
+          ms,
+        );
+        results.record(
+          {
+            key: 'restart/rss',
+            group,
+            label: 'RSS after restart and first read',
+            unit: 'MiB',
+            better: 'lower',
+          },
+          id,
+          rssAfter.total / 2 ** 20,
+        );
+        progress.step(
+          `${id} restart ${r + 1}: first read (${bytes} B) after ${ms.toFixed(1)} ms; RSS ${(rssAfter.total / 2 ** 20).toFixed(1)} MiB`,
+        );
+      }
+    }
+  } finally {
+    await client.close().catch(() => {});
+    await target.dispose();
+  }
+}

@@ -1,0 +1,242 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** One server configuration under test. */
+export interface TargetSpec {
+  readonly id: TargetId;
+  readonly label: string;
+  readonly system: 'streamkeep' | 'reference';
+  readonly storage: 'memory' | 'file';
+  /** Streamkeep file backend only. */
+  readonly syncOnAppend?: boolean;
+}
+
+export type TargetId = 'sk-memory' | 'sk-file-sync' | 'sk-file-nosync' | 'ref-memory' | 'ref-file';
+
+export const TARGETS: readonly TargetSpec[] = [
+  { id: 'sk-memory', label: 'Streamkeep memory', system: 'streamkeep', storage: 'memory' },
+  {
+    id: 'sk-file-sync',
+    label: 'Streamkeep file + sync',
+    system: 'streamkeep',
+    storage: 'file',
+    syncOnAppend: true,
+  },
+  {
+    id: 'sk-file-nosync',
+    label: 'Streamkeep file, no sync',
+    system: 'streamkeep',
+    storage: 'file',
+    syncOnAppend: false,
+  },
+  { id: 'ref-memory', label: 'Reference memory', system: 'reference', storage: 'memory' },
+  { id: 'ref-file', label: 'Reference file (LMDB + fdatasync)', system: 'reference', storage: 'file' },
+];
+
+export function targetById(id: TargetId): TargetSpec {
+  const t = TARGETS.find((x) => x.id === id);
+  if (!t) throw new Error(`unknown target ${id}`);
+  return t;
+}
+
+export interface StartOptions {
+  /** Reuse this data directory (restart); otherwise a fresh temporary one is made for file targets. */
+  readonly dataDir?: string;
+  /** Where a fresh data directory is made (default: the OS temporary directory, on disk). */
+  readonly dataRoot?: string;
+  readonly longPollTimeoutMs: number;
+  /** Directory for `node --cpu-prof` output; unset = no profiling. */
+  readonly cpuProfDir?: string;
+}
+
+/** A server running in its own child process. */
+export interface RunningTarget {
+  readonly spec: TargetSpec;
+  readonly url: string;
+  readonly pid: number;
+  readonly dataDir: string | undefined;
+  /** Milliseconds from spawn until the process announced it was listening. */
+  readonly startMs: number;
+  /** Resident set size of the server process, in bytes. */
+  rss(): Promise<Rss>;
+  /** Graceful stop (SIGTERM); waits for the process to exit. Keeps the data directory. */
+  stop(): Promise<void>;
+  /** Stops and removes the data directory if the harness made it. */
+  dispose(): Promise<void>;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+function streamkeepMain(): string {
+  return join(dirname(require.resolve('@streamkeep/server/package.json')), 'dist', 'main.js');
+}
+
+function referenceScript(): string {
+  return join(here, '..', 'scripts', 'reference-server.mjs');
+}
+
+/** Byte limits raised so no benchmark is refused (the reference server has none). */
+const STREAMKEEP_LIMITS = [
+  '--max-body-bytes',
+  String(64 * 1024 * 1024),
+  '--max-stream-bytes',
+  '0',
+  '--max-total-bytes',
+  '0',
+];
+
+export async function startTarget(spec: TargetSpec, options: StartOptions): Promise<RunningTarget> {
+  let dataDir = options.dataDir;
+  let ownsDir = false;
+  if (spec.storage === 'file' && dataDir === undefined) {
+    dataDir = await mkdtemp(join(options.dataRoot ?? tmpdir(), `sk-bench-${spec.id}-`));
+    ownsDir = true;
+  }
+  const nodeFlags = options.cpuProfDir
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        options.cpuProfDir,
+        '--cpu-prof-name',
+        `${spec.id}-${Date.now()}.cpuprofile`,
+      ]
+    : [];
+  let args: string[];
+  if (spec.system === 'streamkeep') {
+    args = [
+      ...nodeFlags,
+      streamkeepMain(),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--storage',
+      spec.storage,
+      '--long-poll-timeout',
+      String(options.longPollTimeoutMs),
+      '--sse-reconnect',
+      '0',
+      '--log-level',
+      'info',
+      ...STREAMKEEP_LIMITS,
+    ];
+    if (spec.storage === 'file') {
+      args.push(
+        '--data-dir',
+        dataDir as string,
+        spec.syncOnAppend ? '--sync-on-append' : '--no-sync-on-append',
+      );
+    }
+  } else {
+    const opts = { longPollTimeout: options.longPollTimeoutMs, ...(dataDir ? { dataDir } : {}) };
+    args = [...nodeFlags, referenceScript(), JSON.stringify(opts)];
+  }
+  const started = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: here });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let url: string;
+  try {
+    url = await waitForUrl(child, spec);
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited;
+    throw err;
+  }
+  const startMs = performance.now() - started;
+  if (spec.system === 'streamkeep') await waitReady(url);
+  const pid = child.pid as number;
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+  };
+  return {
+    spec,
+    url,
+    pid,
+    dataDir,
+    startMs,
+    rss: () => readRss(pid),
+    stop,
+    async dispose() {
+      await stop();
+      if (ownsDir && dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function waitForUrl(child: ChildProcess, spec: TargetSpec): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => fail(new Error(`${spec.id} did not start within 60 s`)), 60_000);
+    const fail = (e: Error): void => {
+      clearTimeout(timer);
+      reject(new Error(`${e.message}\nstdout: ${out.slice(-2000)}\nstderr: ${err.slice(-2000)}`));
+    };
+    child.stderr?.on('data', (c: Buffer) => {
+      if (err.length < 100_000) err += c.toString();
+    });
+    const onExit = (code: number | null): void =>
+      fail(new Error(`${spec.id} exited with ${code} before listening`));
+    child.once('exit', onExit);
+    child.stdout?.on('data', (c: Buffer) => {
+      if (out.length > 100_000) return;
+      out += c.toString();
+      const ref = /BENCH_READY (\S+)/.exec(out);
+      const sk =
+        /"url":"(http:[^"]+)"[^\n]*"msg":"listening"|"msg":"listening"[^\n]*"url":"(http:[^"]+)"/.exec(out);
+      const found = ref?.[1] ?? sk?.[1] ?? sk?.[2];
+      if (found) {
+        clearTimeout(timer);
+        child.removeListener('exit', onExit);
+        // Keep draining the pipes so the child never blocks on a full pipe.
+        child.stdout?.removeAllListeners('data');
+        child.stdout?.resume();
+        child.stderr?.resume();
+        resolve(found.replace(/\/$/, ''));
+      }
+    });
+  });
+}
+
+async function waitReady(url: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/readyz`);
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`${url} not ready within 60 s`);
+}
+
+export interface Rss {
+  /** VmRSS, bytes. */
+  readonly total: number;
+  /** RssAnon (heap, buffers), bytes. */
+  readonly anon: number;
+}
+
+export async function readRss(pid: number): Promise<Rss> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const m = new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status);
+    if (!m) throw new Error(`no ${name} for ${pid}`);
+    return Number(m[1]) * 1024;
+  };
+  return { total: field('VmRSS'), anon: field('RssAnon') };
+}
