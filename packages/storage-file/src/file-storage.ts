@@ -97,11 +97,12 @@ export interface FileStorageOptions {
   /** Payload bytes gathered into one group write (one write + one sync) per stream. @default 16 MiB */
   readonly maxGroupBytes?: number | undefined;
   /**
-   * With `syncOnAppend`, make group writes durable through a shared commit journal: one `fdatasync` of the journal
-   * covers the appends of every stream in flight at that moment (cross-stream group commit), and stream logs are
-   * synced only at checkpoints. Off: each stream's group pays its own `fdatasync`. @default true
+   * With `syncOnAppend`, make group writes durable through a shared commit journal when other syncs are in flight:
+   * one `fdatasync` of the journal covers the groups of every stream in that round (cross-stream group commit), and
+   * those logs are synced at checkpoints. A group with no other sync in flight syncs its own log. `'always'` sends
+   * every group through the journal (for tests and measurements); `false` never. @default true
    */
-  readonly journal?: boolean | undefined;
+  readonly journal?: boolean | 'always' | undefined;
   /** Journal size that triggers a checkpoint (sync the written logs, empty the journal). @default 64 MiB */
   readonly journalCheckpointBytes?: number | undefined;
   /** Streams recovered concurrently when opening. @default 8 */
@@ -269,6 +270,7 @@ export class FileStorage implements Storage {
   private journal: Journal | undefined;
   private redo: Map<string, JournalEntry[]> | undefined;
   private redone = 0;
+  private directSyncs = 0;
 
   private constructor(
     private readonly fs: FileSystem,
@@ -279,7 +281,7 @@ export class FileStorage implements Storage {
     private readonly maxGroupBytes: number,
     maxOpenFiles: number,
     private readonly releaseLock: () => Promise<void>,
-    private readonly useJournal: boolean,
+    private readonly useJournal: boolean | 'always',
     private readonly journalCheckpointBytes: number,
   ) {
     this.rootDir = root;
@@ -335,7 +337,7 @@ export class FileStorage implements Storage {
         maxGroupBytes,
         maxOpenFiles,
         release,
-        (options.syncOnAppend ?? true) && (options.journal ?? true),
+        (options.syncOnAppend ?? true) ? (options.journal ?? true) : false,
         checkpointBytes,
       );
       await storage.recover(concurrency, started);
@@ -794,11 +796,23 @@ export class FileStorage implements Storage {
         at += bytesWritten;
         if (written < total) rest = skipBytes(rest, bytesWritten);
       }
-      if (this.journal !== undefined) {
+      if (
+        this.journal !== undefined &&
+        (this.useJournal === 'always' || !this.journal.idle || this.directSyncs > 0)
+      ) {
+        // Other syncs are in flight: join the journal's next round, shared with every stream in it.
         entry.journaled ??= this.journaledLog(entry);
         this.journal.touch(entry.journaled);
         await this.journal.submit(entry.id, entry.salt, pos, parts);
-      } else if (this.syncOnAppend) await fh.datasync();
+      } else if (this.syncOnAppend) {
+        // Nothing else is syncing: a sync of the log itself is one write and one sync cheaper than the journal.
+        this.directSyncs++;
+        try {
+          await fh.datasync();
+        } finally {
+          this.directSyncs--;
+        }
+      }
     } catch (err) {
       entry.needsTruncate = true;
       try {
@@ -1303,7 +1317,7 @@ export class FileStorage implements Storage {
     }
     // Every redone log is synced now, so the old journal's content is no longer needed.
     this.redo = undefined;
-    if (this.useJournal) {
+    if (this.useJournal !== false) {
       const fh = await fs.open(journalPath, hadJournal ? 'r+' : 'wx+');
       try {
         this.journal = await Journal.create(fh, this.journalCheckpointBytes);

@@ -87,6 +87,8 @@ export class Journal {
   private running: Promise<void> | undefined;
   private size = LOG_HEADER_SIZE;
   private needsTruncate = false;
+  /** A round failed: entries of it may sit in the file; empty the journal before the next round can follow them. */
+  private mustCheckpoint = false;
   private readonly dirty = new Set<JournaledLog>();
   private closed = false;
   /** Rounds written and checkpoints taken, for tests and benchmarks. */
@@ -103,6 +105,11 @@ export class Journal {
     const j = new Journal(fh, newSalt(), checkpointBytes);
     await j.reset();
     return j;
+  }
+
+  /** No round queued or in flight and none owed: a group may sync its own log instead. */
+  get idle(): boolean {
+    return this.running === undefined && this.queue.length === 0 && !this.mustCheckpoint;
   }
 
   /** Marks a log as written since the last checkpoint. Call before submitting its entry. */
@@ -143,6 +150,12 @@ export class Journal {
           for (const p of e.parts) bytes += p.byteLength;
         }
         try {
+          // After a failed round, stale entries of it could be followed by new ones and replayed at open over
+          // data written since: a checkpoint (new salt) invalidates them first.
+          if (this.mustCheckpoint) {
+            await this.checkpoint();
+            this.mustCheckpoint = false;
+          }
           if (this.needsTruncate) {
             await this.fh.truncate(this.size);
             this.needsTruncate = false;
@@ -150,6 +163,7 @@ export class Journal {
           await writeAll(this.fh, buffers, this.size, bytes);
           await this.fh.datasync();
         } catch (err) {
+          this.mustCheckpoint = true;
           this.needsTruncate = true;
           await this.fh.truncate(this.size).then(
             () => {

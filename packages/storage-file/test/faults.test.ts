@@ -10,16 +10,19 @@ type Op = 'writev' | 'datasync' | 'truncate' | 'rename' | 'mkdir' | 'sync';
 
 /** A file system that fails the next `times` calls of one operation with an errno code. */
 class FaultyFs implements FileSystem {
-  private faults: { op: Op; code: string; times: number; partial?: boolean }[] = [];
+  private faults: { op: Op; code: string; times: number; partial?: boolean; path?: string }[] = [];
 
-  fail(op: Op, code: string, times = 1, partial = false): void {
-    this.faults.push({ op, code, times, partial });
+  /** Fails the next `times` calls of `op` (on files whose path contains `path`, when given). */
+  fail(op: Op, code: string, times = 1, partial = false, path?: string): void {
+    this.faults.push({ op, code, times, partial, path });
   }
   clear(): void {
     this.faults = [];
   }
-  private take(op: Op): { code: string; partial?: boolean } | undefined {
-    const f = this.faults.find((x) => x.op === op && x.times > 0);
+  private take(op: Op, path = ''): { code: string; partial?: boolean } | undefined {
+    const f = this.faults.find(
+      (x) => x.op === op && x.times > 0 && (x.path === undefined || path.includes(x.path)),
+    );
     if (f === undefined) return undefined;
     f.times--;
     return f;
@@ -34,7 +37,7 @@ class FaultyFs implements FileSystem {
     return {
       read: (b, o, l, p) => fh.read(b, o, l, p),
       async writev(buffers, position) {
-        const f = self.take('writev');
+        const f = self.take('writev', path);
         if (f !== undefined) {
           // A partial write: the first half of the first buffer reaches the file before the error.
           if (f.partial && buffers[0] !== undefined) {
@@ -45,17 +48,17 @@ class FaultyFs implements FileSystem {
         return fh.writev(buffers, position);
       },
       async datasync() {
-        const f = self.take('datasync');
+        const f = self.take('datasync', path);
         if (f !== undefined) self.raise(f.code);
         return fh.datasync();
       },
       async sync() {
-        const f = self.take('sync');
+        const f = self.take('sync', path);
         if (f !== undefined) self.raise(f.code);
         return fh.sync();
       },
       async truncate(len) {
-        const f = self.take('truncate');
+        const f = self.take('truncate', path);
         if (f !== undefined) self.raise(f.code);
         return fh.truncate(len);
       },
@@ -88,7 +91,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function setup(syncOnAppend: boolean) {
+async function setup(syncOnAppend: boolean, journal: boolean | 'always' = true) {
   dir = await mkdtemp(join(tmpdir(), 'sk-file-fault-'));
   const fs = new FaultyFs();
   const clock = new ManualClock();
@@ -96,6 +99,7 @@ async function setup(syncOnAppend: boolean) {
     rootDir: dir,
     clock,
     syncOnAppend,
+    journal,
     fileSystem: fs,
     maxTotalBytes: 100_000,
   });
@@ -113,7 +117,15 @@ async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
   }
 }
 
-const cases: { op: Op; code: string; expected: string; sync: boolean; partial?: boolean }[] = [
+const cases: {
+  op: Op;
+  code: string;
+  expected: string;
+  sync: boolean;
+  partial?: boolean;
+  path?: string;
+  journal?: 'always';
+}[] = [
   { op: 'writev', code: 'ENOSPC', expected: 'INSUFFICIENT_STORAGE', sync: false },
   { op: 'writev', code: 'ENOSPC', expected: 'INSUFFICIENT_STORAGE', sync: true, partial: true },
   { op: 'writev', code: 'EIO', expected: 'INTERNAL', sync: false, partial: true },
@@ -121,18 +133,37 @@ const cases: { op: Op; code: string; expected: string; sync: boolean; partial?: 
   { op: 'datasync', code: 'EIO', expected: 'INTERNAL', sync: true },
   { op: 'datasync', code: 'ENOSPC', expected: 'INSUFFICIENT_STORAGE', sync: true },
   { op: 'datasync', code: 'EDQUOT', expected: 'INSUFFICIENT_STORAGE', sync: true },
+  // The same through the commit journal: its write or its sync fails.
+  {
+    op: 'writev',
+    code: 'ENOSPC',
+    expected: 'INSUFFICIENT_STORAGE',
+    sync: true,
+    path: 'journal',
+    journal: 'always',
+  },
+  {
+    op: 'writev',
+    code: 'EIO',
+    expected: 'INTERNAL',
+    sync: true,
+    partial: true,
+    path: 'journal',
+    journal: 'always',
+  },
+  { op: 'datasync', code: 'EIO', expected: 'INTERNAL', sync: true, path: 'journal', journal: 'always' },
 ];
 
 describe('injected I/O failures', () => {
   for (const c of cases) {
-    it(`${c.code} on ${c.op}${c.partial ? ' (partial)' : ''}${c.sync ? ' with syncOnAppend' : ''}: fails cleanly and resumes`, async () => {
-      const { fs, s } = await setup(c.sync);
+    it(`${c.code} on ${c.path ?? ''} ${c.op}${c.partial ? ' (partial)' : ''}${c.sync ? ' with syncOnAppend' : ''}: fails cleanly and resumes`, async () => {
+      const { fs, s } = await setup(c.sync, c.journal);
       await s.append('s', { messages: [enc('second')], contentType: 'text/plain', seq: '1' });
       const head = await s.head('s');
       const total = s.totalBytes();
       const seen: number[] = [];
       await s.subscribe('s', () => seen.push(1));
-      fs.fail(c.op, c.code, 1, c.partial);
+      fs.fail(c.op, c.code, 1, c.partial, c.path);
       // A producer batch, a Stream-Seq and a close in the failed commit: none of it may stick.
       const failed = s.appendWithProducer('s', {
         messages: [enc('lost'), enc('x'.repeat(40_000))],
