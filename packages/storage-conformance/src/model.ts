@@ -197,6 +197,11 @@ export class StorageModel {
     return a.ttlSeconds !== null || a.expiresAt === b.expiresAt;
   }
 
+  /** What a create or fork request is matched against: the config, with the stream's *current* closure (§5.1). */
+  static #identity(s: ModelStream): StreamConfig {
+    return { ...StorageModel.#config(s), createdClosed: s.closed };
+  }
+
   static #config(s: ModelStream): StreamConfig {
     return {
       contentType: s.contentType,
@@ -289,7 +294,7 @@ export class StorageModel {
         const s = existing.s;
         // A root create matches only an existing root stream with an equal config: an existing fork has a lineage
         // the create does not ask for, so it is a mismatch whatever its config.
-        if (s.fork !== null || !StorageModel.#sameConfig(StorageModel.#config(s), config))
+        if (s.fork !== null || !StorageModel.#sameConfig(StorageModel.#identity(s), config))
           fail('CONFIG_MISMATCH');
         return { created: false, nextOffset: this.#tail(s), closed: s.closed };
       }
@@ -389,7 +394,7 @@ export class StorageModel {
           s.fork.source === options.source &&
           s.fork.offset === offset &&
           s.fork.subOffset === subOffset;
-        if (!sameLineage || !StorageModel.#sameConfig(StorageModel.#config(s), config))
+        if (!sameLineage || !StorageModel.#sameConfig(StorageModel.#identity(s), config))
           fail('CONFIG_MISMATCH');
         return { created: false, nextOffset: this.#tail(s), closed: s.closed };
       }

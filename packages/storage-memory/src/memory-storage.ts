@@ -10,6 +10,7 @@ import {
   checkAccess,
   checkByteLimits,
   compareUtf8,
+  createMatchesExisting,
   type DeleteResult,
   type ForkInfo,
   type ForkOptions,
@@ -40,7 +41,6 @@ import {
   type StreamListener,
   type StreamMetadata,
   type Subscription,
-  streamConfigsEqual,
   systemClock,
   validateAppendRequest,
   ZERO_OFFSET,
@@ -120,7 +120,7 @@ export class MemoryStorage implements Storage {
     const config = resolveStreamOptions(options, now);
     const { existing, expired } = this.#prepareName(name, now);
     if (existing !== undefined) {
-      if (existing.fork !== null || !streamConfigsEqual(existing.config, config)) {
+      if (existing.fork !== null || !createMatchesExisting(existing, config)) {
         throw new StorageError(
           'CONFIG_MISMATCH',
           `stream ${JSON.stringify(name)} exists with a different configuration`,
@@ -179,7 +179,7 @@ export class MemoryStorage implements Storage {
         existing.fork.source === fork.source &&
         existing.fork.offset === fork.offset &&
         existing.fork.subOffset === fork.subOffset;
-      if (!sameLineage || !streamConfigsEqual(existing.config, config)) {
+      if (!sameLineage || !createMatchesExisting(existing, config)) {
         throw new StorageError(
           'CONFIG_MISMATCH',
           `stream ${JSON.stringify(name)} exists with a different configuration`,

@@ -42,6 +42,20 @@ describe('MemoryStorage', () => {
     expect(await code(s.createStream('a', { contentType: T, closed: true }))).toBe('CONFIG_MISMATCH');
   });
 
+  it('matches re-creation against the current closure (protocol §5.1)', async () => {
+    const s = new MemoryStorage();
+    await s.createStream('a', { contentType: T });
+    await s.closeStream('a');
+    expect(await code(s.createStream('a', { contentType: T }))).toBe('CONFIG_MISMATCH');
+    expect(await s.createStream('a', { contentType: T, closed: true })).toMatchObject({
+      created: false,
+      closed: true,
+    });
+    await s.createStream('b', { contentType: T, closed: true });
+    expect((await s.createStream('b', { contentType: T, closed: true })).created).toBe(false);
+    expect(await code(s.createStream('b', { contentType: T }))).toBe('CONFIG_MISMATCH');
+  });
+
   it('ignores the body of an idempotent create-with-data', async () => {
     const s = new MemoryStorage();
     await s.createStream('a', { contentType: T, messages: [enc('one')] });

@@ -189,16 +189,28 @@ export function resolveForkConfig(options: ForkOptions, source: StreamConfig, no
 }
 
 /**
- * Config equality for idempotent creation: equal content types, TTLs and created-closed flags, and — only without a
- * TTL, since a TTL-derived deadline drifts with time — equal deadlines.
+ * Config equality: equal content types and TTLs and — only without a TTL, since a TTL-derived deadline drifts with
+ * time — equal deadlines. The created-closed flag is not compared; see {@link createMatchesExisting}.
  */
 export function streamConfigsEqual(a: StreamConfig, b: StreamConfig): boolean {
   return (
     a.contentType === b.contentType &&
     a.ttlSeconds === b.ttlSeconds &&
-    a.createdClosed === b.createdClosed &&
     (a.ttlSeconds !== null || a.expiresAt === b.expiresAt)
   );
+}
+
+/**
+ * The idempotency rule of `createStream` and `createFork`: a request matches an existing stream when the configs are
+ * equal ({@link streamConfigsEqual}) and the request's `closed` flag equals the stream's *current* closure — a stream
+ * closed after its creation matches a create with `closed: true`, and no longer matches one without (the protocol's
+ * §5.1 table). Forks additionally compare their lineage.
+ */
+export function createMatchesExisting(
+  existing: { readonly config: StreamConfig; readonly closed: boolean },
+  requested: StreamConfig,
+): boolean {
+  return existing.closed === requested.createdClosed && streamConfigsEqual(existing.config, requested);
 }
 
 /** True when the config has a deadline and `now` has reached it (the boundary instant counts as expired). */

@@ -10,6 +10,7 @@ export {
   checkByteLimits,
   checkStreamSeq,
   compareUtf8,
+  createMatchesExisting,
   decideProducer,
   isExpired,
   isJsonContentType,

@@ -60,8 +60,9 @@ export interface Storage {
    * `INVALID_STREAM_NAME`, `INVALID_CONTENT_TYPE`, `CONFLICTING_EXPIRY`, `INVALID_TTL` in that order). Then:
    * - no stream by that name → create it at offset `(0, 0)` with the initial messages (byte limits checked for the
    *   whole batch), closed when `options.closed`; `created: true`;
-   * - a stream with an *equal* config (see {@link StreamConfig}) that is not a fork → `created: false` with its current tail and closed
-   *   flag; the messages and close flag of this call are ignored and nothing is written;
+   * - a root stream (not a fork) with an *equal* config whose current closure equals `options.closed` (see
+   *   {@link StreamConfig}) → `created: false` with its current tail and closed flag; the messages of this call are
+   *   ignored and nothing is written;
    * - an expired stream → it is replaced by the new one, unless forks still reference it (`PATH_BLOCKED`).
    *
    * @throws StorageError `CONFIG_MISMATCH` when the name exists with a different config; `PATH_BLOCKED` when it is a
@@ -83,7 +84,8 @@ export interface Storage {
    * The fork's expiry is, by priority: its own TTL, its own deadline, the source's TTL (a fresh deadline from now),
    * the source's absolute deadline, none. Forks do not inherit producer state or `Stream-Seq`.
    *
-   * If `name` exists with an equal effective config *and* the same lineage (source, offset, sub-offset), the result is
+   * If `name` exists with an equal effective config, a current closure equal to `options.closed`, *and* the same
+   * lineage (source, offset, sub-offset), the result is
    * `created: false` and nothing is written; any other existing stream is `CONFIG_MISMATCH` (tombstones and
    * referenced expired streams: `PATH_BLOCKED`). The source's fork reference is taken only after every check passed.
    * Ancestors stay readable through the fork even after they are soft-deleted or expire.

@@ -31,7 +31,11 @@ export interface StreamOptions {
   readonly ttlSeconds?: number | undefined;
   /** An absolute deadline in milliseconds since the epoch; never renewed. */
   readonly expiresAt?: number | undefined;
-  /** Create the stream already closed. Part of the stream's identity for idempotent re-creation. @default false */
+  /**
+   * Create the stream already closed. When the stream exists, it must equal the stream's *current* closure for the
+   * create to be idempotent: a stream closed since matches `closed: true` and no longer matches `false`.
+   * @default false
+   */
   readonly closed?: boolean | undefined;
 }
 
@@ -45,9 +49,10 @@ export interface CreateStreamOptions extends StreamOptions {
  * The resolved, persisted configuration of a stream.
  *
  * @remarks
- * Two configs are *equal* (see `streamConfigsEqual`) when content types, `ttlSeconds` and `createdClosed` are equal
- * and, only when there is no TTL, `expiresAt` too: a TTL-derived deadline drifts with "now" and is not part of the
- * identity.
+ * Two configs are *equal* (see `streamConfigsEqual`) when content types and `ttlSeconds` are equal and, only when
+ * there is no TTL, `expiresAt` too: a TTL-derived deadline drifts with "now" and is not part of the identity. A
+ * create or fork request matches an existing stream when the configs are equal *and* its `closed` flag equals the
+ * stream's current closure (see `createMatchesExisting`).
  */
 export interface StreamConfig {
   /** Normalised content type. */

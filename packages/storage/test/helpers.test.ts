@@ -5,6 +5,7 @@ import {
   checkByteLimits,
   checkStreamSeq,
   compareUtf8,
+  createMatchesExisting,
   decideProducer,
   isExpired,
   isStorageError,
@@ -104,7 +105,14 @@ describe('expiry', () => {
     const c = resolveStreamOptions({ contentType: 'text/plain', expiresAt: 10 }, 0);
     const d = resolveStreamOptions({ contentType: 'text/plain', expiresAt: 11 }, 0);
     expect(streamConfigsEqual(c, d)).toBe(false);
-    expect(streamConfigsEqual(text, { ...text, createdClosed: true })).toBe(false);
+    expect(streamConfigsEqual(text, { ...text, createdClosed: true })).toBe(true);
+    expect(createMatchesExisting({ config: text, closed: true }, { ...text, createdClosed: true })).toBe(
+      true,
+    );
+    expect(createMatchesExisting({ config: text, closed: true }, text)).toBe(false);
+    expect(createMatchesExisting({ config: { ...text, createdClosed: true }, closed: true }, text)).toBe(
+      false,
+    );
   });
 
   it('gives forks expiry by priority: own TTL, own deadline, source TTL, source deadline', () => {
