@@ -1,6 +1,6 @@
 // Storage-level benchmark of FileStorage (no HTTP). Run with `pnpm bench` in this package; writes bench/results.md.
 // Options (environment): BENCH_DIR (default: the OS temp dir), BENCH_SECONDS (per throughput case, default 3),
-// BENCH_MESSAGES (recovery size, default 1,000,000).
+// BENCH_MESSAGES (recovery size, default 1,000,000), BENCH_REPEAT (repetitions of each throughput case, default 3).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,6 +11,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const BASE = process.env.BENCH_DIR ?? tmpdir();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 1_000_000);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const CT = 'application/octet-stream';
 const lines = [];
 const log = (s) => {
@@ -121,26 +122,42 @@ log(
 log('');
 log('## Appends (100-byte messages, one message per append call)');
 log('');
-log('| writers | streams | syncOnAppend | appends/s |');
-log('|---:|---:|:---:|---:|');
-const rates = {};
-for (const [writers, streams] of [
-  [1, 1],
-  [64, 1],
-  [64, 64],
-]) {
-  for (const sync of [false, true]) {
-    const r = await appendRate({ writers, streams, sync });
-    rates[`${writers}/${streams}/${sync}`] = r;
-    log(`| ${writers} | ${streams} | ${sync ? 'on' : 'off'} | ${fmt(r)} |`);
+log(
+  `Each case runs ${REPEAT} times, interleaved with the others so that drift in the machine's load hits all of ` +
+    'them alike; the table shows the median and the range.',
+);
+log('');
+log('| writers | streams | syncOnAppend | appends/s (median) | range |');
+log('|---:|---:|:---:|---:|---:|');
+const CASES = [
+  [1, 1, false],
+  [1, 1, true],
+  [64, 1, false],
+  [64, 1, true],
+  [64, 64, false],
+  [64, 64, true],
+];
+const runs = CASES.map(() => []);
+for (let r = 0; r < REPEAT; r++) {
+  for (const [i, [writers, streams, sync]] of CASES.entries()) {
+    runs[i].push(await appendRate({ writers, streams, sync }));
   }
 }
-const single = rates['1/1/true'];
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+for (const [i, [writers, streams, sync]] of CASES.entries()) {
+  const xs = runs[i];
+  log(
+    `| ${writers} | ${streams} | ${sync ? 'on' : 'off'} | ${fmt(median(xs))} | ` +
+      `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} |`,
+  );
+}
+// Ratios per repetition (each against the single writer of the same repetition), then their median.
+const ratio = (i) => median(runs[i].map((x, r) => x / runs[1][r]));
 log('');
 log(
-  `Group commit, syncOnAppend on: 64 writers on one stream reach **${fmt(rates['64/1/true'] / single, 1)}×** and ` +
-    `64 writers on 64 streams **${fmt(rates['64/64/true'] / single, 1)}×** the rate of one writer, which pays one ` +
-    `fdatasync per append (${fmt(single)} appends/s).`,
+  `Group commit, syncOnAppend on: 64 writers on one stream reach **${fmt(ratio(3), 1)}×** and 64 writers on 64 ` +
+    `streams **${fmt(ratio(5), 1)}×** the rate of one writer, which pays one fdatasync per append ` +
+    `(median ratio per repetition).`,
 );
 log('');
 log(`## Recovery, catch-up reads and index memory (${fmt(MESSAGES)} messages in one stream)`);

@@ -106,6 +106,7 @@ describe('crash safety under SIGKILL', () => {
       afterReadyRounds: 0,
       killedAfterReady: 0,
       truncations: 0,
+      redone: 0,
     };
     try {
       for (let round = 0; round < ROUNDS; round++) {
@@ -114,7 +115,8 @@ describe('crash safety under SIGKILL', () => {
         if (afterReady) stats.afterReadyRounds++;
         const module = pathToFileURL(join(BUILD, 'index.js')).href;
         const { lines, stderr, killed } = await runChild(
-          { module, rootDir, round, producers },
+          // Every other round sends every group through the commit journal.
+          { module, rootDir, round, producers, journal: round % 2 === 0 ? 'always' : true },
           afterReady,
           delay,
         );
@@ -136,6 +138,7 @@ describe('crash safety under SIGKILL', () => {
 
         const storage = await FileStorage.open({ rootDir, syncOnAppend: true });
         stats.truncations += storage.recovery.truncated.length;
+        stats.redone += storage.recovery.redone;
         expect(storage.quarantined()).toEqual([]);
         const found = new Map<string, { stream: string; offset: string }>();
         for (const stream of (await storage.listStreams()).map((m) => m.name)) {
