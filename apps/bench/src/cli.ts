@@ -28,6 +28,8 @@ Starts Streamkeep (memory; file with and without sync on append) and the referen
   --profile             run the servers under node --cpu-prof and summarise the top self-time functions into
                         apps/bench/profiles/<mode>.md (figures from a profiled run are not representative)
   --note <text>         a sentence for the report (e.g. other work running on the machine)
+  --sizes, --writers, --layouts, --duration <ms>, --readers, --catchup-messages, --reps
+                        override the mode's configuration (comma-separated lists), e.g. for profiling one cell
   -h, --help`;
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,6 +48,13 @@ async function main(): Promise<void> {
       'no-write': { type: 'boolean' },
       profile: { type: 'boolean' },
       note: { type: 'string' },
+      sizes: { type: 'string' },
+      writers: { type: 'string' },
+      layouts: { type: 'string' },
+      duration: { type: 'string' },
+      readers: { type: 'string' },
+      'catchup-messages': { type: 'string' },
+      reps: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -60,7 +69,24 @@ async function main(): Promise<void> {
         TARGETS.some((x) => x.id === t),
       )
     : base.targets;
-  const config = { ...base, targets };
+  const list = (v: string | undefined): number[] | undefined => v?.split(',').map((x) => Number(x.trim()));
+  const config = {
+    ...base,
+    targets,
+    reps: values.reps ? Math.max(2, Number(values.reps)) : base.reps,
+    append: {
+      ...base.append,
+      sizes: list(values.sizes) ?? base.append.sizes,
+      writers: list(values.writers) ?? base.append.writers,
+      layouts: (values.layouts?.split(',') as ('own' | 'shared')[] | undefined) ?? base.append.layouts,
+      durationMs: values.duration ? Number(values.duration) : base.append.durationMs,
+    },
+    fanout: { ...base.fanout, readers: values.readers ? Number(values.readers) : base.fanout.readers },
+    catchup: {
+      ...base.catchup,
+      messages: values['catchup-messages'] ? Number(values['catchup-messages']) : base.catchup.messages,
+    },
+  };
   const only = values.only ? (values.only.split(',').map((s) => s.trim()) as Scenario[]) : undefined;
 
   const require = createRequire(import.meta.url);

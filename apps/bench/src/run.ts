@@ -3,7 +3,15 @@ import { Client } from './client.js';
 import type { BenchConfig } from './config.js';
 import { Progress } from './progress.js';
 import { Results } from './results.js';
-import { appendThroughput, fanout, liveLatency, loadMany, loadStream, streamName } from './scenarios.js';
+import {
+  appendThroughput,
+  fanout,
+  liveLatency,
+  loadMany,
+  loadStream,
+  streamName,
+  warmUp,
+} from './scenarios.js';
 import { type RunningTarget, startTarget, type TargetId, targetById } from './targets.js';
 
 export interface RunOptions {
@@ -42,40 +50,26 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
     longPollTimeoutMs: config.longPollTimeoutMs,
     ...(options.cpuProfDir ? { cpuProfDir: options.cpuProfDir } : {}),
   };
-  // Phase 1: durability-sensitive scenarios, file targets on disk (the OS temporary directory).
-  const live = (['append', 'latency', 'fanout'] as const).filter((s) => only.includes(s));
-  if (live.length > 0) {
-    for (const id of config.targets) {
-      const spec = targetById(id);
-      const target = await startTarget(spec, base);
-      progress.info(
-        `${spec.label}: started at ${target.url} (pid ${target.pid}), data ${target.dataDir ?? 'in memory'}`,
-      );
-      const client = new Client(target.url, 128);
-      try {
-        if (only.includes('append')) await appendScenarios(config, id, client, results, progress);
-        if (only.includes('latency')) await latencyScenarios(config, id, client, results, progress);
-        if (only.includes('fanout')) await fanoutScenarios(config, id, client, results, progress);
-      } finally {
-        await client.close();
-        await target.dispose();
-      }
-    }
+  // Phase 1: durability-sensitive scenarios, file targets on disk (the OS temporary directory). All servers run at
+  // once and every measurement cell visits the targets in turn, so slow drifts in machine load hit them alike.
+  if (only.some((x) => x === 'append' || x === 'latency' || x === 'fanout')) {
+    await withTargets(config.targets, base, progress, async (clients) => {
+      if (only.includes('append')) await appendScenarios(config, clients, results, progress);
+      if (only.includes('latency')) await latencyScenarios(config, clients, results, progress);
+      if (only.includes('fanout')) await fanoutScenarios(config, clients, results, progress);
+    });
   }
   // Phases 2 and 3 load many messages first; file targets keep their data on tmpfs, where fsync is free, so the load
   // does not take hours on the reference (see the report's method section). They measure reads, memory and recovery.
   if (only.includes('catchup')) {
-    for (const id of config.targets) {
-      const spec = targetById(id);
-      const target = await startTarget(spec, { ...base, dataRoot: config.bulkDataRoot });
-      const client = new Client(target.url, 128);
-      try {
-        await catchupScenario(config, id, client, results, progress);
-      } finally {
-        await client.close();
-        await target.dispose();
-      }
-    }
+    await withTargets(
+      config.targets,
+      { ...base, dataRoot: config.bulkDataRoot },
+      progress,
+      async (clients) => {
+        await catchupScenario(config, clients, results, progress);
+      },
+    );
   }
   if (only.includes('rss')) {
     for (const id of config.rss.targets) {
@@ -86,10 +80,40 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   return results;
 }
 
+type Clients = ReadonlyMap<TargetId, Client>;
+
+/** Starts every target, warms each up (JIT, connection pool), runs `body`, then stops them all. */
+async function withTargets(
+  ids: readonly TargetId[],
+  options: Parameters<typeof startTarget>[1],
+  progress: Progress,
+  body: (clients: Clients) => Promise<void>,
+): Promise<void> {
+  const running: RunningTarget[] = [];
+  const clients = new Map<TargetId, Client>();
+  try {
+    for (const id of ids) {
+      const target = await startTarget(targetById(id), options);
+      running.push(target);
+      clients.set(id, new Client(target.url, 128));
+      progress.info(
+        `${target.spec.label}: pid ${target.pid} at ${target.url}, data ${target.dataDir ?? 'in memory'}`,
+      );
+    }
+    for (const [id, client] of clients) {
+      const n = await warmUp(client, 600);
+      progress.info(`${id}: warmed up (${n} appends and reads)`);
+    }
+    await body(clients);
+  } finally {
+    for (const c of clients.values()) await c.close().catch(() => {});
+    for (const t of running) await t.dispose().catch(() => {});
+  }
+}
+
 async function appendScenarios(
   c: BenchConfig,
-  id: TargetId,
-  client: Client,
+  clients: Clients,
   results: Results,
   progress: Progress,
 ): Promise<void> {
@@ -97,38 +121,40 @@ async function appendScenarios(
     for (const layout of c.append.layouts) {
       for (const size of c.append.sizes) {
         for (const writers of c.append.writers) {
-          const r = await appendThroughput(client, {
-            size,
-            writers,
-            layout,
-            durationMs: c.append.durationMs,
-            warmupMs: c.append.warmupMs,
-          });
-          const where = layout === 'own' ? 'own streams' : 'one shared stream';
-          const base = `append/${layout}/${size}/${writers}`;
-          const group = `Appends on ${where}`;
-          const label = `${fmtSize(size)} × ${writers} writer${writers > 1 ? 's' : ''}`;
-          results.record(
-            { key: `${base}/perSec`, group, label, unit: 'appends/s', better: 'higher' },
-            id,
-            r.perSec,
-          );
-          results.record(
-            {
-              key: `${base}/p99`,
-              group: `${group}: acknowledgement latency p99`,
-              label,
-              unit: 'ms',
-              better: 'lower',
-            },
-            id,
-            r.p99Ms,
-          );
-          progress.step(
-            `${id} append ${label} ${layout} rep ${rep + 1}: ${Math.round(r.perSec)}/s, ` +
-              `${r.mibPerSec.toFixed(1)} MiB/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms` +
-              (r.errors ? `, ${r.errors} errors` : ''),
-          );
+          for (const [id, client] of clients) {
+            const r = await appendThroughput(client, {
+              size,
+              writers,
+              layout,
+              durationMs: c.append.durationMs,
+              warmupMs: c.append.warmupMs,
+            });
+            const where = layout === 'own' ? 'own streams' : 'one shared stream';
+            const base = `append/${layout}/${size}/${writers}`;
+            const group = `Appends on ${where}`;
+            const label = `${fmtSize(size)} × ${writers} writer${writers > 1 ? 's' : ''}`;
+            results.record(
+              { key: `${base}/perSec`, group, label, unit: 'appends/s', better: 'higher' },
+              id,
+              r.perSec,
+            );
+            results.record(
+              {
+                key: `${base}/p99`,
+                group: `${group}: acknowledgement latency p99`,
+                label,
+                unit: 'ms',
+                better: 'lower',
+              },
+              id,
+              r.p99Ms,
+            );
+            progress.step(
+              `${id} append ${label} ${layout} rep ${rep + 1}: ${Math.round(r.perSec)}/s, ` +
+                `${r.mibPerSec.toFixed(1)} MiB/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms` +
+                (r.errors ? `, ${r.errors} errors` : ''),
+            );
+          }
         }
       }
     }
@@ -137,107 +163,116 @@ async function appendScenarios(
 
 async function catchupScenario(
   c: BenchConfig,
-  id: TargetId,
-  client: Client,
+  clients: Clients,
   results: Results,
   progress: Progress,
 ): Promise<void> {
-  const name = streamName('catchup');
   const { messages, size } = c.catchup;
-  const loadRate = await loadStream(client, name, messages, size, c.catchup.loadConcurrency);
-  results.record(
-    {
-      key: 'catchup/load',
-      group: 'Loading',
-      label: `${messages.toLocaleString('en')} × ${fmtSize(size)} into one stream, ${c.catchup.loadConcurrency} writers`,
-      unit: 'appends/s',
-      better: 'higher',
-    },
-    id,
-    loadRate,
-  );
-  progress.step(`${id} catch-up: loaded ${messages} × ${size} B at ${Math.round(loadRate)}/s`);
+  const names = new Map<TargetId, string>();
+  for (const [id, client] of clients) {
+    const name = streamName('catchup');
+    names.set(id, name);
+    const loadRate = await loadStream(client, name, messages, size, c.catchup.loadConcurrency);
+    results.record(
+      {
+        key: 'catchup/load',
+        group: 'Loading (setup of the catch-up scenario; data on tmpfs)',
+        label: `${messages.toLocaleString('en')} × ${fmtSize(size)} into one stream, ${c.catchup.loadConcurrency} writers`,
+        unit: 'appends/s',
+        better: 'higher',
+      },
+      id,
+      loadRate,
+    );
+    progress.step(`${id} catch-up: loaded ${messages} × ${size} B at ${Math.round(loadRate)}/s`);
+  }
   for (let rep = 0; rep < c.reps; rep++) {
     for (const encoding of ['identity', 'gzip'] as const) {
-      const t = performance.now();
-      const r = await client.readAll(name, encoding);
-      const ms = performance.now() - t;
-      if (r.bytes !== messages * size)
-        throw new Error(`${id} catch-up read ${r.bytes} bytes, expected ${messages * size}`);
-      results.record(
-        {
-          key: `catchup/${encoding}`,
-          group: 'Catch-up read',
-          label: `${messages.toLocaleString('en')} × ${fmtSize(size)}, ${encoding}`,
-          unit: 'ms',
-          better: 'lower',
-        },
-        id,
-        ms,
-      );
-      progress.step(
-        `${id} catch-up ${encoding} rep ${rep + 1}: ${ms.toFixed(1)} ms in ${r.requests} request(s)`,
-      );
+      for (const [id, client] of clients) {
+        const name = names.get(id) as string;
+        const t = performance.now();
+        const r = await client.readAll(name, encoding);
+        const ms = performance.now() - t;
+        if (r.bytes !== messages * size) {
+          throw new Error(`${id} catch-up read ${r.bytes} bytes, expected ${messages * size}`);
+        }
+        results.record(
+          {
+            key: `catchup/${encoding}`,
+            group: 'Catch-up read',
+            label: `${messages.toLocaleString('en')} × ${fmtSize(size)}, ${encoding}`,
+            unit: 'ms',
+            better: 'lower',
+          },
+          id,
+          ms,
+        );
+        progress.step(
+          `${id} catch-up ${encoding} rep ${rep + 1}: ${ms.toFixed(1)} ms in ${r.requests} request(s)`,
+        );
+      }
     }
   }
-  await client.remove(name).catch(() => {});
 }
 
 async function latencyScenarios(
   c: BenchConfig,
-  id: TargetId,
-  client: Client,
+  clients: Clients,
   results: Results,
   progress: Progress,
 ): Promise<void> {
   for (let rep = 0; rep < c.reps; rep++) {
     for (const mode of ['long-poll', 'sse'] as const) {
-      const r = await liveLatency(client, mode, c.latency.samples, c.latency.intervalMs);
-      const group = 'Live delivery latency';
-      results.record(
-        { key: `latency/${mode}/p50`, group, label: `${mode} p50`, unit: 'ms', better: 'lower' },
-        id,
-        r.p50Ms,
-      );
-      results.record(
-        { key: `latency/${mode}/p99`, group, label: `${mode} p99`, unit: 'ms', better: 'lower' },
-        id,
-        r.p99Ms,
-      );
-      progress.step(
-        `${id} latency ${mode} rep ${rep + 1}: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (${r.samples} samples)`,
-      );
+      for (const [id, client] of clients) {
+        const r = await liveLatency(client, mode, c.latency.samples, c.latency.intervalMs);
+        const group = 'Live delivery latency';
+        results.record(
+          { key: `latency/${mode}/p50`, group, label: `${mode} p50`, unit: 'ms', better: 'lower' },
+          id,
+          r.p50Ms,
+        );
+        results.record(
+          { key: `latency/${mode}/p99`, group, label: `${mode} p99`, unit: 'ms', better: 'lower' },
+          id,
+          r.p99Ms,
+        );
+        progress.step(
+          `${id} latency ${mode} rep ${rep + 1}: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (${r.samples} samples)`,
+        );
+      }
     }
   }
 }
 
 async function fanoutScenarios(
   c: BenchConfig,
-  id: TargetId,
-  client: Client,
+  clients: Clients,
   results: Results,
   progress: Progress,
 ): Promise<void> {
   const n = c.fanout.readers;
   for (let rep = 0; rep < c.reps; rep++) {
     for (const mode of ['long-poll', 'sse'] as const) {
-      const r = await fanout(client, mode, n, c.fanout.settleMs);
-      const group = `Fan-out of one append to ${n.toLocaleString('en')} readers`;
-      const rec = (what: string, label: string, v: number): void =>
-        results.record(
-          { key: `fanout/${mode}/${what}`, group, label: `${mode}: ${label}`, unit: 'ms', better: 'lower' },
-          id,
-          v,
+      for (const [id, client] of clients) {
+        const r = await fanout(client, mode, n, c.fanout.settleMs);
+        const group = `Fan-out of one append to ${n.toLocaleString('en')} readers`;
+        const rec = (what: string, label: string, v: number): void =>
+          results.record(
+            { key: `fanout/${mode}/${what}`, group, label: `${mode}: ${label}`, unit: 'ms', better: 'lower' },
+            id,
+            v,
+          );
+        rec('all', 'all readers delivered', r.allDeliveredMs);
+        rec('p50', 'median reader delivered', r.p50DeliveredMs);
+        rec('ack', "writer's acknowledgement", r.ackMs);
+        rec('baseAck', 'acknowledgement with no readers', r.baselineAckMs);
+        progress.step(
+          `${id} fan-out ${mode} rep ${rep + 1}: ${r.delivered}/${n} delivered, all in ${r.allDeliveredMs.toFixed(1)} ms, ` +
+            `ack ${r.ackMs.toFixed(1)} ms (no readers ${r.baselineAckMs.toFixed(2)} ms)`,
         );
-      rec('all', 'all readers delivered', r.allDeliveredMs);
-      rec('p50', 'median reader delivered', r.p50DeliveredMs);
-      rec('ack', "writer's acknowledgement", r.ackMs);
-      rec('baseAck', 'acknowledgement with no readers', r.baselineAckMs);
-      progress.step(
-        `${id} fan-out ${mode} rep ${rep + 1}: ${r.delivered}/${n} delivered, all in ${r.allDeliveredMs.toFixed(1)} ms, ` +
-          `ack ${r.ackMs.toFixed(1)} ms (no readers ${r.baselineAckMs.toFixed(2)} ms)`,
-      );
-      await sleep(100);
+        // Lets the closed connections drain before the next target's run.
+        await sleep(200);
+      }
     }
   }
 }

@@ -72,6 +72,26 @@ export async function appendThroughput(client: Client, p: AppendParams): Promise
   };
 }
 
+/** A short mixed load (appends on 16 streams and reads) so the server's hot paths are compiled before measuring. */
+export async function warmUp(client: Client, ms: number): Promise<number> {
+  const names = Array.from({ length: 16 }, () => streamName('warm'));
+  for (const n of names) await client.create(n, OCTET);
+  const body = Buffer.alloc(100, 0x77);
+  const stopAt = performance.now() + ms;
+  let count = 0;
+  await Promise.all(
+    names.map(async (n, i) => {
+      while (performance.now() < stopAt) {
+        await client.append(n, body, OCTET);
+        if (i % 4 === 0) await client.readAll(n, i % 8 === 0 ? 'gzip' : 'identity');
+        count++;
+      }
+    }),
+  );
+  for (const n of names) await client.remove(n).catch(() => {});
+  return count;
+}
+
 /** Fills one stream with `count` messages of `size` bytes (`concurrency` writers on it); returns appends/s. */
 export async function loadStream(
   client: Client,
