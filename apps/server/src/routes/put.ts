@@ -1,13 +1,5 @@
-import type { CreateStreamOptions, CreateStreamResult, Offset } from '@streamkeep/storage';
-import {
-  isJsonContentType,
-  isStorageError,
-  normalizeContentType,
-  parseOffset,
-  resolveStreamOptions,
-  StorageError,
-  streamConfigsEqual,
-} from '@streamkeep/storage';
+import type { CreateStreamResult, Offset } from '@streamkeep/storage';
+import { isJsonContentType, normalizeContentType, parseOffset, StorageError } from '@streamkeep/storage';
 import type { RequestContext } from '../app.js';
 import { HttpError } from '../error-status.js';
 import { readBody } from '../http/body.js';
@@ -107,20 +99,8 @@ export async function handlePut(ctx: RequestContext): Promise<void> {
     }
   } else {
     const options = { contentType: contentType ?? DEFAULT_CONTENT_TYPE, ...expiry, closed, messages };
-    try {
-      result = await storage.createStream(name, options);
-    } catch (err) {
-      if (!(closed && isStorageError(err, 'CONFIG_MISMATCH'))) throw err;
-      result = await closedSinceCreation(ctx, options, err);
-    }
-  }
-  // Closure status is part of the match (§5.1 table): an existing stream closed since creation does not match a
-  // create request without Stream-Closed.
-  if (!result.created && result.closed !== closed) {
-    throw new StorageError(
-      'CONFIG_MISMATCH',
-      result.closed ? 'the stream exists and is closed' : 'the stream exists and is open',
-    );
+    // Closure status is part of the match (§5.1 table); storage compares the stream's current closure.
+    result = await storage.createStream(name, options);
   }
 
   const headers: Record<string, string | number> = {
@@ -133,25 +113,6 @@ export async function handlePut(ctx: RequestContext): Promise<void> {
   if (result.created) headers.Location = locationOf(ctx);
   res.writeHead(result.created ? 201 : 200, headers);
   res.end();
-}
-
-/**
- * The §5.1 table: an existing *closed* stream matches a create with `Stream-Closed: true` (200), even if it was created
- * open and closed later. Storage compares the created-closed flag only, so this case arrives as `CONFIG_MISMATCH`;
- * it is a match when the stream is closed now and everything else in its configuration is equal.
- */
-async function closedSinceCreation(
-  ctx: RequestContext,
-  options: CreateStreamOptions,
-  mismatch: unknown,
-): Promise<CreateStreamResult> {
-  const meta = await ctx.storage.head(ctx.name).catch(() => undefined);
-  if (meta === undefined || !meta.closed || meta.fork !== null) throw mismatch;
-  // Resolved at the stream's own creation instant, so an equal TTL yields an equal config.
-  const requested = resolveStreamOptions(options, meta.createdAt);
-  if (!streamConfigsEqual({ ...requested, createdClosed: meta.config.createdClosed }, meta.config))
-    throw mismatch;
-  return { created: false, nextOffset: meta.nextOffset, closed: true };
 }
 
 /** The absolute URL of the stream (§5.1: `Location` SHOULD equal the stream URL). */
