@@ -1101,10 +1101,8 @@ export class FileStorage implements Storage {
   }
 
   private withGlobal<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.globalTail.then(() => {
-      this.assertOpen();
-      return fn();
-    });
+    // Admitted before close(): runs to completion, close() waits for it.
+    const run = this.globalTail.then(fn);
     this.globalTail = run.catch(() => undefined);
     return run;
   }
