@@ -4,6 +4,7 @@ import { type Logger, pino } from 'pino';
 import { HttpError, problemFor } from './error-status.js';
 import { type CursorPolicy, DEFAULT_CURSOR_POLICY } from './http/cursor.js';
 import { PROTOCOL_REQUEST_HEADERS, PROTOCOL_RESPONSE_HEADERS } from './http/headers.js';
+import { Admission, requestHeadBytes, StreamCounter } from './http/limits.js';
 import type { LiveWaiter } from './http/live.js';
 import { isReservedName, parseStreamName } from './http/names.js';
 import { handleDelete } from './routes/delete.js';
@@ -24,6 +25,20 @@ export interface AppOptions {
   readonly maxRequestBodyBytes?: number | undefined;
   /** Largest catch-up response (and SSE data event) in payload bytes; longer reads are cut into chunks. @default 1 MiB */
   readonly maxReadBytes?: number | undefined;
+  /**
+   * Largest request head: the request line plus every header as `Name: value\r\n`, in bytes; larger ones get 431.
+   * (`startServer` also sets Node's own parser limit to this.) @default 16 KiB
+   */
+  readonly maxHeaderBytes?: number | undefined;
+  /** Most streams the server holds; creating one more gets 507 (`undefined` = no limit). @default 100000 */
+  readonly maxStreams?: number | undefined;
+  /** Most long-poll and SSE requests open at once; one more gets 503 with `Retry-After`. @default 1000 */
+  readonly maxLiveReads?: number | undefined;
+  /**
+   * Most requests inside their storage calls at once (taken after the body has arrived; live reads give it back while
+   * they wait); one more gets 503 with `Retry-After`. @default 64
+   */
+  readonly maxInFlight?: number | undefined;
   /** SSE keep-alive comment after this long without output. @default 15000 */
   readonly sseKeepAliveMs?: number | undefined;
   /** SSE connections are closed cleanly after this long so that clients reconnect (§5.8: about 60 s). @default 60000 */
@@ -50,6 +65,10 @@ export interface AppConfig {
   readonly longPollTimeoutMs: number;
   readonly maxRequestBodyBytes: number;
   readonly maxReadBytes: number;
+  readonly maxHeaderBytes: number;
+  readonly maxStreams: number | undefined;
+  readonly maxLiveReads: number;
+  readonly maxInFlight: number;
   readonly sseKeepAliveMs: number;
   readonly sseReconnectMs: number;
   readonly corsOrigins: '*' | readonly string[];
@@ -72,8 +91,20 @@ export interface RequestContext {
   /** The request path and query, for problem documents. */
   readonly instance: string;
   readonly query: URLSearchParams;
-  /** Registers a live request so shutdown can end it; returns the deregistration. */
+  /**
+   * Registers a live request so shutdown can end it; returns the deregistration.
+   *
+   * @throws HttpError `TOO_MANY_LIVE_READS` (503) when `maxLiveReads` are already open.
+   */
   trackLive(waiter: LiveWaiter): () => void;
+  /**
+   * Takes a storage slot (see {@link AppOptions.maxInFlight}); returns its release, which is idempotent.
+   *
+   * @throws HttpError `OVERLOADED` (503).
+   */
+  admit(): () => void;
+  /** The stream-count limit: reserve before creating, report deletes. */
+  readonly streams: StreamCounter;
 }
 
 /** A Node request listener serving the Durable Streams protocol, plus lifecycle controls. */
@@ -96,6 +127,10 @@ export const DEFAULT_LONG_POLL_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
 export const DEFAULT_READ_CACHE_CONTROL = 'public, max-age=60, stale-while-revalidate=300';
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+export const DEFAULT_MAX_STREAMS = 100_000;
+export const DEFAULT_MAX_LIVE_READS = 1_000;
+export const DEFAULT_MAX_IN_FLIGHT = 64;
 
 const ALLOW_METHODS = 'GET, HEAD, PUT, POST, DELETE, OPTIONS';
 const ALLOW_HEADERS = PROTOCOL_REQUEST_HEADERS.join(', ');
@@ -125,6 +160,13 @@ export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>
       DEFAULT_MAX_REQUEST_BODY_BYTES,
     ),
     maxReadBytes: Math.max(1, positive('maxReadBytes', options.maxReadBytes, DEFAULT_MAX_READ_BYTES)),
+    maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES),
+    maxStreams:
+      'maxStreams' in options && options.maxStreams === undefined
+        ? undefined
+        : positive('maxStreams', options.maxStreams, DEFAULT_MAX_STREAMS),
+    maxLiveReads: positive('maxLiveReads', options.maxLiveReads, DEFAULT_MAX_LIVE_READS),
+    maxInFlight: Math.max(1, positive('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT)),
     sseKeepAliveMs: Math.max(10, positive('sseKeepAliveMs', options.sseKeepAliveMs, 15_000)),
     sseReconnectMs: positive('sseReconnectMs', options.sseReconnectMs, 60_000),
     corsOrigins: options.corsOrigins ?? '*',
@@ -195,6 +237,9 @@ export function createApp(options: AppOptions): StreamkeepApp {
   const logger = options.logger ?? pino({ level: 'silent' });
   const streamPrefix = config.basePath === '/' ? '/' : `${config.basePath}/`;
   let storage: Storage | undefined;
+  let streams: StreamCounter | undefined;
+  const admission = new Admission(config.maxInFlight);
+  const admit = (): (() => void) => admission.admit();
   let storageError: unknown;
   let shuttingDown = false;
   const live = new Set<LiveWaiter>();
@@ -204,6 +249,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
   Promise.resolve(options.storage).then(
     (s) => {
       storage = s;
+      streams = new StreamCounter(s, config.maxStreams);
       logger.debug({ capabilities: s.capabilities }, 'storage ready');
     },
     (err: unknown) => {
@@ -222,6 +268,15 @@ export function createApp(options: AppOptions): StreamkeepApp {
   };
 
   const trackLive = (waiter: LiveWaiter): (() => void) => {
+    if (live.size >= config.maxLiveReads) {
+      throw new HttpError(
+        'TOO_MANY_LIVE_READS',
+        `${config.maxLiveReads} live reads are open; retry shortly`,
+        {
+          'Retry-After': '1',
+        },
+      );
+    }
     if (shuttingDown) waiter.end('shutdown');
     live.add(waiter);
     return () => live.delete(waiter);
@@ -249,6 +304,15 @@ export function createApp(options: AppOptions): StreamkeepApp {
     const path = q === -1 ? url : url.slice(0, q);
     setSecurityHeaders(res);
     setCorsHeaders(req, res, config.corsOrigins);
+    if (requestHeadBytes(req) > config.maxHeaderBytes) {
+      const err = new HttpError(
+        'HEADERS_TOO_LARGE',
+        `the request line and headers exceed ${config.maxHeaderBytes} bytes`,
+        { Connection: 'close' },
+      );
+      sendError(req, res, err, path.length > 256 ? `${path.slice(0, 256)}…` : url, logger);
+      return;
+    }
 
     if (req.method === 'OPTIONS') {
       // CORS preflight: every protocol request header is allowed, If-None-Match included (conformance 0.3.6).
@@ -327,6 +391,8 @@ export function createApp(options: AppOptions): StreamkeepApp {
       instance,
       query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
       trackLive,
+      admit,
+      streams: streams!,
     };
     let route: ((ctx: RequestContext) => Promise<void>) | undefined;
     switch (req.method) {

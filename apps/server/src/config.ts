@@ -2,8 +2,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   DEFAULT_BASE_PATH,
   DEFAULT_LONG_POLL_TIMEOUT_MS,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_LIVE_READS,
   DEFAULT_MAX_READ_BYTES,
   DEFAULT_MAX_REQUEST_BODY_BYTES,
+  DEFAULT_MAX_STREAMS,
 } from './app.js';
 
 /** Everything the `streamkeep` binary can be told, from flags or environment variables. */
@@ -21,6 +25,11 @@ export interface ServerConfig {
   /** Storage-wide byte limit; `undefined` = unlimited. */
   readonly maxTotalBytes: number | undefined;
   readonly maxReadBytes: number;
+  readonly maxHeaderBytes: number;
+  /** Most streams; `undefined` = unlimited. */
+  readonly maxStreams: number | undefined;
+  readonly maxLiveReads: number;
+  readonly maxInFlight: number;
   readonly sseKeepAliveMs: number;
   readonly sseReconnectMs: number;
   readonly corsOrigins: '*' | readonly string[];
@@ -44,6 +53,10 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   maxStreamBytes: undefined,
   maxTotalBytes: undefined,
   maxReadBytes: DEFAULT_MAX_READ_BYTES,
+  maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
+  maxStreams: DEFAULT_MAX_STREAMS,
+  maxLiveReads: DEFAULT_MAX_LIVE_READS,
+  maxInFlight: DEFAULT_MAX_IN_FLIGHT,
   sseKeepAliveMs: 15_000,
   sseReconnectMs: 60_000,
   corsOrigins: '*',
@@ -90,6 +103,13 @@ export function parseBytes(raw: string): number {
   const v = n * scale;
   if (!Number.isSafeInteger(v)) throw new InvalidArgumentError(`byte size too large: ${raw}`);
   return v;
+}
+
+/** A count where `0`, `none` or `unlimited` mean no limit. */
+function optionalCount(raw: string): number | undefined {
+  const t = raw.trim().toLowerCase();
+  if (t === '' || t === '0' || t === 'none' || t === 'unlimited') return undefined;
+  return integer(1)(raw);
 }
 
 /** A limit where `0`, `none` or `unlimited` mean no limit. */
@@ -210,6 +230,34 @@ export const SETTINGS: readonly Setting[] = [
     env: 'STREAMKEEP_MAX_READ_BYTES',
     help: 'largest catch-up response / SSE data event; longer reads are chunked',
     parse: parseBytes,
+  },
+  {
+    key: 'maxHeaderBytes',
+    flags: '--max-header-bytes <bytes>',
+    env: 'STREAMKEEP_MAX_HEADER_BYTES',
+    help: 'largest request line + headers; larger ones get 431',
+    parse: parseBytes,
+  },
+  {
+    key: 'maxStreams',
+    flags: '--max-streams <count>',
+    env: 'STREAMKEEP_MAX_STREAMS',
+    help: 'most streams the server holds; creating one more gets 507 (0 = unlimited)',
+    parse: optionalCount,
+  },
+  {
+    key: 'maxLiveReads',
+    flags: '--max-live-reads <count>',
+    env: 'STREAMKEEP_MAX_LIVE_READS',
+    help: 'most long-poll + SSE requests open at once; one more gets 503 with Retry-After',
+    parse: integer(0),
+  },
+  {
+    key: 'maxInFlight',
+    flags: '--max-in-flight <count>',
+    env: 'STREAMKEEP_MAX_IN_FLIGHT',
+    help: 'most requests using storage at once; one more gets 503 with Retry-After',
+    parse: integer(1),
   },
   {
     key: 'sseKeepAliveMs',

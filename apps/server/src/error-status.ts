@@ -59,8 +59,16 @@ export const HTTP_ERROR_STATUS = {
   /** No stream route matches the path. */
   ROUTE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  /** The request line and headers are larger than the configured limit. */
+  HEADERS_TOO_LARGE: 431,
   /** The server is starting (storage not open yet) or shutting down. */
   SERVICE_UNAVAILABLE: 503,
+  /** Load shedding: too many requests are using storage at once (`Retry-After`). */
+  OVERLOADED: 503,
+  /** Load shedding: the server holds its maximum of long-poll and SSE connections (`Retry-After`). */
+  TOO_MANY_LIVE_READS: 503,
+  /** The server holds its maximum number of streams; a create waits for a delete or an expiry. */
+  TOO_MANY_STREAMS: 507,
   /** An unexpected failure; details are logged, not sent. */
   INTERNAL_ERROR: 500,
 } as const;
@@ -108,6 +116,8 @@ const TITLES: Readonly<Record<number, string>> = {
   409: 'Conflict',
   410: 'Gone',
   413: 'Content Too Large',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',
   503: 'Service Unavailable',

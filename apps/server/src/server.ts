@@ -51,6 +51,10 @@ export async function startServer(
     longPollTimeoutMs: config.longPollTimeoutMs,
     maxRequestBodyBytes: config.maxBodyBytes,
     maxReadBytes: config.maxReadBytes,
+    maxHeaderBytes: config.maxHeaderBytes,
+    maxStreams: config.maxStreams,
+    maxLiveReads: config.maxLiveReads,
+    maxInFlight: config.maxInFlight,
     sseKeepAliveMs: config.sseKeepAliveMs,
     sseReconnectMs: config.sseReconnectMs,
     corsOrigins: config.corsOrigins,
@@ -62,6 +66,9 @@ export async function startServer(
       headersTimeout: config.headersTimeoutMs,
       requestTimeout: config.requestTimeoutMs,
       keepAliveTimeout: config.keepAliveTimeoutMs,
+      // Node's parser counts a little less than the app does (see requestHeadBytes), so at the same figure it only
+      // catches what the app's exact check would refuse anyway, before such a head is ever buffered whole.
+      maxHeaderSize: config.maxHeaderBytes,
       connectionsCheckingInterval: Math.min(2_000, config.headersTimeoutMs),
     },
     app,
@@ -76,7 +83,12 @@ export async function startServer(
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     logger.debug({ err: err.message, code: err.code }, 'client error');
     if (socket.writable && !socket.destroyed) {
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      const status =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? '431 Request Header Fields Too Large'
+            : '400 Bad Request';
       // Node's own refusals (malformed requests, timeouts) carry the security headers too.
       socket.end(
         `HTTP/1.1 ${status}\r\nX-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: cross-origin\r\n` +

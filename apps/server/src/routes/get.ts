@@ -43,9 +43,14 @@ export async function handleGet(ctx: RequestContext): Promise<void> {
   const q = parseReadQuery(ctx.query);
   if (q.live === 'long-poll') return handleLongPoll(ctx, q);
   if (q.live === 'sse') return handleSse(ctx, q);
-  const meta = await ctx.storage.head(ctx.name);
-  const result = await ctx.storage.read(ctx.name, q.offset, { maxBytes: ctx.config.maxReadBytes });
-  await sendRead(ctx, q, meta, result, undefined);
+  const release = ctx.admit();
+  try {
+    const meta = await ctx.storage.head(ctx.name);
+    const result = await ctx.storage.read(ctx.name, q.offset, { maxBytes: ctx.config.maxReadBytes });
+    await sendRead(ctx, q, meta, result, undefined);
+  } finally {
+    release();
+  }
 }
 
 /** The body of a read: raw concatenated bytes, or for JSON streams `[` + messages joined by `,` + `]` (§9.1). */

@@ -14,7 +14,13 @@ export function expiryHeaders(meta: StreamMetadata): Record<string, string> {
  * `Cache-Control: no-store` (§12.7).
  */
 export async function handleHead(ctx: RequestContext): Promise<void> {
-  const meta = await ctx.storage.head(ctx.name);
+  const release = ctx.admit();
+  let meta: StreamMetadata;
+  try {
+    meta = await ctx.storage.head(ctx.name);
+  } finally {
+    release();
+  }
   const headers: Record<string, string> = {
     'Content-Type': meta.config.contentType,
     'Stream-Next-Offset': meta.nextOffset,

@@ -21,7 +21,10 @@ export async function handleLongPoll(ctx: RequestContext, q: ReadQuery): Promise
   const onClose = (): void => waiter.end('disconnect');
   res.once('close', onClose);
   let sub: Subscription | undefined;
+  let release: (() => void) | undefined;
   try {
+    // The storage slot covers the first read only: a waiting long-poll holds no slot.
+    release = ctx.admit();
     sub = await storage.subscribe(name, waiter.hint);
     const meta = await storage.head(name);
     const deadline = Date.now() + config.longPollTimeoutMs;
@@ -32,6 +35,7 @@ export async function handleLongPoll(ctx: RequestContext, q: ReadQuery): Promise
         return await sendRead(ctx, q, meta, result, nextCursor(q.cursor, Date.now(), config.cursor));
       }
       if (result.closed && result.upToDate) return sendEmpty(ctx, meta, result);
+      release();
       const reason = await waiter.wait(deadline - Date.now());
       if (reason === 'disconnect') return;
       // Re-read on every wake-up, the timeout included: data committed just before the deadline is returned rather
@@ -42,6 +46,7 @@ export async function handleLongPoll(ctx: RequestContext, q: ReadQuery): Promise
       }
     }
   } finally {
+    release?.();
     sub?.unsubscribe();
     untrack();
     res.off('close', onClose);

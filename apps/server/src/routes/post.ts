@@ -1,4 +1,4 @@
-import type { AppendResult, ProducerAppendResult, Storage } from '@streamkeep/storage';
+import type { AppendResult, ProducerAppendResult, ProducerIdentity, Storage } from '@streamkeep/storage';
 import { isJsonContentType, isStorageError, normalizeContentType, StorageError } from '@streamkeep/storage';
 import type { RequestContext } from '../app.js';
 import { HttpError } from '../error-status.js';
@@ -29,6 +29,23 @@ export async function handlePost(ctx: RequestContext): Promise<void> {
   }
 
   const body = await readBody(req, config.maxRequestBodyBytes);
+  const release = ctx.admit();
+  try {
+    await appendBody(ctx, body, close, producer, seq);
+  } finally {
+    release();
+  }
+}
+
+async function appendBody(
+  ctx: RequestContext,
+  body: Buffer,
+  close: boolean,
+  producer: ProducerIdentity | undefined,
+  seq: string | undefined,
+): Promise<void> {
+  const { req, res, storage, name } = ctx;
+  const h = req.headers;
 
   let messages: Buffer[] = [];
   if (body.length === 0) {

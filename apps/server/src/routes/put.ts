@@ -66,53 +66,63 @@ export async function handlePut(ctx: RequestContext): Promise<void> {
 
   const body = await readBody(req, config.maxRequestBodyBytes);
 
-  // A fork without Content-Type inherits the source's type (it must not default before storage sees it).
-  const contentType = rawContentType ?? (source === undefined ? DEFAULT_CONTENT_TYPE : undefined);
-  let effectiveType = contentType === undefined ? undefined : normalizeContentType(contentType);
-  if (effectiveType === undefined && body.length > 0 && source !== undefined) {
-    effectiveType = (await storage.head(source)).config.contentType;
-  }
-  // §9.1: "PUT []" is valid and creates an empty stream; other JSON bodies are flattened one level.
-  const messages =
-    body.length === 0
-      ? []
-      : effectiveType !== undefined && isJsonContentType(effectiveType)
-        ? splitJsonBody(body)
-        : [body];
-
-  let result: CreateStreamResult;
-  if (source !== undefined) {
-    result = await storage.createFork(name, {
-      source,
-      offset: forkOffset,
-      subOffset,
-      contentType,
-      ...expiry,
-      closed,
-      messages,
-    });
-    if (effectiveType === undefined) {
-      effectiveType = await storage.head(name).then(
-        (m) => m.config.contentType,
-        () => undefined,
-      );
+  const release = ctx.admit();
+  try {
+    // A fork without Content-Type inherits the source's type (it must not default before storage sees it).
+    const contentType = rawContentType ?? (source === undefined ? DEFAULT_CONTENT_TYPE : undefined);
+    let effectiveType = contentType === undefined ? undefined : normalizeContentType(contentType);
+    if (effectiveType === undefined && body.length > 0 && source !== undefined) {
+      effectiveType = (await storage.head(source)).config.contentType;
     }
-  } else {
-    const options = { contentType: contentType ?? DEFAULT_CONTENT_TYPE, ...expiry, closed, messages };
-    // Closure status is part of the match (§5.1 table); storage compares the stream's current closure.
-    result = await storage.createStream(name, options);
-  }
+    // §9.1: "PUT []" is valid and creates an empty stream; other JSON bodies are flattened one level.
+    const messages =
+      body.length === 0
+        ? []
+        : effectiveType !== undefined && isJsonContentType(effectiveType)
+          ? splitJsonBody(body)
+          : [body];
 
-  const headers: Record<string, string | number> = {
-    'Stream-Next-Offset': result.nextOffset,
-    'Cache-Control': 'no-store',
-    'Content-Length': 0,
-  };
-  if (effectiveType !== undefined) headers['Content-Type'] = effectiveType;
-  if (result.closed) headers['Stream-Closed'] = 'true';
-  if (result.created) headers.Location = locationOf(ctx);
-  res.writeHead(result.created ? 201 : 200, headers);
-  res.end();
+    let result: CreateStreamResult | undefined;
+    const reservation = await ctx.streams.reserve(name);
+    try {
+      if (source !== undefined) {
+        result = await storage.createFork(name, {
+          source,
+          offset: forkOffset,
+          subOffset,
+          contentType,
+          ...expiry,
+          closed,
+          messages,
+        });
+        if (effectiveType === undefined) {
+          effectiveType = await storage.head(name).then(
+            (m) => m.config.contentType,
+            () => undefined,
+          );
+        }
+      } else {
+        const options = { contentType: contentType ?? DEFAULT_CONTENT_TYPE, ...expiry, closed, messages };
+        // Closure status is part of the match (§5.1 table); storage compares the stream's current closure.
+        result = await storage.createStream(name, options);
+      }
+    } finally {
+      reservation.done(result?.created === true);
+    }
+
+    const headers: Record<string, string | number> = {
+      'Stream-Next-Offset': result.nextOffset,
+      'Cache-Control': 'no-store',
+      'Content-Length': 0,
+    };
+    if (effectiveType !== undefined) headers['Content-Type'] = effectiveType;
+    if (result.closed) headers['Stream-Closed'] = 'true';
+    if (result.created) headers.Location = locationOf(ctx);
+    res.writeHead(result.created ? 201 : 200, headers);
+    res.end();
+  } finally {
+    release();
+  }
 }
 
 /** The absolute URL of the stream (§5.1: `Location` SHOULD equal the stream URL). */

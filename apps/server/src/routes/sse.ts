@@ -29,11 +29,15 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
   res.once('close', onClose);
   let sub: Subscription | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
+  let release: (() => void) | undefined;
   try {
+    // The storage slot covers the first read only: an open SSE stream holds no slot.
+    release = ctx.admit();
     sub = await storage.subscribe(name, waiter.hint);
     const meta = await storage.head(name);
     const encoding = sseEncodingFor(meta.config.contentType);
     let result = await storage.read(name, q.offset, { maxBytes: config.maxReadBytes });
+    release();
 
     const headers: Record<string, string> = {
       'Content-Type': 'text/event-stream',
@@ -86,6 +90,7 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
     }
     if (waiter.ended !== 'disconnect') res.end();
   } finally {
+    release?.();
     clearTimeout(reconnectTimer);
     sub?.unsubscribe();
     untrack();
