@@ -8,7 +8,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { configFor, type Mode } from './config.js';
-import { profileMarkdown, summariseProfile } from './profile.js';
+import { profileMarkdown, profileWindows, summariseProfile } from './profile.js';
 import { buildReport } from './report.js';
 import { runBench, type Scenario } from './run.js';
 import { TARGETS, type TargetId } from './targets.js';
@@ -28,13 +28,34 @@ Starts Streamkeep (memory; file with and without sync on append) and the referen
   --profile             run the servers under node --cpu-prof and summarise the top self-time functions into
                         apps/bench/profiles/<mode>.md (figures from a profiled run are not representative)
   --note <text>         a sentence for the report (e.g. other work running on the machine)
-  --sizes, --writers, --layouts, --duration <ms>, --readers, --catchup-messages, --reps
+  --sizes, --writers, --layouts, --duration <ms>, --readers, --catchup-messages, --rss-per-stream, --reps
                         override the mode's configuration (comma-separated lists), e.g. for profiling one cell
   -h, --help`;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkgDir = resolve(here, '..');
 const repoDir = resolve(pkgDir, '..', '..');
+
+/** The commit the servers were built from, and which packages had uncommitted changes then. */
+function gitRevision(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: repoDir,
+      encoding: 'utf8',
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'apps/server', 'packages'], {
+      cwd: repoDir,
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .map((l) => /(apps\/server|packages\/[^/]+)/.exec(l)?.[1])
+      .filter((x): x is string => !!x);
+    const uniq = [...new Set(dirty)];
+    return uniq.length ? `${head}, with uncommitted changes in ${uniq.join(', ')}` : head;
+  } catch {
+    return 'unknown';
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -55,6 +76,7 @@ async function main(): Promise<void> {
       readers: { type: 'string' },
       'catchup-messages': { type: 'string' },
       reps: { type: 'string' },
+      'rss-per-stream': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,6 +102,10 @@ async function main(): Promise<void> {
       writers: list(values.writers) ?? base.append.writers,
       layouts: (values.layouts?.split(',') as ('own' | 'shared')[] | undefined) ?? base.append.layouts,
       durationMs: values.duration ? Number(values.duration) : base.append.durationMs,
+    },
+    rss: {
+      ...base.rss,
+      perStream: values['rss-per-stream'] ? Number(values['rss-per-stream']) : base.rss.perStream,
     },
     fanout: { ...base.fanout, readers: values.readers ? Number(values.readers) : base.fanout.readers },
     catchup: {
@@ -120,8 +146,18 @@ async function main(): Promise<void> {
   if (profDir) {
     const parts: string[] = [];
     for (const f of (await readdir(profDir)).filter((n) => n.endsWith('.cpuprofile')).sort()) {
-      const s = await summariseProfile(join(profDir, f), 12);
-      parts.push(profileMarkdown(f.replace(/-\d+\.cpuprofile$/, '').replace(/\.cpuprofile$/, ''), s));
+      const name = f.replace(/-\d+\.cpuprofile$/, '').replace(/\.cpuprofile$/, '');
+      const labels = [...new Set(profileWindows.map((w) => w.label))];
+      for (const label of labels) {
+        const s = await summariseProfile(
+          join(profDir, f),
+          12,
+          profileWindows.filter((w) => w.label === label),
+        );
+        if (s.totalMs > 0) parts.push(profileMarkdown(`${name}, while measuring ${label}`, s));
+      }
+      if (labels.length === 0)
+        parts.push(profileMarkdown(name, await summariseProfile(join(profDir, f), 12)));
     }
     profileText = parts.join('\n');
     const profOut = join(pkgDir, 'profiles');
@@ -164,6 +200,7 @@ async function main(): Promise<void> {
         .join(' '),
       durationS,
       note: values.note ?? '',
+      revision: gitRevision(),
     },
     {
       svgDir: 'benchmarks',

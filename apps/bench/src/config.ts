@@ -24,7 +24,7 @@ export interface BenchConfig {
   };
   readonly catchup: { readonly messages: number; readonly size: number; readonly loadConcurrency: number };
   readonly latency: { readonly samples: number; readonly intervalMs: number };
-  readonly fanout: { readonly readers: number; readonly settleMs: number };
+  readonly fanout: { readonly readers: number; readonly settleMs: number; readonly reps: number };
   readonly rss: {
     readonly streams: number;
     readonly perStream: number;
@@ -50,7 +50,7 @@ export function configFor(mode: Mode): BenchConfig {
         append: { sizes: [100], writers: [1, 8], layouts: ['own', 'shared'], durationMs: 60, warmupMs: 20 },
         catchup: { messages: 200, size: 100, loadConcurrency: 8 },
         latency: { samples: 5, intervalMs: 5 },
-        fanout: { readers: 10, settleMs: 50 },
+        fanout: { readers: 10, settleMs: 50, reps: 2 },
         rss: {
           streams: 3,
           perStream: 20,
@@ -76,7 +76,7 @@ export function configFor(mode: Mode): BenchConfig {
         },
         catchup: { messages: 10_000, size: 100, loadConcurrency: 64 },
         latency: { samples: 30, intervalMs: 10 },
-        fanout: { readers: 200, settleMs: 150 },
+        fanout: { readers: 200, settleMs: 150, reps: 3 },
         rss: { streams: 10, perStream: 1_000, size: 100, concurrency: 64, targets: ALL, restarts: 2 },
       };
     case 'full':
@@ -90,18 +90,18 @@ export function configFor(mode: Mode): BenchConfig {
           sizes: [100, 4096, 65536],
           writers: [1, 8, 64],
           layouts: ['own', 'shared'],
-          durationMs: 1_000,
+          durationMs: 800,
           warmupMs: 200,
         },
         catchup: { messages: 100_000, size: 100, loadConcurrency: 64 },
         latency: { samples: 200, intervalMs: 10 },
-        fanout: { readers: 1_000, settleMs: 400 },
+        fanout: { readers: 1_000, settleMs: 400, reps: 3 },
         rss: {
           streams: 100,
           perStream: 10_000,
           size: 100,
           concurrency: 128,
-          targets: ['sk-memory', 'sk-file-nosync', 'ref-memory', 'ref-file'],
+          targets: ['sk-file-nosync', 'ref-memory', 'ref-file'],
           restarts: 2,
         },
       };

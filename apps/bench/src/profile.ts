@@ -14,6 +14,29 @@ interface CpuProfile {
   readonly endTime: number;
 }
 
+/**
+ * A time window in CLOCK_MONOTONIC microseconds: V8 stamps profile samples with that clock on Linux, and
+ * `process.hrtime` reads the same clock, so the harness can mark the windows of each scenario.
+ */
+export interface ProfileWindow {
+  readonly label: string;
+  readonly startUs: number;
+  readonly endUs: number;
+}
+
+/** Windows marked while the harness ran. */
+export const profileWindows: ProfileWindow[] = [];
+
+/** Runs `body` and records its time window under `label`. */
+export async function marked<T>(label: string, body: () => Promise<T>): Promise<T> {
+  const startUs = Number(process.hrtime.bigint() / 1000n);
+  try {
+    return await body();
+  } finally {
+    profileWindows.push({ label, startUs, endUs: Number(process.hrtime.bigint() / 1000n) });
+  }
+}
+
 export interface SelfTime {
   readonly fn: string;
   readonly where: string;
@@ -44,13 +67,20 @@ function shortUrl(url: string): string {
 }
 
 /** Self time per function (ms and share of non-idle time), from a `node --cpu-prof` profile. */
-export async function summariseProfile(path: string, top = 15): Promise<ProfileSummary> {
+export async function summariseProfile(
+  path: string,
+  top = 15,
+  windows?: readonly ProfileWindow[],
+): Promise<ProfileSummary> {
   const profile = JSON.parse(await readFile(path, 'utf8')) as CpuProfile;
+  let ts = profile.startTime;
   const byId = new Map<number, CpuProfileNode>();
   for (const n of profile.nodes) byId.set(n.id, n);
   const selfUs = new Map<number, number>();
   for (let i = 0; i < profile.samples.length; i++) {
     const id = profile.samples[i] as number;
+    ts += profile.timeDeltas[i] as number;
+    if (windows && !windows.some((w) => ts >= w.startUs && ts <= w.endUs)) continue;
     // timeDeltas[i] is the time before sample i; attribute the interval after it (the next delta) to sample i.
     const dt = (profile.timeDeltas[i + 1] ?? 0) as number;
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt);

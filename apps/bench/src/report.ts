@@ -17,6 +17,7 @@ export interface RunInfo {
   readonly loadAfter: string;
   readonly durationS: number;
   readonly note: string;
+  readonly revision?: string;
 }
 
 /** The ratios shown for every figure: Streamkeep target / reference target. */
@@ -166,14 +167,17 @@ export function evaluateGoals(r: Results, c: BenchConfig): Goal[] {
     });
     const ack = sum(r.get('fanout/long-poll/ack'), 'sk-file-sync')?.median ?? Number.NaN;
     const base = sum(r.get('fanout/long-poll/baseAck'), 'sk-file-sync')?.median ?? Number.NaN;
+    const mid = sum(r.get('fanout/long-poll/p50'), 'sk-file-sync')?.median ?? Number.NaN;
     const refAck = sum(r.get('fanout/long-poll/ack'), 'ref-file')?.median ?? Number.NaN;
-    const limit = 2 * base + 2;
+    const refMid = sum(r.get('fanout/long-poll/p50'), 'ref-file')?.median ?? Number.NaN;
     goals.push({
       goal: `${n}-reader long-poll fan-out: writer's acknowledgement not held back by readers (file + sync)`,
-      measured: `ack ${num(ack)} ms with readers, ${num(base)} ms without; reference file ${num(refAck)} ms`,
-      ratio: `${ratioText(ack / refAck)} of the reference's ack`,
-      target: `ack ≤ 2 × no-reader ack + 2 ms (= ${num(limit)} ms)`,
-      met: Number.isFinite(ack) && Number.isFinite(base) ? ack <= limit : undefined,
+      measured:
+        `ack ${num(ack)} ms (${num(base)} ms with no readers), median reader ${num(mid)} ms; ` +
+        `reference file: ack ${num(refAck)} ms, median reader ${num(refMid)} ms`,
+      ratio: `ack ${ratioText(ack / refAck)} of the reference's`,
+      target: 'ack before the median reader is delivered',
+      met: Number.isFinite(ack) && Number.isFinite(mid) ? ack < mid : undefined,
     });
   }
   {
@@ -238,6 +242,7 @@ export function buildReport(
     `- Date: ${info.date}; mode: **${info.mode}**; wall time ${Math.round(info.durationS)} s.`,
     `- Machine: \`nproc\` = ${info.nproc} (${info.cpu}); memory (\`free -h\`): ${info.memory}; Node ${info.node}.`,
     `- Load average before / after: ${info.loadBefore} / ${info.loadAfter}.`,
+    ...(info.revision ? [`- Source: commit ${info.revision} (servers built from the working tree).`] : []),
     ...(info.note ? [`- ${info.note}`] : []),
     '- Servers: Streamkeep (`apps/server/dist/main.js`) with `--storage memory`, `--storage file --sync-on-append` and ' +
       '`--storage file --no-sync-on-append`; the reference `@durable-streams/server` 0.3.7 (`DurableStreamTestServer`) ' +
@@ -339,7 +344,7 @@ export function buildReport(
       '(`/proc/<pid>/status`) is read after 0.5 s. File targets are then stopped (SIGTERM) and restarted on the same data directory; "restart to first read" runs from spawning ' +
       'the process to the first successful non-empty read of a stream (process start-up included, same for both servers). One load per target; restarts repeated.',
     `- **Where the data lives**: in the append, latency and fan-out scenarios the file targets write to the OS temporary directory (a real disk). The bulk-loading scenarios (catch-up, memory, restart) keep the file targets' data on tmpfs (\`${c.bulkDataRoot}\`), where fsync costs nothing: the reference fsyncs every append (about 100–300 appends/s on this machine's disk), so loading ${(c.rss.streams * c.rss.perStream).toLocaleString('en')} messages on disk would take hours. Those scenarios measure reads, memory and recovery, not durability.`,
-    '- Streamkeep runs with `--max-body-bytes 64 MiB`, `--max-stream-bytes 0`, `--max-total-bytes 0` (unlimited), `--sse-reconnect 0`, `--log-level info` (no per-request logs); both servers with compression on (their default) and the same long-poll timeout.',
+    '- Streamkeep runs with `--max-body-bytes 64 MiB`, `--max-stream-bytes 0`, `--max-total-bytes 0` (unlimited), `STREAMKEEP_MAX_IN_FLIGHT=100000`, `STREAMKEEP_MAX_LIVE_READS=100000`, `STREAMKEEP_MAX_STREAMS=0` (admission limits out of the way; the reference has none), `--sse-reconnect 0`, `--log-level info` (no per-request logs); both servers with compression on (their default) and the same long-poll timeout.',
     '',
   );
   if (extra.profile) md.push('## Profiles (`node --cpu-prof`)', '', extra.profile.trim(), '');

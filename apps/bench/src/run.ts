@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from './client.js';
 import type { BenchConfig } from './config.js';
+import { marked } from './profile.js';
 import { Progress } from './progress.js';
 import { Results } from './results.js';
 import {
@@ -32,7 +33,7 @@ function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
   if (only.includes('append')) perTarget += a.sizes.length * a.writers.length * a.layouts.length * c.reps;
   if (only.includes('catchup')) perTarget += 1 + 2 * c.reps;
   if (only.includes('latency')) perTarget += 2 * c.reps;
-  if (only.includes('fanout')) perTarget += 2 * c.reps;
+  if (only.includes('fanout')) perTarget += 2 * c.fanout.reps;
   let steps = perTarget * c.targets.length;
   if (only.includes('rss')) {
     const loaded = c.rss.targets.filter((t) => c.targets.includes(t));
@@ -54,9 +55,12 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   // once and every measurement cell visits the targets in turn, so slow drifts in machine load hit them alike.
   if (only.some((x) => x === 'append' || x === 'latency' || x === 'fanout')) {
     await withTargets(config.targets, base, progress, async (clients) => {
-      if (only.includes('append')) await appendScenarios(config, clients, results, progress);
-      if (only.includes('latency')) await latencyScenarios(config, clients, results, progress);
-      if (only.includes('fanout')) await fanoutScenarios(config, clients, results, progress);
+      if (only.includes('append'))
+        await marked('append', () => appendScenarios(config, clients, results, progress));
+      if (only.includes('latency'))
+        await marked('latency', () => latencyScenarios(config, clients, results, progress));
+      if (only.includes('fanout'))
+        await marked('fanout', () => fanoutScenarios(config, clients, results, progress));
     });
   }
   // Phases 2 and 3 load many messages first; file targets keep their data on tmpfs, where fsync is free, so the load
@@ -191,7 +195,7 @@ async function catchupScenario(
       for (const [id, client] of clients) {
         const name = names.get(id) as string;
         const t = performance.now();
-        const r = await client.readAll(name, encoding);
+        const r = await marked(`catchup-${encoding}`, () => client.readAll(name, encoding));
         const ms = performance.now() - t;
         if (r.bytes !== messages * size) {
           throw new Error(`${id} catch-up read ${r.bytes} bytes, expected ${messages * size}`);
@@ -251,7 +255,7 @@ async function fanoutScenarios(
   progress: Progress,
 ): Promise<void> {
   const n = c.fanout.readers;
-  for (let rep = 0; rep < c.reps; rep++) {
+  for (let rep = 0; rep < c.fanout.reps; rep++) {
     for (const mode of ['long-poll', 'sse'] as const) {
       for (const [id, client] of clients) {
         const r = await fanout(client, mode, n, c.fanout.settleMs);
@@ -314,7 +318,7 @@ async function rssScenario(
       {
         key: 'rss/load',
         group,
-        label: 'load rate (128 appends in flight)',
+        label: `load rate (${c.rss.concurrency} appends in flight)`,
         unit: 'appends/s',
         better: 'higher',
       },

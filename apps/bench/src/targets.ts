@@ -90,6 +90,12 @@ const STREAMKEEP_LIMITS = [
   '0',
 ];
 
+const ADMISSION_ENV = {
+  STREAMKEEP_MAX_IN_FLIGHT: '100000',
+  STREAMKEEP_MAX_LIVE_READS: '100000',
+  STREAMKEEP_MAX_STREAMS: '0',
+};
+
 export async function startTarget(spec: TargetSpec, options: StartOptions): Promise<RunningTarget> {
   let dataDir = options.dataDir;
   let ownsDir = false;
@@ -137,7 +143,13 @@ export async function startTarget(spec: TargetSpec, options: StartOptions): Prom
     args = [...nodeFlags, referenceScript(), JSON.stringify(opts)];
   }
   const started = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: here });
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: here,
+    // Admission limits raised so no benchmark is refused with 503; given as environment variables, which a server
+    // build without these settings ignores (an unknown flag would stop it).
+    env: { ...process.env, ...ADMISSION_ENV },
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let url: string;
   try {
