@@ -14,6 +14,7 @@ import {
   checkByteLimits,
   compareOffsets,
   compareUtf8,
+  createMatchesExisting,
   type DeleteResult,
   type ForkInfo,
   type ForkOptions,
@@ -45,7 +46,6 @@ import {
   type StreamMetadata,
   type StreamStateView,
   type Subscription,
-  streamConfigsEqual,
   systemClock,
   validateAppendRequest,
 } from '@streamkeep/storage';
@@ -371,7 +371,7 @@ export class FileStorage implements Storage {
     return this.withGlobal(async () => {
       const { existing, replace } = this.claimName(name, now);
       if (existing !== undefined) {
-        if (existing.fork !== null || !streamConfigsEqual(existing.config, config)) {
+        if (existing.fork !== null || !createMatchesExisting(existing, config)) {
           throw new StorageError(
             'CONFIG_MISMATCH',
             `stream ${JSON.stringify(name)} exists with another config`,
@@ -460,7 +460,7 @@ export class FileStorage implements Storage {
       const { existing, replace } = this.claimName(name, now);
       if (existing !== undefined) {
         const same =
-          streamConfigsEqual(existing.config, config) &&
+          createMatchesExisting(existing, config) &&
           existing.fork !== null &&
           existing.fork.source === fork.source &&
           existing.fork.offset === fork.offset &&
