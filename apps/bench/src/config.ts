@@ -15,6 +15,8 @@ export interface BenchConfig {
   readonly longPollTimeoutMs: number;
   /** Where file targets keep their data in the bulk-loading scenarios (catch-up, RSS, restart). */
   readonly bulkDataRoot: string;
+  /** Mixed load sent to each server after it starts, before any measurement. */
+  readonly serverWarmupMs: number;
   readonly append: {
     readonly sizes: readonly number[];
     readonly writers: readonly number[];
@@ -47,6 +49,7 @@ export function configFor(mode: Mode): BenchConfig {
         reps: 2,
         longPollTimeoutMs: 30_000,
         bulkDataRoot: BULK_DATA_ROOT,
+        serverWarmupMs: 100,
         append: { sizes: [100], writers: [1, 8], layouts: ['own', 'shared'], durationMs: 60, warmupMs: 20 },
         catchup: { messages: 200, size: 100, loadConcurrency: 8 },
         latency: { samples: 5, intervalMs: 5 },
@@ -67,6 +70,7 @@ export function configFor(mode: Mode): BenchConfig {
         reps: 2,
         longPollTimeoutMs: 60_000,
         bulkDataRoot: BULK_DATA_ROOT,
+        serverWarmupMs: 600,
         append: {
           sizes: [100, 65536],
           writers: [1, 64],
@@ -86,6 +90,7 @@ export function configFor(mode: Mode): BenchConfig {
         reps: 2,
         longPollTimeoutMs: 120_000,
         bulkDataRoot: BULK_DATA_ROOT,
+        serverWarmupMs: 1_500,
         append: {
           sizes: [100, 4096, 65536],
           writers: [1, 8, 64],

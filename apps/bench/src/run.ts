@@ -54,7 +54,7 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   // Phase 1: durability-sensitive scenarios, file targets on disk (the OS temporary directory). All servers run at
   // once and every measurement cell visits the targets in turn, so slow drifts in machine load hit them alike.
   if (only.some((x) => x === 'append' || x === 'latency' || x === 'fanout')) {
-    await withTargets(config.targets, base, progress, async (clients) => {
+    await withTargets(config.serverWarmupMs, config.targets, base, progress, async (clients) => {
       if (only.includes('append'))
         await marked('append', () => appendScenarios(config, clients, results, progress));
       if (only.includes('latency'))
@@ -67,6 +67,7 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   // does not take hours on the reference (see the report's method section). They measure reads, memory and recovery.
   if (only.includes('catchup')) {
     await withTargets(
+      config.serverWarmupMs,
       config.targets,
       { ...base, dataRoot: config.bulkDataRoot },
       progress,
@@ -88,6 +89,7 @@ type Clients = ReadonlyMap<TargetId, Client>;
 
 /** Starts every target, warms each up (JIT, connection pool), runs `body`, then stops them all. */
 async function withTargets(
+  warmupMs: number,
   ids: readonly TargetId[],
   options: Parameters<typeof startTarget>[1],
   progress: Progress,
@@ -105,7 +107,7 @@ async function withTargets(
       );
     }
     for (const [id, client] of clients) {
-      const n = await warmUp(client, 600);
+      const n = await warmUp(client, warmupMs);
       progress.info(`${id}: warmed up (${n} appends and reads)`);
     }
     await body(clients);
@@ -275,7 +277,7 @@ async function fanoutScenarios(
             `ack ${r.ackMs.toFixed(1)} ms (no readers ${r.baselineAckMs.toFixed(2)} ms)`,
         );
         // Lets the closed connections drain before the next target's run.
-        await sleep(200);
+        await sleep(c.fanout.settleMs);
       }
     }
   }
