@@ -1416,12 +1416,12 @@ export class FileStorage implements Storage {
           cum += length;
           entry.index.push(position, cum);
         },
-        commit: (m) => {
-          entry.closed = m.closed;
-          if (m.updatedAt !== null) entry.updatedAt = m.updatedAt;
-          if (m.expiresAt !== null) entry.config.expiresAt = m.expiresAt;
-          if (m.lastSeq !== null) entry.lastSeq = m.lastSeq;
-          if (m.producer !== undefined) entry.producers.set(m.producer.id, m.producer.state);
+        commit: (closed, updatedAt, expiresAt, lastSeq, producer) => {
+          entry.closed = closed;
+          if (updatedAt !== null) entry.updatedAt = updatedAt;
+          if (expiresAt !== null) entry.config.expiresAt = expiresAt;
+          if (lastSeq !== null) entry.lastSeq = lastSeq;
+          if (producer !== undefined) entry.producers.set(producer.id, producer.state);
         },
         touch: (expiresAt) => {
           entry.config.expiresAt = expiresAt;

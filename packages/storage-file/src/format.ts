@@ -228,69 +228,64 @@ export class GroupEncoder {
   }
 }
 
-/** A decoded record body. Message payloads are reported by position, not copied. */
-export interface DecodedCommit {
-  readonly type: typeof RECORD_COMMIT;
-  readonly meta: CommitMeta;
-  /** Payload offsets relative to the body start, and lengths. */
-  readonly count: number;
-}
-
-export interface DecodedTouch {
-  readonly type: typeof RECORD_TOUCH;
-  readonly expiresAt: number;
+/** Receives the content of verified records during a scan. Payloads are reported by position, never copied. */
+export interface RecordSink {
+  message(position: number, length: number): void;
+  /** A commit's metadata: the stream's state after it (`null` / `undefined`: unchanged by this record). */
+  commit(
+    closed: boolean,
+    updatedAt: number | null,
+    expiresAt: number | null,
+    lastSeq: string | null,
+    producer: CommitMeta['producer'],
+  ): void;
+  touch(expiresAt: number): void;
 }
 
 /**
- * Decodes a verified record body. Calls `sink.message(base + offset in b, length)` for every message. Returns `undefined`
- * when the body is structurally invalid (which a verified CRC makes a bug or a foreign writer).
+ * Decodes a verified record body `b[start, end)` into `sink` (message positions are `base` + their index in `b`).
+ * Returns `false` when the body is structurally invalid, which a verified CRC makes a bug or a foreign writer.
  */
-export function decodeBody(
-  b: Buffer,
-  start: number,
-  end: number,
-  base: number,
-  sink: { message(position: number, length: number): void },
-): DecodedCommit | DecodedTouch | undefined {
-  if (end - start < 1) return undefined;
+export function decodeBody(b: Buffer, start: number, end: number, base: number, sink: RecordSink): boolean {
+  if (end - start < 1) return false;
   const type = b[start];
   if (type === RECORD_TOUCH) {
-    if (end - start !== 12) return undefined;
-    return { type: RECORD_TOUCH, expiresAt: b.readDoubleLE(start + 4) };
+    if (end - start !== 12) return false;
+    sink.touch(b.readDoubleLE(start + 4));
+    return true;
   }
-  if (type !== RECORD_COMMIT || end - start < 8) return undefined;
+  if (type !== RECORD_COMMIT || end - start < 8) return false;
   const flags = b[start + 1]!;
-  if ((flags & ~KNOWN_FLAGS) !== 0) return undefined;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return false;
   const count = b.readUInt32LE(start + 4);
   let r = start + 8;
-  const need = (n: number): boolean => r + n <= end;
   let updatedAt: number | null = null;
   let expiresAt: number | null = null;
   let lastSeq: string | null = null;
   let producer: CommitMeta['producer'];
   if (flags & F_UPDATED_AT) {
-    if (!need(8)) return undefined;
+    if (r + 8 > end) return false;
     updatedAt = b.readDoubleLE(r);
     r += 8;
   }
   if (flags & F_EXPIRES_AT) {
-    if (!need(8)) return undefined;
+    if (r + 8 > end) return false;
     expiresAt = b.readDoubleLE(r);
     r += 8;
   }
   if (flags & F_LAST_SEQ) {
-    if (!need(4)) return undefined;
+    if (r + 4 > end) return false;
     const n = b.readUInt32LE(r);
     r += 4;
-    if (!need(n)) return undefined;
+    if (r + n > end) return false;
     lastSeq = b.toString('utf8', r, r + n);
     r += n;
   }
   if (flags & F_PRODUCER) {
-    if (!need(4)) return undefined;
+    if (r + 4 > end) return false;
     const n = b.readUInt32LE(r);
     r += 4;
-    if (!need(n + 16)) return undefined;
+    if (r + n + 16 > end) return false;
     const id = b.toString('utf8', r, r + n);
     r += n;
     const epoch = b.readDoubleLE(r);
@@ -299,19 +294,16 @@ export function decodeBody(
     producer = { id, state: { epoch, lastSeq: seq, updatedAt: updatedAt ?? 0 } };
   }
   for (let i = 0; i < count; i++) {
-    if (!need(4)) return undefined;
-    const n = b.readUInt32LE(r);
+    if (r + 4 > end) return false;
+    const n = b[r]! | (b[r + 1]! << 8) | (b[r + 2]! << 16) | (b[r + 3]! * 0x1000000);
     r += 4;
-    if (!need(n)) return undefined;
+    if (r + n > end) return false;
     sink.message(base + r, n);
     r += n;
   }
-  if (r !== end) return undefined;
-  return {
-    type: RECORD_COMMIT,
-    meta: { closed: (flags & F_CLOSED) !== 0, updatedAt, expiresAt, lastSeq, producer },
-    count,
-  };
+  if (r !== end) return false;
+  sink.commit((flags & F_CLOSED) !== 0, updatedAt, expiresAt, lastSeq, producer);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

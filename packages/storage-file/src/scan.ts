@@ -1,16 +1,10 @@
 import { crc32Range } from './crc.js';
-import { type CommitMeta, decodeBody, LOG_HEADER_SIZE, RECORD_COMMIT, RECORD_HEADER_SIZE } from './format.js';
+import { decodeBody, LOG_HEADER_SIZE, RECORD_HEADER_SIZE, type RecordSink } from './format.js';
 import type { FileHandleLike } from './fs.js';
 
 const WINDOW = 8 * 1024 * 1024;
 /** CRC work spent looking for valid records after a bad one before giving up (and calling it corruption). */
 const RESYNC_BUDGET = 256 * 1024 * 1024;
-
-export interface ScanCallbacks {
-  message(position: number, length: number): void;
-  commit(meta: CommitMeta): void;
-  touch(expiresAt: number): void;
-}
 
 export type ScanResult =
   | { readonly kind: 'ok'; readonly end: number }
@@ -30,7 +24,7 @@ export async function scanLog(
   fh: FileHandleLike,
   size: number,
   salt: number,
-  cb: ScanCallbacks,
+  cb: RecordSink,
 ): Promise<ScanResult> {
   let buf = Buffer.allocUnsafe(Math.min(WINDOW, Math.max(size, 64)));
   let winStart = 0;
@@ -108,12 +102,9 @@ export async function scanLog(
     if (crc32Range(buf, o + 4, o + RECORD_HEADER_SIZE + len, salt) !== buf.readUInt32LE(o)) {
       return classify(p, `checksum mismatch in the record at byte ${p}`);
     }
-    const decoded = decodeBody(buf, o + RECORD_HEADER_SIZE, o + RECORD_HEADER_SIZE + len, winStart, cb);
-    if (decoded === undefined) {
+    if (!decodeBody(buf, o + RECORD_HEADER_SIZE, o + RECORD_HEADER_SIZE + len, winStart, cb)) {
       return { kind: 'corrupt', at: p, reason: `malformed record at byte ${p}` };
     }
-    if (decoded.type === RECORD_COMMIT) cb.commit(decoded.meta);
-    else cb.touch(decoded.expiresAt);
     p = recEnd;
   }
   return { kind: 'ok', end: p };
