@@ -56,9 +56,15 @@ export const HTTP_ERROR_STATUS = {
   INVALID_JSON: 400,
   /** The request body is larger than the configured limit; refused while it streams in. */
   BODY_TOO_LARGE: 413,
+  /** The client closed the connection before its body was complete (the answer reaches nobody). */
+  REQUEST_ABORTED: 400,
   /** No stream route matches the path. */
   ROUTE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  /** Node's parser refused the request (bad framing, bad characters, unknown method). */
+  MALFORMED_REQUEST: 400,
+  /** The headers or the whole request did not arrive within the configured timeouts. */
+  REQUEST_TIMEOUT: 408,
   /** The request line and headers are larger than the configured limit. */
   HEADERS_TOO_LARGE: 431,
   /** The server is starting (storage not open yet) or shutting down. */
@@ -113,6 +119,7 @@ const TITLES: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   410: 'Gone',
   413: 'Content Too Large',

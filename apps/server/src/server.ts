@@ -5,6 +5,7 @@ import type { Storage } from '@streamkeep/storage';
 import { type Logger, pino } from 'pino';
 import { createApp, type StreamkeepApp } from './app.js';
 import type { ServerConfig } from './config.js';
+import { HttpError, problemFor } from './error-status.js';
 
 /** A listening server and the handle to stop it. */
 export interface RunningServer {
@@ -83,16 +84,19 @@ export async function startServer(
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     logger.debug({ err: err.message, code: err.code }, 'client error');
     if (socket.writable && !socket.destroyed) {
-      const status =
+      const refusal =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? '408 Request Timeout'
+          ? new HttpError('REQUEST_TIMEOUT', 'the request did not arrive in time')
           : err.code === 'HPE_HEADER_OVERFLOW'
-            ? '431 Request Header Fields Too Large'
-            : '400 Bad Request';
-      // Node's own refusals (malformed requests, timeouts) carry the security headers too.
+            ? new HttpError('HEADERS_TOO_LARGE', 'the request line and headers are too large')
+            : new HttpError('MALFORMED_REQUEST', 'the request is not valid HTTP/1.1');
+      const { status, problem } = problemFor(refusal);
+      const body = JSON.stringify(problem);
+      // Node's own refusals (malformed requests, timeouts) are problem documents with the security headers too.
       socket.end(
-        `HTTP/1.1 ${status}\r\nX-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: cross-origin\r\n` +
-          'Connection: close\r\nContent-Length: 0\r\n\r\n',
+        `HTTP/1.1 ${status} ${problem.title}\r\nContent-Type: application/problem+json\r\nCache-Control: no-store\r\n` +
+          'X-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: cross-origin\r\n' +
+          `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     } else {
       socket.destroy();

@@ -57,9 +57,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
       resolve(body);
     };
-    const onError = (err: Error): void => fail(err);
+    const onError = (): void => fail(new HttpError('REQUEST_ABORTED', 'the request body could not be read'));
     const onClose = (): void => {
-      if (!req.complete) fail(new Error('request aborted'));
+      // The client went away mid-body: its error, not ours (nobody is left to read the answer).
+      if (!req.complete) fail(new HttpError('REQUEST_ABORTED', 'the request body was cut off'));
     };
     req.on('data', onData);
     req.on('end', onEnd);

@@ -19,7 +19,7 @@ import { splitJsonBody } from '../http/json.js';
  * or producer close-only is 204.
  */
 export async function handlePost(ctx: RequestContext): Promise<void> {
-  const { req, res, storage, name, config } = ctx;
+  const { req, storage, config } = ctx;
   const h = req.headers;
   const close = parseStreamClosed(h);
   const producer = parseProducer(h);
