@@ -9,6 +9,7 @@ import {
   type CreateStreamResult,
   checkAccess,
   checkByteLimits,
+  createMatchesExisting,
   type DeleteResult,
   type ForkOptions,
   formatOffset,
@@ -37,7 +38,6 @@ import {
   type StreamListener,
   type StreamMetadata,
   type Subscription,
-  streamConfigsEqual,
   systemClock,
   takeWithinBudget,
   validateAppendRequest,
@@ -247,7 +247,7 @@ export class PostgresStorage implements Storage {
       return this.#transaction(BEGIN_WRITE, async (tx) => {
         const existing = await this.#claimName(tx, name, now);
         if (existing !== undefined) {
-          if (existing.parent_id !== null || !streamConfigsEqual(configOf(existing), config)) {
+          if (existing.parent_id !== null || !createMatchesExisting(viewOf(existing), config)) {
             throw configMismatch(name);
           }
           return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
@@ -304,7 +304,7 @@ export class PostgresStorage implements Storage {
             fork.source === options.source &&
             fork.offset === forkOffset &&
             fork.subOffset === subOffset;
-          if (!sameLineage || !streamConfigsEqual(configOf(existing), config)) throw configMismatch(name);
+          if (!sameLineage || !createMatchesExisting(viewOf(existing), config)) throw configMismatch(name);
           return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
         }
         const position = parseOffset(forkOffset);
@@ -890,7 +890,7 @@ export class PostgresStorage implements Storage {
     const messages: Uint8Array[] = [];
     const range =
       `stream_id = $1 AND seq >= $2 AND (seq > $2 OR byte_offset >= $3) ` +
-      'AND (seq < $4 OR (seq = $4 AND byte_offset < $5))';
+      'AND seq <= $4 AND (seq < $4 OR (seq = $4 AND byte_offset < $5))';
     let used = 0;
     for (const segment of segments) {
       if (maxBytes === undefined) {
@@ -905,25 +905,34 @@ export class PostgresStorage implements Storage {
       }
       let from = start;
       for (;;) {
-        const page = await tx.query<{ seq: number; byte_offset: number; len: number }>(
-          `SELECT seq, byte_offset, octet_length(data)::int8 AS len FROM ${this.#s}.messages
-           WHERE ${range} ORDER BY seq LIMIT ${PAGE}`,
-          [segment.id, from.seq, from.bytes, segment.boundSeq, segment.boundBytes],
+        // One page of sizes; payloads only for the rows that fit the remaining budget. A stream's own messages are
+        // contiguous, so the bytes up to and including a row are its end offset minus the page's first offset.
+        const page = await tx.query<{ seq: number; byte_offset: number; len: number; data: Buffer | null }>(
+          `SELECT seq, byte_offset, len, CASE WHEN fits THEN data END AS data FROM (
+             SELECT seq, byte_offset, octet_length(data)::int8 AS len, data,
+                    (${messages.length === 0 ? 'row_number() OVER (ORDER BY seq) = 1 OR ' : ''}
+                     byte_offset + octet_length(data) - first_value(byte_offset) OVER (ORDER BY seq) <= $6) AS fits
+             FROM ${this.#s}.messages WHERE ${range} ORDER BY seq LIMIT ${PAGE}
+           ) AS page ORDER BY seq`,
+          [
+            segment.id,
+            from.seq,
+            from.bytes,
+            segment.boundSeq,
+            segment.boundBytes,
+            Math.max(0, maxBytes - used),
+          ],
         );
         const sizes = page.map((r) => r.len);
         const take =
           messages.length === 0
             ? takeWithinBudget(sizes, 0, sizes.length, maxBytes)
             : takeWithinBudget([used, ...sizes], 0, sizes.length + 1, maxBytes) - 1;
-        if (take > 0) {
-          const rows = await tx.query<{ data: Buffer }>(
-            `SELECT data FROM ${this.#s}.messages WHERE stream_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq`,
-            [segment.id, page[0]!.seq, page[take - 1]!.seq],
-          );
-          for (const row of rows) {
-            messages.push(asBytes(row.data));
-            used += row.data.byteLength;
-          }
+        for (let i = 0; i < take; i++) {
+          const data = page[i]!.data;
+          if (data === null) throw new Error('a read page left out a payload that fits the budget');
+          messages.push(asBytes(data));
+          used += data.byteLength;
         }
         if (take < page.length) {
           const next = page[take]!;
@@ -968,6 +977,10 @@ function decodeLastSeq(value: string | null): string | null {
 
 function asBytes(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+function viewOf(row: StreamRow): { config: StreamConfig; closed: boolean } {
+  return { config: configOf(row), closed: row.closed };
 }
 
 function configMismatch(name: string): StorageError {
