@@ -168,6 +168,7 @@ log(
 log('|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const [size, perCommit] of [
   [100, 1],
+  [1024, 1],
   [1024, 100],
 ]) {
   const r = await recovery(MESSAGES, size, perCommit);
