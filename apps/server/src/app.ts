@@ -180,11 +180,15 @@ export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>
 
 /**
  * Security headers on every response, errors included (§12.7): no MIME sniffing of stream bytes, and an explicit
- * cross-origin resource policy.
+ * cross-origin resource policy. Stream contents are untrusted (§12.3) and a writer chooses their `Content-Type`, so a
+ * sandboxing CSP keeps a stream created as `text/html` or `image/svg+xml` from running script on this origin when a
+ * browser opens its URL directly; `fetch` and `EventSource` readers are unaffected.
  */
 function setSecurityHeaders(res: ServerResponse): void {
   res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+  res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
+  res.setHeader('Referrer-Policy', 'no-referrer');
 }
 
 function setCorsHeaders(req: IncomingMessage, res: ServerResponse, origins: '*' | readonly string[]): void {
