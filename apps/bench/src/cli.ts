@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { configFor, type Mode } from './config.js';
 import { profileMarkdown, profileWindows, summariseProfile } from './profile.js';
 import { buildReport } from './report.js';
+import type { Results } from './results.js';
 import { runBench, type Scenario } from './run.js';
 import { TARGETS, type TargetId } from './targets.js';
 
@@ -123,17 +124,71 @@ async function main(): Promise<void> {
     );
   }
 
+  const writeReport = async (results: Results, final: boolean): Promise<void> => {
+    const out = resolve(values.out ?? join(repoDir, 'docs', 'benchmarks.md'));
+    const svgDir = join(dirname(out), 'benchmarks');
+    const readOpt = async (p: string): Promise<string | undefined> =>
+      existsSync(p) ? readFile(p, 'utf8') : undefined;
+    const profiles = await readOpt(join(pkgDir, 'profiles', 'summary.md'));
+    const analysis = await readOpt(join(pkgDir, 'analysis.md'));
+    let memory = '';
+    try {
+      memory =
+        execFileSync('free', ['-h'], { encoding: 'utf8' }).split('\n')[1]?.trim().replace(/\s+/g, ' ') ?? '';
+      memory = `\`${memory}\``;
+    } catch {
+      memory = 'unknown';
+    }
+    const report = buildReport(
+      results,
+      config,
+      {
+        date: new Date().toISOString(),
+        mode,
+        command: `pnpm bench${mode === 'quick' ? '' : ` --${mode}`}`,
+        nproc: cpus().length,
+        cpu: cpus()[0]?.model ?? 'unknown CPU',
+        memory,
+        node: process.version,
+        loadBefore,
+        loadAfter: loadavg()
+          .map((x) => x.toFixed(2))
+          .join(' '),
+        durationS: (performance.now() - started) / 1000,
+        note: values.note ?? '',
+        revision: gitRevision(),
+      },
+      {
+        svgDir: 'benchmarks',
+        ...(profiles ? { profile: profiles } : {}),
+        ...(analysis ? { analysis } : {}),
+      },
+    );
+    await mkdir(svgDir, { recursive: true });
+    for (const [name, svg] of report.svgs) await writeFile(join(svgDir, name), svg);
+    await writeFile(out, report.markdown);
+    process.stderr.write(
+      `${final ? 'report' : 'partial report'} written to ${relative(process.cwd(), out)} (${report.svgs.size} charts)\n`,
+    );
+    if (!final) return;
+    for (const g of report.goals) {
+      process.stderr.write(
+        `  ${g.met === undefined ? 'n/a ' : g.met ? 'MET ' : 'GAP '} ${g.goal}: ${g.ratio}\n`,
+      );
+    }
+  };
   const profDir = values.profile ? await mkdtemp(join(tmpdir(), 'sk-bench-prof-')) : undefined;
   const loadBefore = loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
   const started = performance.now();
   process.stderr.write(`streamkeep bench: ${mode} mode, targets ${targets.join(', ')}\n`);
+  const write = !values['no-write'] && !values.profile;
   const results = await runBench(config, {
     ...(profDir ? { cpuProfDir: profDir } : {}),
     ...(only ? { only } : {}),
+    ...(write ? { onPartial: (r: Results) => writeReport(r, false) } : {}),
   });
-  const durationS = (performance.now() - started) / 1000;
 
   const resultsDir = join(pkgDir, 'results');
   await mkdir(resultsDir, { recursive: true });
@@ -168,55 +223,7 @@ async function main(): Promise<void> {
     process.stderr.write(`profile summaries written to ${relative(process.cwd(), profOut)}\n`);
   }
 
-  if (values['no-write'] || values.profile) return;
-  const out = resolve(values.out ?? join(repoDir, 'docs', 'benchmarks.md'));
-  const svgDir = join(dirname(out), 'benchmarks');
-  const readOpt = async (p: string): Promise<string | undefined> =>
-    existsSync(p) ? readFile(p, 'utf8') : undefined;
-  const profiles = await readOpt(join(pkgDir, 'profiles', 'summary.md'));
-  const analysis = await readOpt(join(pkgDir, 'analysis.md'));
-  let memory = '';
-  try {
-    memory =
-      execFileSync('free', ['-h'], { encoding: 'utf8' }).split('\n')[1]?.trim().replace(/\s+/g, ' ') ?? '';
-    memory = `\`${memory}\``;
-  } catch {
-    memory = 'unknown';
-  }
-  const report = buildReport(
-    results,
-    config,
-    {
-      date: new Date().toISOString(),
-      mode,
-      command: `pnpm bench${mode === 'quick' ? '' : ` --${mode}`}`,
-      nproc: cpus().length,
-      cpu: cpus()[0]?.model ?? 'unknown CPU',
-      memory,
-      node: process.version,
-      loadBefore,
-      loadAfter: loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' '),
-      durationS,
-      note: values.note ?? '',
-      revision: gitRevision(),
-    },
-    {
-      svgDir: 'benchmarks',
-      ...(profiles ? { profile: profiles } : {}),
-      ...(analysis ? { analysis } : {}),
-    },
-  );
-  await mkdir(svgDir, { recursive: true });
-  for (const [name, svg] of report.svgs) await writeFile(join(svgDir, name), svg);
-  await writeFile(out, report.markdown);
-  process.stderr.write(`report written to ${relative(process.cwd(), out)} (${report.svgs.size} charts)\n`);
-  for (const g of report.goals) {
-    process.stderr.write(
-      `  ${g.met === undefined ? 'n/a ' : g.met ? 'MET ' : 'GAP '} ${g.goal}: ${g.ratio}\n`,
-    );
-  }
+  if (write) await writeReport(results, true);
 }
 
 main().catch((err: unknown) => {

@@ -24,7 +24,12 @@ export interface BenchConfig {
     readonly durationMs: number;
     readonly warmupMs: number;
   };
-  readonly catchup: { readonly messages: number; readonly size: number; readonly loadConcurrency: number };
+  readonly catchup: {
+    readonly messages: number;
+    readonly size: number;
+    readonly loadConcurrency: number;
+    readonly reps: number;
+  };
   readonly latency: { readonly samples: number; readonly intervalMs: number };
   readonly fanout: { readonly readers: number; readonly settleMs: number; readonly reps: number };
   readonly rss: {
@@ -51,7 +56,7 @@ export function configFor(mode: Mode): BenchConfig {
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 100,
         append: { sizes: [100], writers: [1, 8], layouts: ['own', 'shared'], durationMs: 60, warmupMs: 20 },
-        catchup: { messages: 200, size: 100, loadConcurrency: 8 },
+        catchup: { messages: 200, size: 100, loadConcurrency: 8, reps: 2 },
         latency: { samples: 5, intervalMs: 5 },
         fanout: { readers: 10, settleMs: 50, reps: 2 },
         rss: {
@@ -78,7 +83,7 @@ export function configFor(mode: Mode): BenchConfig {
           durationMs: 250,
           warmupMs: 80,
         },
-        catchup: { messages: 10_000, size: 100, loadConcurrency: 64 },
+        catchup: { messages: 10_000, size: 100, loadConcurrency: 64, reps: 5 },
         latency: { samples: 30, intervalMs: 10 },
         fanout: { readers: 200, settleMs: 150, reps: 3 },
         rss: { streams: 10, perStream: 1_000, size: 100, concurrency: 64, targets: ALL, restarts: 2 },
@@ -98,7 +103,7 @@ export function configFor(mode: Mode): BenchConfig {
           durationMs: 800,
           warmupMs: 200,
         },
-        catchup: { messages: 100_000, size: 100, loadConcurrency: 64 },
+        catchup: { messages: 100_000, size: 100, loadConcurrency: 64, reps: 5 },
         latency: { samples: 200, intervalMs: 10 },
         fanout: { readers: 1_000, settleMs: 400, reps: 3 },
         rss: {

@@ -47,6 +47,7 @@ function num(v: number): string {
 
 function cell(s: Summary | undefined): string {
   if (!s || !Number.isFinite(s.median)) return '—';
+  if (s.runs < 2) return `${num(s.median)} (1 run)`;
   const sp = spreadPercent(s);
   return `${num(s.median)} ±${Number.isFinite(sp) ? sp.toFixed(0) : '?'}%`;
 }
@@ -263,7 +264,7 @@ export function buildReport(
   md.push(
     '',
     'Every figure below is the **median** of its runs, followed by **±spread**: half the range (max − min) of the runs as a ' +
-      `percentage of the median (${c.reps} runs per figure unless noted). Ratio columns divide the Streamkeep median by the reference median ` +
+      `percentage of the median (${c.reps} runs per figure; catch-up reads ${c.catchup.reps}, fan-out ${c.fanout.reps}; loads once per target). Ratio columns divide the Streamkeep median by the reference median ` +
       '(for appends/s higher is better; for times and memory lower is better).',
     '',
   );

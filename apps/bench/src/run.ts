@@ -20,6 +20,8 @@ export interface RunOptions {
   readonly quiet?: boolean;
   /** Scenario groups to run; all when unset. */
   readonly only?: readonly Scenario[];
+  /** Called after each phase (and each bulk-loaded target) with the results so far, e.g. to save a partial report. */
+  readonly onPartial?: (results: Results) => Promise<void>;
 }
 
 export type Scenario = 'append' | 'catchup' | 'latency' | 'fanout' | 'rss';
@@ -31,7 +33,7 @@ function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
   const a = c.append;
   let perTarget = 0;
   if (only.includes('append')) perTarget += a.sizes.length * a.writers.length * a.layouts.length * c.reps;
-  if (only.includes('catchup')) perTarget += 1 + 2 * c.reps;
+  if (only.includes('catchup')) perTarget += 1 + 2 * c.catchup.reps;
   if (only.includes('latency')) perTarget += 2 * c.reps;
   if (only.includes('fanout')) perTarget += 2 * c.fanout.reps;
   let steps = perTarget * c.targets.length;
@@ -75,11 +77,13 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
         await catchupScenario(config, clients, results, progress);
       },
     );
+    await options.onPartial?.(results);
   }
   if (only.includes('rss')) {
     for (const id of config.rss.targets) {
       if (!config.targets.includes(id)) continue;
       await rssScenario(config, id, results, progress, options.cpuProfDir);
+      await options.onPartial?.(results);
     }
   }
   return results;
@@ -192,7 +196,7 @@ async function catchupScenario(
     );
     progress.step(`${id} catch-up: loaded ${messages} × ${size} B at ${Math.round(loadRate)}/s`);
   }
-  for (let rep = 0; rep < c.reps; rep++) {
+  for (let rep = 0; rep < c.catchup.reps; rep++) {
     for (const encoding of ['identity', 'gzip'] as const) {
       for (const [id, client] of clients) {
         const name = names.get(id) as string;

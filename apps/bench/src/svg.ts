@@ -35,9 +35,9 @@ export function lineChart(
   xLabels: readonly string[],
   series: readonly Figure[],
 ): string {
-  const W = 640;
+  const W = 760;
   const H = 380;
-  const m = { l: 70, r: 200, t: 40, b: 50 };
+  const m = { l: 70, r: 260, t: 40, b: 50 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const all: number[] = [];
