@@ -146,7 +146,7 @@ export function evaluateGoals(r: Results, c: BenchConfig): Goal[] {
     goals.push({
       goal: `Catch-up read of ${c.catchup.messages.toLocaleString('en')} × ${fmtSize(c.catchup.size)} (identity), file vs reference file`,
       measured: `${num(sum(f, 'sk-file-sync')?.median ?? Number.NaN)} vs ${num(sum(f, 'ref-file')?.median ?? Number.NaN)} ms`,
-      ratio: `${ratioText(q)} faster (SK/Ref ${ratioText(1 / q)})`,
+      ratio: `speed-up ${ratioText(q)} (SK/Ref ${ratioText(1 / q)})`,
       target: '≥ 3× faster',
       met: Number.isFinite(q) ? q >= 3 : undefined,
       ...(c.catchup.messages === 100_000
@@ -161,7 +161,7 @@ export function evaluateGoals(r: Results, c: BenchConfig): Goal[] {
     goals.push({
       goal: `${n}-reader long-poll fan-out, all delivered: file + sync vs reference file`,
       measured: `${num(sum(f, 'sk-file-sync')?.median ?? Number.NaN)} vs ${num(sum(f, 'ref-file')?.median ?? Number.NaN)} ms`,
-      ratio: `${ratioText(q)} faster (SK/Ref ${ratioText(1 / q)})`,
+      ratio: `speed-up ${ratioText(q)} (SK/Ref ${ratioText(1 / q)})`,
       target: '≥ 5× faster',
       met: Number.isFinite(q) ? q >= 5 : undefined,
       ...(c.fanout.readers === 1000 ? {} : { note: `scaled down to ${n} readers in this mode` }),
