@@ -81,8 +81,10 @@ export async function summariseProfile(
     const id = profile.samples[i] as number;
     ts += profile.timeDeltas[i] as number;
     if (windows && !windows.some((w) => ts >= w.startUs && ts <= w.endUs)) continue;
-    // timeDeltas[i] is the time before sample i; attribute the interval after it (the next delta) to sample i.
-    const dt = (profile.timeDeltas[i + 1] ?? 0) as number;
+    // timeDeltas[i] is the time before sample i; attribute the interval after it (the next delta, or the rest of the
+    // profile for the last sample) to sample i.
+    const next = profile.timeDeltas[i + 1];
+    const dt = next ?? Math.max(0, profile.endTime - ts);
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
   }
   let total = 0;
