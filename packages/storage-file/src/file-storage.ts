@@ -611,6 +611,10 @@ export class FileStorage implements Storage {
           bytes += n;
         }
         await this.commitGroup(entry, group);
+        // Several writers were waiting: give the ones just acknowledged one turn of the event loop to submit their
+        // next appends, so that they join the next group instead of forming one of their own after it (a commit
+        // delay of one turn, only under concurrency; a lone writer never waits).
+        if (group.length > 1) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       entry.draining = false;

@@ -179,6 +179,9 @@ export class Journal {
         this.stats.entries += round.length;
         for (const e of round) e.resolve();
         if (this.size >= this.checkpointBytes) await this.checkpoint().catch(() => undefined);
+        // As for stream groups: under concurrency, one turn of the event loop lets the streams just acknowledged
+        // write their next groups, so that they share the next round instead of trailing it.
+        if (round.length > 1) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       this.running = undefined;
