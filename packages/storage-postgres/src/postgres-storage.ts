@@ -207,8 +207,7 @@ export class PostgresStorage implements Storage {
     const pool = new pg.Pool(poolOptions);
     // Idle clients that lose their connection are discarded by the pool; without a listener the error would crash.
     pool.on('error', () => {});
-    let notifier: Notifier | undefined;
-    try {
+    const migrated = (async () => {
       const client = await pool.connect();
       client.on('error', ignore);
       try {
@@ -217,13 +216,18 @@ export class PostgresStorage implements Storage {
         client.off('error', ignore);
         client.release();
       }
-      notifier = await Notifier.start(clientOptions as pg.ClientConfig, channelOf(schema));
-    } catch (err) {
-      await notifier?.close();
+    })();
+    // LISTEN needs no tables, so its connection is made while the schema is checked.
+    const listening = Notifier.start(clientOptions as pg.ClientConfig, channelOf(schema));
+    const [migration, notifier] = await Promise.allSettled([migrated, listening]);
+    if (migration.status === 'rejected' || notifier.status === 'rejected') {
+      if (notifier.status === 'fulfilled') await notifier.value.close();
       await pool.end().catch(() => {});
-      throw toStorageError(err);
+      throw toStorageError(
+        migration.status === 'rejected' ? migration.reason : (notifier as PromiseRejectedResult).reason,
+      );
     }
-    return new PostgresStorage(pool, notifier, schema, options, limits);
+    return new PostgresStorage(pool, notifier.value, schema, options, limits);
   }
 
   /** Payload bytes currently stored across all streams of the schema (tombstones included), by every instance. */
@@ -583,8 +587,7 @@ export class PostgresStorage implements Storage {
     this.#closed = true;
     this.#closing = (async () => {
       await Promise.allSettled([...this.#inflight]);
-      await this.#notifier.close();
-      await this.#pool.end().catch(() => {});
+      await Promise.all([this.#notifier.close(), this.#pool.end().catch(() => {})]);
     })();
     return this.#closing;
   }
@@ -716,6 +719,7 @@ export class PostgresStorage implements Storage {
         );
       }
       await this.#remove(tx, existing);
+      tx.released = existing.total_bytes;
       return undefined;
     }
     return existing;
@@ -809,8 +813,7 @@ export class PostgresStorage implements Storage {
         `SELECT bytes FROM ${this.#s}.usage ORDER BY shard FOR UPDATE`,
       );
       tx.markUsageLocked();
-      // Bytes this transaction already released (an expired stream replaced by this create) no longer count.
-      total = tx.pendingUsage();
+      total = -tx.released;
       for (const row of rows) total += row.bytes;
     }
     checkByteLimits(this.#limits, total, streamBytes, bytes);

@@ -97,6 +97,15 @@ const MIGRATIONS: Record<number, (s: string) => string> = {
  */
 export async function migrate(client: pg.ClientBase, schema: string): Promise<void> {
   const s = quoteSchema(schema);
+  // Fast path for every start but the first: the schema is there and current, so no DDL and no lock are needed.
+  const found = await client.query(`SELECT value FROM ${s}.meta WHERE key = 'schema_version'`).then(
+    (result) => (result.rows[0] as { value: string } | undefined)?.value,
+    (err: { code?: string }) => {
+      if (err.code === '42P01' || err.code === '3F000') return undefined; // no table / no schema yet
+      throw err;
+    },
+  );
+  if (found !== undefined && Number(found) === SCHEMA_VERSION) return;
   try {
     const results = (await client.query(
       `BEGIN;

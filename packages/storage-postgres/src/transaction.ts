@@ -61,12 +61,11 @@ export class Tx {
     this.#usage.set(shard, (this.#usage.get(shard) ?? 0) + delta);
   }
 
-  /** The usage change this transaction has made so far (negative after removals), not yet written. */
-  pendingUsage(): number {
-    let total = 0;
-    for (const delta of this.#usage.values()) total += delta;
-    return total;
-  }
+  /**
+   * Payload bytes of the expired stream this create or fork replaces. The storage-wide limit is checked as if they
+   * were already gone (the contract counts only the replaced stream itself, not ancestors its removal releases).
+   */
+  released = 0;
 
   /** Records that the usage rows are already locked (the storage-wide limit check locks them all). */
   markUsageLocked(): void {

@@ -168,6 +168,24 @@ describe('limits', () => {
     expect((await s.delete('c')).softDeleted).toBe(false);
     expect(await s.totalBytes()).toBe(6);
   });
+
+  it('counts only the replaced stream itself as released, not the tombstoned ancestors its removal frees', async () => {
+    const clock = { t: 1_000_000, now: () => clock.t };
+    const s = await open({ clock, maxTotalBytes: 8 });
+    await s.createStream('root', { contentType: T, messages: [enc('r')] });
+    await s.createFork('fork', { source: 'root', expiresAt: clock.t + 500 });
+    expect((await s.delete('root')).softDeleted).toBe(true);
+    clock.t += 1_000;
+    // 1 byte (the tombstoned root) + 8 > 8, although replacing the fork also removes the root.
+    expect(await code(s.createStream('fork', { contentType: T, messages: [enc('12345678')] }))).toBe(
+      'STORAGE_LIMIT_EXCEEDED',
+    );
+    expect(await s.totalBytes()).toBe(1);
+    expect(await s.createStream('fork', { contentType: T, messages: [enc('1234567')] })).toMatchObject({
+      created: true,
+    });
+    expect(await s.totalBytes()).toBe(7);
+  });
 });
 
 describe('schema', () => {
