@@ -40,6 +40,8 @@ export interface BenchConfig {
     /** Targets loaded for the RSS / restart scenario (a full load of every target may not fit the time). */
     readonly targets: readonly TargetId[];
     readonly restarts: number;
+    /** Fresh loads per target (each on a new server). */
+    readonly loads: number;
   };
 }
 
@@ -66,6 +68,7 @@ export function configFor(mode: Mode): BenchConfig {
           concurrency: 8,
           targets: ['sk-file-nosync', 'ref-file'],
           restarts: 2,
+          loads: 1,
         },
       };
     case 'quick':
@@ -86,7 +89,15 @@ export function configFor(mode: Mode): BenchConfig {
         catchup: { messages: 10_000, size: 100, loadConcurrency: 64, reps: 5 },
         latency: { samples: 30, intervalMs: 10 },
         fanout: { readers: 200, settleMs: 150, reps: 3 },
-        rss: { streams: 10, perStream: 1_000, size: 100, concurrency: 64, targets: ALL, restarts: 2 },
+        rss: {
+          streams: 10,
+          perStream: 1_000,
+          size: 100,
+          concurrency: 64,
+          targets: ALL,
+          restarts: 2,
+          loads: 2,
+        },
       };
     case 'full':
       return {
@@ -113,6 +124,7 @@ export function configFor(mode: Mode): BenchConfig {
           concurrency: 128,
           targets: ['sk-file-nosync', 'ref-memory', 'ref-file'],
           restarts: 2,
+          loads: 1,
         },
       };
   }

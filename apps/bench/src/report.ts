@@ -264,7 +264,7 @@ export function buildReport(
   md.push(
     '',
     'Every figure below is the **median** of its runs, followed by **±spread**: half the range (max − min) of the runs as a ' +
-      `percentage of the median (${c.reps} runs per figure; catch-up reads ${c.catchup.reps}, fan-out ${c.fanout.reps}; loads once per target). Ratio columns divide the Streamkeep median by the reference median ` +
+      `percentage of the median (${c.reps} runs per figure; catch-up reads ${c.catchup.reps}, fan-out ${c.fanout.reps}; bulk loads as stated below). Ratio columns divide the Streamkeep median by the reference median ` +
       '(for appends/s higher is better; for times and memory lower is better).',
     '',
   );
@@ -343,7 +343,7 @@ export function buildReport(
       'the last reader has the message; "writer\'s acknowledgement" = the POST\'s own round trip; "acknowledgement with no readers" = the median of 5 appends to the same stream just before.',
     `- **Memory and restart**: a fresh server is loaded with ${c.rss.streams} streams × ${c.rss.perStream.toLocaleString('en')} × ${fmtSize(c.rss.size)} (${c.rss.concurrency} appends in flight), then \`VmRSS\` of the server process ` +
       '(`/proc/<pid>/status`) is read after 0.5 s. File targets are then stopped (SIGTERM) and restarted on the same data directory; "restart to first read" runs from spawning ' +
-      'the process to the first successful non-empty read of a stream (process start-up included, same for both servers). One load per target; restarts repeated.',
+      `the process to the first successful non-empty read of a stream (process start-up included, same for both servers). ${c.rss.loads === 1 ? 'One load per target (a million HTTP appends per target does not fit twice in the time of a full run); the restarts are repeated.' : `${c.rss.loads} loads per target, each on a fresh server, ${c.rss.restarts} restarts after each.`}`,
     `- **Where the data lives**: in the append, latency and fan-out scenarios the file targets write to the OS temporary directory (a real disk). The bulk-loading scenarios (catch-up, memory, restart) keep the file targets' data on tmpfs (\`${c.bulkDataRoot}\`), where fsync costs nothing: the reference fsyncs every append (about 100–300 appends/s on this machine's disk), so loading ${(c.rss.streams * c.rss.perStream).toLocaleString('en')} messages on disk would take hours. Those scenarios measure reads, memory and recovery, not durability.`,
     '- Streamkeep runs with `--max-body-bytes 64 MiB`, `--max-stream-bytes 0`, `--max-total-bytes 0` (unlimited), `STREAMKEEP_MAX_IN_FLIGHT=100000`, `STREAMKEEP_MAX_LIVE_READS=100000`, `STREAMKEEP_MAX_STREAMS=0` (admission limits out of the way; the reference has none), `--sse-reconnect 0`, `--log-level info` (no per-request logs); both servers with compression on (their default) and the same long-poll timeout.',
     '',

@@ -39,7 +39,8 @@ function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
   let steps = perTarget * c.targets.length;
   if (only.includes('rss')) {
     const loaded = c.rss.targets.filter((t) => c.targets.includes(t));
-    for (const t of loaded) steps += 1 + (targetById(t).storage === 'file' ? c.rss.restarts : 0);
+    for (const t of loaded)
+      steps += c.rss.loads * (1 + (targetById(t).storage === 'file' ? c.rss.restarts : 0));
   }
   return steps;
 }
@@ -82,7 +83,9 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   if (only.includes('rss')) {
     for (const id of config.rss.targets) {
       if (!config.targets.includes(id)) continue;
-      await rssScenario(config, id, results, progress, options.cpuProfDir);
+      for (let load = 0; load < config.rss.loads; load++) {
+        await rssScenario(config, id, results, progress, options.cpuProfDir);
+      }
       await options.onPartial?.(results);
     }
   }
