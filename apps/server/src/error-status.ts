@@ -192,5 +192,11 @@ export function problemFor(err: unknown, instance?: string): ProblemResponse {
     ...(detail === undefined ? {} : { detail }),
     ...(instance === undefined ? {} : { instance }),
   };
-  return { status, headers, problem, serverFault: status >= 500 && status !== 503 && status !== 501 };
+  // A limit the HTTP layer enforces (507 TOO_MANY_STREAMS) is the client's doing, not a fault to log per request.
+  const serverFault =
+    status >= 500 &&
+    status !== 503 &&
+    status !== 501 &&
+    !(err instanceof HttpError && code !== 'INTERNAL_ERROR');
+  return { status, headers, problem, serverFault };
 }

@@ -1,7 +1,9 @@
 import { request } from 'node:http';
+import { StorageError } from '@streamkeep/storage';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../src/config.js';
+import { HttpError, problemFor } from '../src/error-status.js';
 import { MAX_NAME_BYTES, MAX_NAME_SEGMENTS, parseStreamName } from '../src/http/names.js';
 import { startTestServer } from './helpers.js';
 
@@ -181,5 +183,20 @@ describe('limit settings', () => {
     expect(() => parseServerConfig([], { STREAMKEEP_MAX_STREAMS: 'many' }, quiet)).toThrow(
       /STREAMKEEP_MAX_STREAMS/,
     );
+  });
+});
+
+describe('limit errors', () => {
+  it('are problem documents with their statuses; only real server faults are logged as such', () => {
+    const streams = problemFor(new HttpError('TOO_MANY_STREAMS', 'full'));
+    expect(streams).toMatchObject({ status: 507, serverFault: false, problem: { code: 'TOO_MANY_STREAMS' } });
+    const busy = problemFor(new HttpError('OVERLOADED', 'busy', { 'Retry-After': '1' }));
+    expect(busy).toMatchObject({ status: 503, serverFault: false, headers: { 'Retry-After': '1' } });
+    expect(problemFor(new HttpError('TOO_MANY_LIVE_READS', 'x')).headers['Retry-After']).toBe('1');
+    expect(problemFor(new HttpError('HEADERS_TOO_LARGE', 'x')).status).toBe(431);
+    expect(problemFor(new HttpError('REQUEST_TIMEOUT', 'x')).problem.title).toBe('Request Timeout');
+    expect(problemFor(new HttpError('REQUEST_ABORTED', 'x')).status).toBe(400);
+    expect(problemFor(new StorageError('INSUFFICIENT_STORAGE', 'x')).serverFault).toBe(true);
+    expect(problemFor(new Error('boom')).serverFault).toBe(true);
   });
 });
