@@ -48,6 +48,7 @@ import { isNameRace, isRetryable, toStorageError } from './errors.js';
 import { Notifier } from './notifier.js';
 import {
   configOf,
+  decodeText,
   encodeText,
   forkOf,
   metadataOf,
@@ -379,7 +380,7 @@ export class PostgresStorage implements Storage {
             config: configOf(row),
             closed: row.closed,
             tombstone: row.tombstone,
-            lastSeq: decodeLastSeq(row.last_seq),
+            lastSeq: decodeText(row.last_seq),
             nextOffset: tail,
             producers,
           },
@@ -628,6 +629,9 @@ export class PostgresStorage implements Storage {
         if (tx.begun) await client.query('ROLLBACK').catch(() => (broken = true));
         client.off('error', ignore);
         client.release(broken ? true : undefined);
+        // The commit may have happened: a spurious hint is harmless, a missing one would stall a local reader. The
+        // listeners stay registered, since a removal is not certain.
+        if (tx.commitSent) this.#wake(tx, true);
         if ((isRetryable(err) || isNameRace(err)) && attempt < this.#maxRetries) {
           await sleep(Math.min(2 ** attempt, 50) * (0.5 + Math.random()));
           continue;
@@ -636,9 +640,13 @@ export class PostgresStorage implements Storage {
       }
       client.off('error', ignore);
       client.release();
-      for (const [kind, id] of tx.changes) this.#notifier.dispatch(kind, String(id));
+      this.#wake(tx);
       return value;
     }
+  }
+
+  #wake(tx: Tx, uncertain = false): void {
+    for (const [kind, id] of tx.changes) this.#notifier.dispatch(uncertain ? 'w' : kind, String(id));
   }
 
   /** One statement outside any explicit transaction. */
@@ -668,10 +676,7 @@ export class PostgresStorage implements Storage {
 
   async #lockByName(tx: Tx, name: string): Promise<StreamRow | undefined> {
     const key = nameKey(name);
-    if (key === undefined) {
-      // Ill-formed names cannot exist; still open the transaction so the caller's flow stays uniform.
-      return undefined;
-    }
+    if (key === undefined) return undefined; // no stream can have an ill-formed name
     const rows = await tx.query<StreamRow>(
       `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE name = decode('${key}', 'hex') FOR UPDATE`,
     );
@@ -972,10 +977,6 @@ function nameKey(name: string): string | undefined {
     return undefined;
   }
   return Buffer.from(name, 'utf8').toString('hex');
-}
-
-function decodeLastSeq(value: string | null): string | null {
-  return value === null ? null : (JSON.parse(value) as string);
 }
 
 function asBytes(buffer: Buffer): Uint8Array {

@@ -110,6 +110,10 @@ export class Tx {
       const ctes = this.#writes.map((w, i) => `w${i} AS (${w})`).join(', ');
       await this.client.query(ctes.length > 0 ? `WITH ${ctes} ${select}` : select, this.#params);
     }
+    this.commitSent = true;
     await this.client.query('COMMIT');
   }
+
+  /** True once COMMIT was sent: after a failure from then on, the outcome is unknown. */
+  commitSent = false;
 }
