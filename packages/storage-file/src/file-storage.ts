@@ -788,33 +788,24 @@ export class FileStorage implements Storage {
         await fh.truncate(pos);
         entry.needsTruncate = false;
       }
-      let total = 0;
-      for (const p of parts) total += p.byteLength;
-      let written = 0;
-      let at = pos;
-      let rest = parts;
-      while (written < total) {
-        const { bytesWritten } = await fh.writev(rest, at);
-        if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
-        written += bytesWritten;
-        at += bytesWritten;
-        if (written < total) rest = skipBytes(rest, bytesWritten);
-      }
-      if (
-        this.journal !== undefined &&
-        (this.useJournal === 'always' || !this.journal.idle || this.directSyncs > 0)
-      ) {
-        // Other syncs are in flight: join the journal's next round, shared with every stream in it.
+      const journal = this.journal;
+      if (journal !== undefined && (this.useJournal === 'always' || !journal.idle || this.directSyncs > 0)) {
+        // Other syncs are in flight: join the journal's next round, shared with every stream in it. The entry is
+        // submitted only after the log write succeeded, so no entry of a failed write can be replayed at open.
+        await writeParts(fh, parts, pos);
         entry.journaled ??= this.journaledLog(entry);
-        this.journal.touch(entry.journaled);
-        await this.journal.submit(entry.id, entry.salt, pos, parts);
-      } else if (this.syncOnAppend) {
-        // Nothing else is syncing: a sync of the log itself is one write and one sync cheaper than the journal.
-        this.directSyncs++;
-        try {
-          await fh.datasync();
-        } finally {
-          this.directSyncs--;
+        journal.touch(entry.journaled);
+        await journal.submit(entry.id, entry.salt, pos, parts);
+      } else {
+        await writeParts(fh, parts, pos);
+        if (this.syncOnAppend) {
+          // Nothing else is syncing: a sync of the log itself is one write and one sync cheaper than the journal.
+          this.directSyncs++;
+          try {
+            await fh.datasync();
+          } finally {
+            this.directSyncs--;
+          }
         }
       }
     } catch (err) {
@@ -1451,6 +1442,12 @@ export class FileStorage implements Storage {
       await fh.close();
     }
   }
+}
+
+async function writeParts(fh: FileHandleLike, parts: Uint8Array[], pos: number): Promise<void> {
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  await writeAll(fh, parts, pos, total);
 }
 
 function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {

@@ -136,7 +136,18 @@ export class Journal {
 
   private async run(): Promise<void> {
     try {
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 || this.mustCheckpoint) {
+        if (this.queue.length === 0) {
+          // Only a checkpoint is owed (after a failed round): take it now rather than at the next round, so stale
+          // entries do not linger. On failure it stays owed and is retried before the next round.
+          try {
+            await this.checkpoint();
+            this.mustCheckpoint = false;
+          } catch {
+            break;
+          }
+          continue;
+        }
         const round = this.queue;
         this.queue = [];
         const buffers: Uint8Array[] = [];

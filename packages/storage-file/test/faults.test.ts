@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
@@ -193,6 +193,27 @@ describe('injected I/O failures', () => {
       expect((await storage.head('s')).closed).toBe(false);
     });
   }
+
+  it('a log write that fails while its journal entry succeeded is never replayed', async () => {
+    const { fs, s } = await setup(true, 'always');
+    fs.fail('writev', 'EIO', 1, true, '/log');
+    expect(await codeOf(s.append('s', { messages: [enc('failed')], contentType: 'text/plain' }))).toBe(
+      'INTERNAL',
+    );
+    // A crash now: the copy's journal must not bring the failed group back.
+    const copy = await mkdtemp(join(tmpdir(), 'sk-file-fault-copy-'));
+    try {
+      await cp(dir, copy, { recursive: true });
+      await unlink(join(copy, 'LOCK'));
+      const crashed = await FileStorage.open({ rootDir: copy });
+      expect((await crashed.read('s', '-1')).messages.map(dec)).toEqual(['first']);
+      await crashed.close();
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+    await s.append('s', { messages: [enc('next')], contentType: 'text/plain' });
+    expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'next']);
+  });
 
   it('retries the cut-back of a failed write before the next write', async () => {
     const { fs, s } = await setup(true);
