@@ -224,3 +224,60 @@ describe('any backend: unexpected failures', () => {
     }
   });
 });
+
+/** A memory backend whose deletes wait for a gate and whose reads fail while a delete is pending (a lost race). */
+class RacyDelete extends MemoryStorage {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  deleting = false;
+  hold(): void {
+    this.gate = new Promise((r) => (this.open = r));
+  }
+  release(): void {
+    this.open?.();
+  }
+  override async delete(name: string) {
+    this.deleting = true;
+    await this.gate;
+    try {
+      return await super.delete(name);
+    } finally {
+      this.deleting = false;
+    }
+  }
+  override async read(name: string, from: Offset, options?: ReadOptions): Promise<ReadResult> {
+    if (this.deleting) throw new StorageError('INTERNAL', 'log vanished (ENOENT)');
+    return super.read(name, from, options);
+  }
+}
+
+describe('a read that loses a race with a delete of its stream', () => {
+  it('is answered as after the delete (404), not 500; the same failure without a delete stays 500', async () => {
+    const storage = new RacyDelete();
+    const server = await startTestServer('memory', {}, storage);
+    try {
+      const url = `${server.url}/v1/stream/racy`;
+      await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'text/plain' }, body: 'x' });
+      storage.hold();
+      const del = fetch(url, { method: 'DELETE' });
+      while (!storage.deleting) await new Promise((r) => setTimeout(r, 5));
+      const read = fetch(`${url}?offset=-1`);
+      await new Promise((r) => setTimeout(r, 50));
+      storage.release();
+      expect((await del).status).toBe(204);
+      const r = await read;
+      expect(r.status).toBe(404);
+      expect(await r.json()).toMatchObject({ code: 'NOT_FOUND' });
+
+      // Without a delete the fault is reported as what it is.
+      await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'text/plain' }, body: 'x' });
+      storage.deleting = true;
+      const broken = await fetch(`${url}?offset=-1`);
+      storage.deleting = false;
+      expect(broken.status).toBe(500);
+    } finally {
+      storage.release();
+      await server.stop();
+    }
+  });
+});

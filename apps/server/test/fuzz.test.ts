@@ -7,6 +7,7 @@ import type { Storage } from '@streamkeep/storage';
 import { FileStorage, type FileSystem, nodeFileSystem } from '@streamkeep/storage-file';
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import fc from 'fast-check';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SERVER_CONFIG } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server.js';
@@ -533,7 +534,10 @@ for (const backend of ['memory', 'file'] as const) {
           shutdownTimeoutMs: 2_000,
           maxReadBytes: 4096,
         },
-        { storage },
+        // STREAMKEEP_FUZZ_LOG=1 prints the server's error log (the cause of any 5xx) to stderr.
+        process.env.STREAMKEEP_FUZZ_LOG
+          ? { storage, logger: pino({ level: 'error' }, process.stderr) }
+          : { storage },
       );
       await server.storage;
       port = Number(new URL(server.url).port);
