@@ -9,8 +9,9 @@
 #                                                   start, run CMD with STREAMKEEP_PG_URL set, stop (CMD's exit code)
 #   scripts/postgres/cluster.sh install             only make sure the server binaries are installed
 #
-# Without --durable the cluster runs with fsync, synchronous_commit and full_page_writes off: it is thrown away, so a
-# crash cannot lose anything that matters, and tests run several times faster. Everything else is PostgreSQL's default.
+# Without --durable the cluster runs with fsync, synchronous_commit and full_page_writes off (it is thrown away, so a
+# crash cannot lose anything that matters, and tests run several times faster) and deadlock_timeout at 100 ms.
+# Everything else is PostgreSQL's default.
 # The server listens on 127.0.0.1 only (and a Unix socket inside DIR), with trust authentication for user `postgres`.
 # initdb refuses to run as root, so as root the cluster runs as the `postgres` system user (created when missing).
 set -euo pipefail
@@ -104,7 +105,8 @@ start() {
 
   local settings=(-c listen_addresses=127.0.0.1 -c "unix_socket_directories=$dir" -c max_connections=300)
   if [ "$durable" = 0 ]; then
-    settings+=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+    # A short deadlock_timeout lets tests that provoke deadlocks (and the storage's retries) finish quickly.
+    settings+=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c deadlock_timeout=100ms)
   fi
 
   local attempt port

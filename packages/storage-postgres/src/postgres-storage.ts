@@ -277,7 +277,10 @@ export class PostgresStorage implements Storage {
       const now = this.#clock.now();
       const requested = validateForkArguments(options, now);
       return this.#transaction(BEGIN_WRITE, async (tx) => {
-        const source = await this.#lockByName(tx, options.source);
+        // Rows are locked descendants first (the fork's name, then its source), as delete and clean-up do, so a
+        // fork racing a delete of the same name cannot deadlock with it.
+        const target = await this.#lockByName(tx, name);
+        const source = name === options.source ? target : await this.#lockByName(tx, options.source);
         if (source === undefined) notFound(options.source);
         if (source.tombstone) {
           throw new StorageError(
@@ -301,7 +304,7 @@ export class PostgresStorage implements Storage {
         const prefix = subOffset === 0 ? [] : await this.#subOffsetPrefix(tx, source, forkOffset, subOffset);
         const local = [...prefix, ...(options.messages ?? [])];
 
-        const existing = await this.#claimName(tx, name, now);
+        const existing = await this.#claim(tx, target, name, now);
         if (existing !== undefined) {
           const fork = forkOf(existing);
           const sameLineage =
@@ -708,7 +711,16 @@ export class PostgresStorage implements Storage {
    * (an expired, unreferenced stream is removed on the way), the live row to compare with otherwise.
    */
   async #claimName(tx: Tx, name: string, now: number): Promise<StreamRow | undefined> {
-    const existing = await this.#lockByName(tx, name);
+    return this.#claim(tx, await this.#lockByName(tx, name), name, now);
+  }
+
+  /** {@link PostgresStorage.#claimName} for a row the transaction has already locked. */
+  async #claim(
+    tx: Tx,
+    existing: StreamRow | undefined,
+    name: string,
+    now: number,
+  ): Promise<StreamRow | undefined> {
     if (existing === undefined) return undefined;
     if (existing.tombstone) {
       throw new StorageError(

@@ -260,6 +260,37 @@ describe('two PostgresStorage instances over one database', () => {
     sub.unsubscribe();
   });
 
+  it('a fork racing a delete of the same name on the other instance: both succeed, state stays consistent', async () => {
+    const [a, b] = await pair();
+    await a.createStream('parent', { contentType: T, messages: [enc('p')] });
+    for (let i = 0; i < 30; i++) {
+      await b.createFork('child', { source: 'parent' }).catch(() => {});
+      const [deleted, forked] = await Promise.all([
+        a.delete('child'),
+        b.createFork('child', { source: 'parent' }),
+      ]);
+      expect(deleted.softDeleted).toBe(false);
+      // Either the fork saw the old child (same lineage: idempotent) before the delete, or it created a new one after.
+      const exists = await a.exists('child');
+      expect(exists).toBe(forked.created);
+      expect((await a.head('parent')).totalBytes).toBe(1);
+    }
+  });
+
+  it('crossed forks that deadlock in PostgreSQL are retried and answer by the contract', async () => {
+    const [a, b] = await pair();
+    await a.createStream('x', { contentType: T });
+    await b.createStream('y', { contentType: T });
+    for (let i = 0; i < 10; i++) {
+      // fork x←y locks x then y; fork y←x locks y then x: PostgreSQL may abort one as a deadlock victim.
+      const outcomes = await Promise.all([
+        code(a.createFork('x', { source: 'y' })),
+        code(b.createFork('y', { source: 'x' })),
+      ]);
+      expect(outcomes).toEqual(['CONFIG_MISMATCH', 'CONFIG_MISMATCH']);
+    }
+  });
+
   it('forks and soft deletes made on one instance are seen by the other', async () => {
     const [a, b] = await pair();
     await a.createStream('src', { contentType: T, messages: [enc('1'), enc('2')] });
