@@ -81,7 +81,7 @@ export async function startServer(
     if (!(declared > config.maxBodyBytes)) res.writeContinue();
     app(req, res);
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket) => {
     logger.debug({ err: err.message, code: err.code }, 'client error');
     if (socket.writable && !socket.destroyed) {
       const refusal =
@@ -91,11 +91,15 @@ export async function startServer(
             ? new HttpError('HEADERS_TOO_LARGE', 'the request line and headers are too large')
             : new HttpError('MALFORMED_REQUEST', 'the request is not valid HTTP/1.1');
       const { status, problem } = problemFor(refusal);
-      const body = JSON.stringify(problem);
-      // Node's own refusals (malformed requests, timeouts) are problem documents with the security headers too.
+      // Node's own refusals (malformed requests, timeouts) carry the security headers too, and a problem document
+      // when the request is known not to be a HEAD (whose response must not have a body): that is, when the bytes
+      // the parser choked on still begin with the request line.
+      const method = /^([A-Z]+) /.exec(err.rawPacket?.subarray(0, 16).toString('latin1') ?? '')?.[1];
+      const body = method !== undefined && method !== 'HEAD' ? JSON.stringify(problem) : '';
       socket.end(
-        `HTTP/1.1 ${status} ${problem.title}\r\nContent-Type: application/problem+json\r\nCache-Control: no-store\r\n` +
-          'X-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: cross-origin\r\n' +
+        `HTTP/1.1 ${status} ${problem.title}\r\n` +
+          (body ? 'Content-Type: application/problem+json\r\n' : '') +
+          'Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: cross-origin\r\n' +
           `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     } else {

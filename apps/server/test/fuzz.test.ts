@@ -366,9 +366,11 @@ function send(agent: Agent, port: number, r: FuzzRequest): Promise<Outcome> {
       req.destroy();
       reject(new Error(`hang: ${m} ${r.path}${r.query} did not finish within ${HANG_MS} ms`));
     }, HANG_MS);
-    req.on('error', (err) => {
+    req.on('error', (err: Error & { rawPacket?: Buffer }) => {
       clearTimeout(timer);
-      reject(err);
+      const raw =
+        err.rawPacket === undefined ? '' : ` (received ${JSON.stringify(err.rawPacket.toString('latin1'))})`;
+      reject(new Error(`${m} ${r.path.slice(0, 120)}${r.query.slice(0, 80)}: ${err.message}${raw}`));
     });
     req.end(r.body.length > 0 ? r.body : undefined);
   });
@@ -379,7 +381,9 @@ function checkOutcome(r: FuzzRequest, o: Outcome): void {
   const shown = Object.entries(r.headers).map(([k, v]) => `${k}: ${JSON.stringify(String(v).slice(0, 40))}`);
   const what = `${r.method} ${r.path.slice(0, 120)}${r.query.slice(0, 80)} [${shown.join(', ')}] (${r.body.length} B) → ${o.status}`;
   if (o.status >= 500) throw new Error(`5xx: ${what} ${o.body.toString('utf8').slice(0, 300)}`);
-  if (o.status >= 400 && r.method !== 'HEAD') {
+  // Node's parser refusals (431 for an oversized head, 400) are bare when the server cannot tell the method any more.
+  const bareRefusal = (o.status === 431 || o.status === 400) && o.body.length === 0;
+  if (o.status >= 400 && r.method !== 'HEAD' && !bareRefusal) {
     expect(o.contentType, what).toBe('application/problem+json');
     const p = JSON.parse(o.body.toString('utf8')) as { status: number; code: string };
     expect(p.status, what).toBe(o.status);
