@@ -510,7 +510,13 @@ export class PostgresStorage implements Storage {
       const id = row.id;
       if (!this.#notifier.add(id, listener)) {
         // The stream was removed between the lookup and the registration: give the last hint now.
-        queueMicrotask(listener);
+        queueMicrotask(() => {
+          try {
+            listener();
+          } catch (err) {
+            process.emitWarning(`a stream listener threw: ${String(err)}`);
+          }
+        });
         return { unsubscribe: () => {} };
       }
       return { unsubscribe: () => this.#notifier.remove(id, listener) };
