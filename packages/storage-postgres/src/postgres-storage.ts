@@ -259,7 +259,7 @@ export class PostgresStorage implements Storage {
         }
         const id = await this.#insertStream(tx, name, config, now, messages, null);
         await this.#checkLimits(tx, messages, 0);
-        this.#insertMessages(tx, id, 0, 0, messages);
+        await this.#insertMessages(tx, id, 0, 0, messages);
         const bytes = batchBytes(messages);
         tx.addUsage(id, bytes);
         return {
@@ -328,7 +328,7 @@ export class PostgresStorage implements Storage {
           base,
         });
         await this.#checkLimits(tx, local, 0);
-        this.#insertMessages(tx, id, base.seq, base.bytes, local);
+        await this.#insertMessages(tx, id, base.seq, base.bytes, local);
         tx.write(`UPDATE ${this.#s}.streams SET ref_count = ref_count + 1 WHERE id = ${tx.param(source.id)}`);
         const bytes = batchBytes(local);
         tx.addUsage(id, bytes);
@@ -403,7 +403,7 @@ export class PostgresStorage implements Storage {
         const { messages } = request;
         await this.#checkLimits(tx, messages, row.total_bytes);
         const bytes = batchBytes(messages);
-        this.#insertMessages(tx, row.id, tailSeq(row), tailBytes(row), messages);
+        await this.#insertMessages(tx, row.id, tailSeq(row), tailBytes(row), messages);
         const p = (v: unknown) => tx.param(v);
         tx.write(
           `UPDATE ${this.#s}.streams SET message_count = message_count + ${p(messages.length)}, ` +
@@ -787,31 +787,45 @@ export class PostgresStorage implements Storage {
     return rows[0]!.id;
   }
 
-  /** Queues the inserts of `messages` at consecutive offsets from `(seq, bytes)`; huge batches go out at once. */
-  #insertMessages(tx: Tx, id: number, seq: number, bytes: number, messages: readonly Uint8Array[]): void {
-    if (messages.length === 0) return;
+  /**
+   * Inserts `messages` at consecutive offsets from `(seq, bytes)`. The last chunk is queued for the final statement;
+   * earlier chunks of a large batch are sent at once, so no statement exceeds the row, byte or parameter limits.
+   */
+  async #insertMessages(
+    tx: Tx,
+    id: number,
+    seq: number,
+    bytes: number,
+    messages: readonly Uint8Array[],
+  ): Promise<void> {
     let i = 0;
     let nextSeq = seq;
     let nextBytes = bytes;
     while (i < messages.length) {
+      const start = i;
       let chunkBytes = 0;
-      const rows: string[] = [];
-      const streamId = tx.param(id);
       while (
         i < messages.length &&
-        rows.length < INSERT_ROWS &&
-        (rows.length === 0 || chunkBytes + messages[i]!.byteLength <= INSERT_BYTES)
+        i - start < INSERT_ROWS &&
+        (i === start || chunkBytes + messages[i]!.byteLength <= INSERT_BYTES)
       ) {
-        const message = messages[i]!;
-        rows.push(`(${streamId}, ${tx.param(nextSeq)}, ${tx.param(nextBytes)}, ${tx.param(message)})`);
-        chunkBytes += message.byteLength;
-        nextSeq += 1;
-        nextBytes += message.byteLength;
+        chunkBytes += messages[i]!.byteLength;
         i++;
       }
-      tx.write(
-        `INSERT INTO ${this.#s}.messages (stream_id, seq, byte_offset, data) VALUES ${rows.join(', ')}`,
-      );
+      const last = i === messages.length;
+      const params: unknown[] = [];
+      const param = last ? (v: unknown) => tx.param(v) : (v: unknown) => `$${params.push(v)}`;
+      const streamId = param(id);
+      const rows: string[] = [];
+      for (let k = start; k < i; k++) {
+        const message = messages[k]!;
+        rows.push(`(${streamId}, ${param(nextSeq)}, ${param(nextBytes)}, ${param(message)})`);
+        nextSeq += 1;
+        nextBytes += message.byteLength;
+      }
+      const sql = `INSERT INTO ${this.#s}.messages (stream_id, seq, byte_offset, data) VALUES ${rows.join(', ')}`;
+      if (last) tx.write(sql);
+      else await tx.query(sql, params);
     }
   }
 

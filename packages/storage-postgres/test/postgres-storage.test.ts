@@ -94,13 +94,24 @@ describe('large streams and batches', () => {
   it('allocates offsets for a batch larger than one insert statement', async () => {
     const s = await open();
     await s.createStream('big', { contentType: T });
-    const batch = Array.from({ length: 2_500 }, (_, i) => enc(String(i)));
+    // 30 000 messages: more rows than one statement may carry parameters for (65 535).
+    const batch = Array.from({ length: 30_000 }, (_, i) => enc(String(i)));
     const result = await s.append('big', { messages: batch, contentType: T });
     const bytes = batch.reduce((n, m) => n + m.byteLength, 0);
-    expect(result).toMatchObject({ startOffset: formatOffset(0, 0), nextOffset: formatOffset(2_500, bytes) });
+    expect(result).toMatchObject({
+      startOffset: formatOffset(0, 0),
+      nextOffset: formatOffset(30_000, bytes),
+    });
     const read = await s.read('big', formatOffset(1_000, 0));
-    expect(read.messages.length).toBe(1_500);
-    expect(dec(read.messages[0]!)).toBe('1000');
+    expect(read.messages.length).toBe(29_000);
+    expect(read.messages.map(dec)).toEqual(batch.slice(1_000).map(dec));
+    // A rejected large batch writes nothing.
+    await s.closeStream('big');
+    await s.createStream('big2', { contentType: T, messages: [enc('x')] });
+    expect(await code(s.append('big2', { messages: batch, contentType: 'application/json' }))).toBe(
+      'CONTENT_TYPE_MISMATCH',
+    );
+    expect((await s.head('big2')).messageCount).toBe(1);
   });
 
   it('budgeted reads page through many messages and across fork segments without loss or repeats', async () => {
