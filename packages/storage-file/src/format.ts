@@ -257,7 +257,7 @@ export function decodeBody(b: Buffer, start: number, end: number, base: number, 
   if (type !== RECORD_COMMIT || end - start < 8) return false;
   const flags = b[start + 1]!;
   if ((flags & ~KNOWN_FLAGS) !== 0) return false;
-  const count = b.readUInt32LE(start + 4);
+  const count = (b[start + 4]! | (b[start + 5]! << 8) | (b[start + 6]! << 16)) + b[start + 7]! * 0x1000000;
   let r = start + 8;
   let updatedAt: number | null = null;
   let expiresAt: number | null = null;
@@ -295,7 +295,7 @@ export function decodeBody(b: Buffer, start: number, end: number, base: number, 
   }
   for (let i = 0; i < count; i++) {
     if (r + 4 > end) return false;
-    const n = b[r]! | (b[r + 1]! << 8) | (b[r + 2]! << 16) | (b[r + 3]! * 0x1000000);
+    const n = (b[r]! | (b[r + 1]! << 8) | (b[r + 2]! << 16)) + b[r + 3]! * 0x1000000;
     r += 4;
     if (r + n > end) return false;
     sink.message(base + r, n);

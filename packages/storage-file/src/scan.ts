@@ -6,6 +6,10 @@ const WINDOW = 8 * 1024 * 1024;
 /** CRC work spent looking for valid records after a bad one before giving up (and calling it corruption). */
 const RESYNC_BUDGET = 256 * 1024 * 1024;
 
+function u32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
+}
+
 export type ScanResult =
   | { readonly kind: 'ok'; readonly end: number }
   /**
@@ -92,14 +96,14 @@ export async function scanLog(
     // The fast path stays synchronous: only a record crossing the window's end waits for a refill.
     if (p < winStart || p + RECORD_HEADER_SIZE > winStart + winLen) await ensure(p, RECORD_HEADER_SIZE);
     let o = p - winStart;
-    const len = buf.readUInt32LE(o + 4);
+    const len = u32(buf, o + 4);
     const recEnd = p + RECORD_HEADER_SIZE + len;
     if (len < 1 || recEnd > size) return classify(p, 'record length runs past the end of the log');
     if (recEnd > winStart + winLen) {
       await ensure(p, RECORD_HEADER_SIZE + len);
       o = p - winStart;
     }
-    if (crc32Range(buf, o + 4, o + RECORD_HEADER_SIZE + len, salt) !== buf.readUInt32LE(o)) {
+    if (crc32Range(buf, o + 4, o + RECORD_HEADER_SIZE + len, salt) !== u32(buf, o)) {
       return classify(p, `checksum mismatch in the record at byte ${p}`);
     }
     if (!decodeBody(buf, o + RECORD_HEADER_SIZE, o + RECORD_HEADER_SIZE + len, winStart, cb)) {
