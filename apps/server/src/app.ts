@@ -36,6 +36,12 @@ export interface AppOptions {
   /** Most long-poll and SSE requests open at once; one more gets 503 with `Retry-After`. @default 1000 */
   readonly maxLiveReads?: number | undefined;
   /**
+   * Most long-poll and SSE requests one client address may hold open; one more gets 429 with `Retry-After`. Behind a
+   * proxy every client has the proxy's address, so leave it off there and limit per client in the proxy.
+   * @default undefined (no per-client limit)
+   */
+  readonly maxLiveReadsPerClient?: number | undefined;
+  /**
    * Most requests inside their storage calls at once (taken after the body has arrived; live reads give it back while
    * they wait); one more gets 503 with `Retry-After`. @default 64
    */
@@ -69,6 +75,7 @@ export interface AppConfig {
   readonly maxHeaderBytes: number;
   readonly maxStreams: number | undefined;
   readonly maxLiveReads: number;
+  readonly maxLiveReadsPerClient: number | undefined;
   readonly maxInFlight: number;
   readonly sseKeepAliveMs: number;
   readonly sseReconnectMs: number;
@@ -169,6 +176,10 @@ export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>
         ? undefined
         : positive('maxStreams', options.maxStreams, DEFAULT_MAX_STREAMS),
     maxLiveReads: positive('maxLiveReads', options.maxLiveReads, DEFAULT_MAX_LIVE_READS),
+    maxLiveReadsPerClient:
+      options.maxLiveReadsPerClient === undefined
+        ? undefined
+        : positive('maxLiveReadsPerClient', options.maxLiveReadsPerClient, 0),
     maxInFlight: Math.max(1, positive('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT)),
     sseKeepAliveMs: Math.max(10, positive('sseKeepAliveMs', options.sseKeepAliveMs, 15_000)),
     sseReconnectMs: positive('sseReconnectMs', options.sseReconnectMs, 60_000),
@@ -300,7 +311,10 @@ export function createApp(options: AppOptions): StreamkeepApp {
     }
   };
 
-  const trackLive = (waiter: LiveWaiter): (() => void) => {
+  /** Open live reads per client address (only kept when there is a per-client limit). */
+  const liveByClient = new Map<string, number>();
+  const perClient = config.maxLiveReadsPerClient;
+  const trackLive = (waiter: LiveWaiter, client: string): (() => void) => {
     if (live.size >= config.maxLiveReads) {
       throw new HttpError(
         'TOO_MANY_LIVE_READS',
@@ -310,9 +324,27 @@ export function createApp(options: AppOptions): StreamkeepApp {
         },
       );
     }
+    if (perClient !== undefined) {
+      const n = liveByClient.get(client) ?? 0;
+      if (n >= perClient) {
+        throw new HttpError('TOO_MANY_CLIENT_LIVE_READS', `this client has ${perClient} live reads open`, {
+          'Retry-After': '1',
+        });
+      }
+      liveByClient.set(client, n + 1);
+    }
     if (shuttingDown) waiter.end('shutdown');
     live.add(waiter);
-    return () => live.delete(waiter);
+    let tracked = true;
+    return () => {
+      if (!tracked) return;
+      tracked = false;
+      live.delete(waiter);
+      if (perClient === undefined) return;
+      const n = (liveByClient.get(client) ?? 1) - 1;
+      if (n > 0) liveByClient.set(client, n);
+      else liveByClient.delete(client);
+    };
   };
 
   const logRequests = logger.isLevelEnabled('debug');
@@ -423,7 +455,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
       name,
       instance,
       query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
-      trackLive,
+      trackLive: (waiter) => trackLive(waiter, req.socket.remoteAddress ?? ''),
       admit,
       streams: streams!,
       deletes,

@@ -29,6 +29,8 @@ export interface ServerConfig {
   /** Most streams; `undefined` = unlimited. */
   readonly maxStreams: number | undefined;
   readonly maxLiveReads: number;
+  /** Live reads per client address; `undefined` = no per-client limit. */
+  readonly maxLiveReadsPerClient: number | undefined;
   readonly maxInFlight: number;
   readonly sseKeepAliveMs: number;
   readonly sseReconnectMs: number;
@@ -56,6 +58,7 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
   maxStreams: DEFAULT_MAX_STREAMS,
   maxLiveReads: DEFAULT_MAX_LIVE_READS,
+  maxLiveReadsPerClient: undefined,
   maxInFlight: DEFAULT_MAX_IN_FLIGHT,
   sseKeepAliveMs: 15_000,
   sseReconnectMs: 60_000,
@@ -235,8 +238,12 @@ export const SETTINGS: readonly Setting[] = [
     key: 'maxHeaderBytes',
     flags: '--max-header-bytes <bytes>',
     env: 'STREAMKEEP_MAX_HEADER_BYTES',
-    help: 'largest request line + headers; larger ones get 431',
-    parse: parseBytes,
+    help: 'largest request line + headers (at least 1k); larger ones get 431',
+    parse: (raw) => {
+      const n = parseBytes(raw);
+      if (n < 1024) throw new InvalidArgumentError(`expected at least 1k, got ${JSON.stringify(raw)}`);
+      return n;
+    },
   },
   {
     key: 'maxStreams',
@@ -251,6 +258,13 @@ export const SETTINGS: readonly Setting[] = [
     env: 'STREAMKEEP_MAX_LIVE_READS',
     help: 'most long-poll + SSE requests open at once; one more gets 503 with Retry-After',
     parse: integer(0),
+  },
+  {
+    key: 'maxLiveReadsPerClient',
+    flags: '--max-live-reads-per-client <count>',
+    env: 'STREAMKEEP_MAX_LIVE_READS_PER_CLIENT',
+    help: 'most long-poll + SSE requests one client address holds open; one more gets 429 (0 = unlimited; leave off behind a proxy)',
+    parse: optionalCount,
   },
   {
     key: 'maxInFlight',

@@ -73,6 +73,8 @@ export const HTTP_ERROR_STATUS = {
   OVERLOADED: 503,
   /** Load shedding: the server holds its maximum of long-poll and SSE connections (`Retry-After`). */
   TOO_MANY_LIVE_READS: 503,
+  /** Rate limiting (§12.5): this client address holds its maximum of live reads (`Retry-After`). */
+  TOO_MANY_CLIENT_LIVE_READS: 429,
   /** The server holds its maximum number of streams; a create waits for a delete or an expiry. */
   TOO_MANY_STREAMS: 507,
   /** An unexpected failure; details are logged, not sent. */

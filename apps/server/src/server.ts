@@ -55,6 +55,7 @@ export async function startServer(
     maxHeaderBytes: config.maxHeaderBytes,
     maxStreams: config.maxStreams,
     maxLiveReads: config.maxLiveReads,
+    maxLiveReadsPerClient: config.maxLiveReadsPerClient,
     maxInFlight: config.maxInFlight,
     sseKeepAliveMs: config.sseKeepAliveMs,
     sseReconnectMs: config.sseReconnectMs,

@@ -244,6 +244,51 @@ describe('live read limit (--max-live-reads)', () => {
   });
 });
 
+/** A long-poll from a chosen loopback source address; resolves with the status once answered. */
+function longPollFrom(url: string, localAddress: string): Promise<{ status: number; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { localAddress }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode!,
+          ...(res.headers['retry-after'] === undefined ? {} : { retryAfter: res.headers['retry-after'] }),
+        }),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('per-client live read limit (--max-live-reads-per-client)', () => {
+  it('holds exactly the limit per client address; one more from that client is 429, other clients are served', async () => {
+    const server = await startTestServer('memory', { maxLiveReadsPerClient: 2, longPollTimeoutMs: 10_000 });
+    await server.storage;
+    try {
+      const url = `${server.url}/v1/stream/per-client`;
+      expect((await put(url)).status).toBe(201);
+      const tail = `${url}?offset=now&live=long-poll`;
+      const mine = [longPollFrom(tail, '127.0.0.1'), longPollFrom(tail, '127.0.0.1')];
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await longPollFrom(tail, '127.0.0.1')).toEqual({ status: 429, retryAfter: '1' });
+      // Another client address (Linux routes all of 127/8 to loopback) still gets its live reads.
+      const theirs = [longPollFrom(tail, '127.0.0.2'), longPollFrom(tail, '127.0.0.2')];
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await longPollFrom(tail, '127.0.0.2')).toMatchObject({ status: 429 });
+      await fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'x' });
+      for (const p of [...mine, ...theirs]) expect((await p).status).toBe(200);
+      // Answered long-polls free their slots.
+      const again = longPollFrom(tail, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 50));
+      await fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'y' });
+      expect((await again).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 /** A memory backend whose appends wait until released, so requests can be held inside storage. */
 class GatedStorage extends MemoryStorage {
   private gate: Promise<void> | undefined;

@@ -158,8 +158,10 @@ describe('limit settings', () => {
       maxHeaderBytes: 16 * 1024,
       maxStreams: 100_000,
       maxLiveReads: 1_000,
+      maxLiveReadsPerClient: undefined,
       maxInFlight: 64,
     });
+    expect(parseServerConfig(['--max-live-reads-per-client', '5'], {}).maxLiveReadsPerClient).toBe(5);
     const env = {
       STREAMKEEP_MAX_HEADER_BYTES: '8k',
       STREAMKEEP_MAX_STREAMS: '50',
@@ -180,6 +182,7 @@ describe('limit settings', () => {
       cmd.configureOutput({ writeErr: () => {}, writeOut: () => {} });
     };
     expect(() => parseServerConfig(['--max-in-flight', '0'], {}, quiet)).toThrow(/--max-in-flight/);
+    expect(() => parseServerConfig(['--max-header-bytes', '100'], {}, quiet)).toThrow(/at least 1k/);
     expect(() => parseServerConfig([], { STREAMKEEP_MAX_STREAMS: 'many' }, quiet)).toThrow(
       /STREAMKEEP_MAX_STREAMS/,
     );
