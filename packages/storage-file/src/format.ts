@@ -228,6 +228,18 @@ export class GroupEncoder {
   }
 }
 
+/**
+ * A cheap structural test of a record start (`b[o]` is its crc field, `len` its body length), used to look for good
+ * records after a bad one without checksumming every byte position: every record written passes it, random bytes
+ * almost never (type, flags and the zero reserved field must all fit).
+ */
+export function plausibleRecord(b: Uint8Array, o: number, len: number): boolean {
+  const type = b[o + 8];
+  if (b[o + 10] !== 0 || b[o + 11] !== 0) return false;
+  if (type === RECORD_TOUCH) return len === 12 && b[o + 9] === 0;
+  return type === RECORD_COMMIT && len >= 8 && (b[o + 9]! & ~KNOWN_FLAGS) === 0;
+}
+
 /** Receives the content of verified records during a scan. Payloads are reported by position, never copied. */
 export interface RecordSink {
   message(position: number, length: number): void;

@@ -1,5 +1,11 @@
 import { crc32Range } from './crc.js';
-import { decodeBody, LOG_HEADER_SIZE, RECORD_HEADER_SIZE, type RecordSink } from './format.js';
+import {
+  decodeBody,
+  LOG_HEADER_SIZE,
+  plausibleRecord,
+  RECORD_HEADER_SIZE,
+  type RecordSink,
+} from './format.js';
 import type { FileHandleLike } from './fs.js';
 
 const WINDOW = 8 * 1024 * 1024;
@@ -76,9 +82,12 @@ export async function scanLog(
   const classify = async (at: number, reason: string): Promise<ScanResult> => {
     let budget = RESYNC_BUDGET;
     for (let q = at + 1; q + RECORD_HEADER_SIZE < size; q++) {
-      await ensure(q, RECORD_HEADER_SIZE);
-      const len = buf.readUInt32LE(q - winStart + 4);
-      if (len < 1 || q + RECORD_HEADER_SIZE + len > size) continue;
+      if (q + RECORD_HEADER_SIZE + 4 > size) break;
+      if (q < winStart || q + RECORD_HEADER_SIZE + 4 > winStart + winLen)
+        await ensure(q, RECORD_HEADER_SIZE + 4);
+      const o = q - winStart;
+      const len = u32(buf, o + 4);
+      if (len < 4 || q + RECORD_HEADER_SIZE + len > size || !plausibleRecord(buf, o, len)) continue;
       budget -= len;
       if (budget < 0) return { kind: 'corrupt', at, reason: `${reason}; the rest could not be verified` };
       if (await validAt(q)) {

@@ -102,7 +102,18 @@ describe('torn tails', () => {
   });
 
   it('drops zero-filled or random garbage after the last record', async () => {
-    for (const junk of [Buffer.alloc(4096), Buffer.from('\u0005\u0000\u0000\u0000garbage-after-the-end')]) {
+    // A large random tail too: the partial record of a big torn write of incompressible payloads looks like this.
+    const random = Buffer.alloc(4 << 20);
+    let x = 12345;
+    for (let i = 0; i < random.length; i += 4) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      random.writeUInt32LE(x, i);
+    }
+    for (const junk of [
+      Buffer.alloc(4096),
+      Buffer.from('\u0005\u0000\u0000\u0000garbage-after-the-end'),
+      random,
+    ]) {
       const root = await tempDir();
       await cp(base, root, { recursive: true });
       await writeFile(logOf(root, 's'), junk, { flag: 'a' });
