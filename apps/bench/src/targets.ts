@@ -94,6 +94,7 @@ const ADMISSION_ENV = {
   STREAMKEEP_MAX_IN_FLIGHT: '100000',
   STREAMKEEP_MAX_LIVE_READS: '100000',
   STREAMKEEP_MAX_STREAMS: '0',
+  STREAMKEEP_MAX_LIVE_READS_PER_CLIENT: '0',
 };
 
 export async function startTarget(spec: TargetSpec, options: StartOptions): Promise<RunningTarget> {
