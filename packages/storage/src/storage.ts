@@ -63,7 +63,9 @@ export interface Storage {
    * - a root stream (not a fork) with an *equal* config whose current closure equals `options.closed` (see
    *   {@link StreamConfig}) → `created: false` with its current tail and closed flag; the messages of this call are
    *   ignored and nothing is written;
-   * - an expired stream → it is replaced by the new one, unless forks still reference it (`PATH_BLOCKED`).
+   * - an expired stream → it is replaced by the new one, unless forks still reference it (`PATH_BLOCKED`); the byte
+   *   limits are checked as if the expired stream's own bytes were already released, and it is removed only when the
+   *   create succeeds.
    *
    * @throws StorageError `CONFIG_MISMATCH` when the name exists with a different config; `PATH_BLOCKED` when it is a
    *   tombstone or an expired stream with forks; `INVALID_CONTENT_TYPE`, `INVALID_TTL`, `CONFLICTING_EXPIRY`,
@@ -181,9 +183,11 @@ export interface Storage {
   delete(name: string): Promise<DeleteResult>;
 
   /**
-   * Registers `listener` for wake-up hints on a visible stream: it is called, synchronously and after the change is
-   * visible to reads, after every commit that changes what a read returns (append, close, producer append) and once
-   * when the stream is removed. Hints carry no data and may be coalesced; a listener must not throw.
+   * Registers `listener` for wake-up hints on a visible stream: it is called after every commit that changes what a
+   * read returns (append, close, producer append) and once when the stream is removed — for commits made through this
+   * instance synchronously, once the change is visible to reads; for commits made by other instances sharing the store
+   * (`multiInstance`), as soon as this instance learns of them. Hints carry no data and may be coalesced; a listener
+   * must not throw.
    *
    * @remarks
    * Subscribe *before* reading: any commit that a read started after `subscribe` resolved did not see is followed by
