@@ -11,19 +11,23 @@ const storage = await FileStorage.open({ rootDir, syncOnAppend: true, journal })
 for (const name of STREAMS) await storage.createStream(name, { contentType: 'text/plain' });
 say({ kind: 'ready' });
 
-// Metadata operations: a stream per round, a fork of it, and deleting the one from two rounds ago.
+// Metadata operations: a stream per round, a fork of it, and deleting those from two rounds ago and before.
 const meta = (async () => {
   const name = `round-${round}`;
   await storage.createStream(name, { contentType: 'text/plain', messages: [enc(`r${round}`)] });
   say({ kind: 'created', name });
   await storage.createFork(`${name}-fork`, { source: name });
   say({ kind: 'created', name: `${name}-fork` });
-  for (const old of [`round-${round - 2}-fork`, `round-${round - 2}`]) {
-    try {
-      await storage.delete(old);
+  // Deletes of every older round, so that one cut short by a kill is retried; NOT_FOUND confirms absence too.
+  for (let k = 0; k <= round - 2; k++) {
+    for (const old of [`round-${k}-fork`, `round-${k}`]) {
+      say({ kind: 'deleting', name: old });
+      try {
+        await storage.delete(old);
+      } catch (err) {
+        if (err.code !== 'NOT_FOUND') throw err;
+      }
       say({ kind: 'deleted', name: old });
-    } catch (err) {
-      if (err.code !== 'NOT_FOUND') throw err;
     }
   }
 })();
