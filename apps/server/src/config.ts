@@ -14,9 +14,13 @@ import {
 export interface ServerConfig {
   readonly host: string;
   readonly port: number;
-  readonly storage: 'memory' | 'file';
+  readonly storage: 'memory' | 'file' | 'postgres';
   readonly dataDir: string;
   readonly syncOnAppend: boolean;
+  /** Connection URL of the postgres backend; required with `storage: 'postgres'`. */
+  readonly postgresUrl: string | undefined;
+  readonly postgresSchema: string;
+  readonly postgresPoolMax: number;
   readonly longPollTimeoutMs: number;
   readonly basePath: string;
   readonly maxBodyBytes: number;
@@ -49,6 +53,9 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   storage: 'file',
   dataDir: './data',
   syncOnAppend: true,
+  postgresUrl: undefined,
+  postgresSchema: 'streamkeep',
+  postgresPoolMax: 10,
   longPollTimeoutMs: DEFAULT_LONG_POLL_TIMEOUT_MS,
   basePath: DEFAULT_BASE_PATH,
   maxBodyBytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
@@ -80,6 +87,8 @@ interface Setting {
   readonly parse: (raw: string) => unknown;
   /** A boolean with a `--no-` twin. */
   readonly negatable?: boolean;
+  /** How `--help` shows the default, when the value itself would mislead. */
+  readonly defaultText?: string;
 }
 
 function integer(min: number) {
@@ -147,6 +156,32 @@ function origins(raw: string): '*' | string[] {
   return list;
 }
 
+/** A `postgres://` or `postgresql://` URL; the message never repeats it, since it may hold a password. */
+function postgresUrl(raw: string): string {
+  const t = raw.trim();
+  let url: URL | undefined;
+  try {
+    url = new URL(t);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')) {
+    throw new InvalidArgumentError('expected a URL such as postgresql://user:password@host:5432/database');
+  }
+  return t;
+}
+
+/** The identifiers `PostgresStorage` accepts as a schema name, checked here so a typo is a flag error, not a crash. */
+function postgresSchema(raw: string): string {
+  const t = raw.trim();
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(t) || /^pg_/i.test(t)) {
+    throw new InvalidArgumentError(
+      `expected a plain identifier (letters, digits, _; not starting with a digit or pg_; at most 63 characters), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return t;
+}
+
 function basePath(raw: string): string {
   const t = raw.trim();
   if (!t.startsWith('/') || /[?#\s]/.test(t)) {
@@ -174,8 +209,8 @@ export const SETTINGS: readonly Setting[] = [
     key: 'storage',
     flags: '--storage <backend>',
     env: 'STREAMKEEP_STORAGE',
-    help: 'storage backend: memory or file',
-    parse: oneOf('memory', 'file'),
+    help: 'storage backend: memory, file or postgres',
+    parse: oneOf('memory', 'file', 'postgres'),
   },
   {
     key: 'dataDir',
@@ -191,6 +226,28 @@ export const SETTINGS: readonly Setting[] = [
     help: 'fsync every commit before acknowledging it (file backend); --no-sync-on-append to turn off',
     parse: parseBoolean,
     negatable: true,
+  },
+  {
+    key: 'postgresUrl',
+    flags: '--postgres-url <url>',
+    env: 'STREAMKEEP_POSTGRES_URL',
+    help: 'PostgreSQL connection URL of the postgres backend (falls back to DATABASE_URL)',
+    parse: postgresUrl,
+    defaultText: '$DATABASE_URL, else none',
+  },
+  {
+    key: 'postgresSchema',
+    flags: '--postgres-schema <name>',
+    env: 'STREAMKEEP_POSTGRES_SCHEMA',
+    help: "schema holding the postgres backend's tables; every instance serving the same streams uses the same one",
+    parse: postgresSchema,
+  },
+  {
+    key: 'postgresPoolMax',
+    flags: '--postgres-pool-max <count>',
+    env: 'STREAMKEEP_POSTGRES_POOL_MAX',
+    help: 'most pooled PostgreSQL connections per instance (plus one for LISTEN)',
+    parse: integer(1),
   },
   {
     key: 'longPollTimeoutMs',
@@ -355,7 +412,10 @@ export function buildCommand(): Command {
     .allowExcessArguments(false);
   for (const s of SETTINGS) {
     const def = DEFAULT_SERVER_CONFIG[s.key];
-    const opt = new Option(s.flags, `${s.help} [env ${s.env}] (default: ${describeDefault(def)})`);
+    const opt = new Option(
+      s.flags,
+      `${s.help} [env ${s.env}] (default: ${s.defaultText ?? describeDefault(def)})`,
+    );
     cmd.addOption(opt);
     if (s.negatable) {
       const name = s.flags.slice(2);
@@ -402,6 +462,22 @@ export function parseServerConfig(
     } catch (err) {
       throw new InvalidArgumentError(`${s.flags.split(' ')[0]}: ${(err as Error).message}`);
     }
+  }
+  if (out.postgresUrl === undefined) {
+    const fallback = env.DATABASE_URL;
+    if (fallback !== undefined && fallback !== '') {
+      try {
+        out.postgresUrl = postgresUrl(fallback);
+      } catch (err) {
+        if (out.storage === 'postgres')
+          throw new InvalidArgumentError(`DATABASE_URL: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (out.storage === 'postgres' && out.postgresUrl === undefined) {
+    throw new InvalidArgumentError(
+      '--storage postgres needs a connection URL: --postgres-url, STREAMKEEP_POSTGRES_URL or DATABASE_URL',
+    );
   }
   return out as unknown as ServerConfig;
 }

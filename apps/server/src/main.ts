@@ -4,6 +4,16 @@ import { pino } from 'pino';
 import { parseServerConfig, type ServerConfig } from './config.js';
 import { startServer } from './server.js';
 
+/** Where the data lives, for the `listening` log line; the postgres URL is reduced to its host and database. */
+function storageLocation(config: ServerConfig): Record<string, unknown> {
+  if (config.storage === 'file') return { dataDir: config.dataDir };
+  if (config.storage === 'postgres' && config.postgresUrl !== undefined) {
+    const url = new URL(config.postgresUrl);
+    return { postgres: `${url.host}${url.pathname}`, schema: config.postgresSchema };
+  }
+  return {};
+}
+
 async function main(): Promise<void> {
   let config: ServerConfig;
   try {
@@ -17,7 +27,12 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { service: 'streamkeep', pid: process.pid } });
   const running = await startServer(config, { logger });
   logger.info(
-    { url: running.url, basePath: config.basePath, storage: config.storage, dataDir: config.dataDir },
+    {
+      url: running.url,
+      basePath: config.basePath,
+      storage: config.storage,
+      ...storageLocation(config),
+    },
     'listening',
   );
   running.storage.then(

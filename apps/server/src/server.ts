@@ -25,10 +25,20 @@ export async function openStorage(config: ServerConfig): Promise<Storage> {
     ...(config.maxTotalBytes === undefined ? {} : { maxTotalBytes: config.maxTotalBytes }),
     ...(config.maxStreamBytes === undefined ? {} : { maxStreamBytes: config.maxStreamBytes }),
   };
-  // Loaded on demand, so a memory-only server never loads the file backend and vice versa.
+  // Loaded on demand, so a server loads only the backend it uses (and the postgres driver only when asked for).
   if (config.storage === 'memory') {
     const { MemoryStorage } = await import('@streamkeep/storage-memory');
     return new MemoryStorage(limits);
+  }
+  if (config.storage === 'postgres') {
+    if (config.postgresUrl === undefined) throw new RangeError('the postgres backend needs postgresUrl');
+    const { PostgresStorage } = await import('@streamkeep/storage-postgres');
+    return PostgresStorage.open({
+      connectionString: config.postgresUrl,
+      schema: config.postgresSchema,
+      pool: { max: config.postgresPoolMax },
+      ...limits,
+    });
   }
   const { FileStorage } = await import('@streamkeep/storage-file');
   return FileStorage.open({ rootDir: resolve(config.dataDir), syncOnAppend: config.syncOnAppend, ...limits });

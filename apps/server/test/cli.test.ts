@@ -81,6 +81,70 @@ describe('configuration', () => {
     );
     expect(() => parseServerConfig(['--bogus'], {}, quiet)).toThrow();
   });
+
+  it('configures the postgres backend: URL from the flag, STREAMKEEP_POSTGRES_URL or DATABASE_URL; schema; pool', () => {
+    expect(parseServerConfig([], {})).toMatchObject({
+      postgresUrl: undefined,
+      postgresSchema: 'streamkeep',
+      postgresPoolMax: 10,
+    });
+    const db = 'postgresql://app:secret@db.internal:5432/app';
+    expect(parseServerConfig(['--storage', 'postgres'], { DATABASE_URL: db })).toMatchObject({
+      storage: 'postgres',
+      postgresUrl: db,
+    });
+    const env = {
+      STREAMKEEP_STORAGE: 'postgres',
+      STREAMKEEP_POSTGRES_URL: 'postgres://sk@127.0.0.1:6543/streams',
+      STREAMKEEP_POSTGRES_SCHEMA: 'tenant_a',
+      STREAMKEEP_POSTGRES_POOL_MAX: '25',
+      DATABASE_URL: db,
+    };
+    expect(parseServerConfig([], env)).toMatchObject({
+      storage: 'postgres',
+      postgresUrl: 'postgres://sk@127.0.0.1:6543/streams',
+      postgresSchema: 'tenant_a',
+      postgresPoolMax: 25,
+    });
+    expect(
+      parseServerConfig(
+        ['--postgres-url', 'postgresql://x@h/d', '--postgres-schema', 'Other_1', '--postgres-pool-max', '3'],
+        env,
+      ),
+    ).toMatchObject({ postgresUrl: 'postgresql://x@h/d', postgresSchema: 'Other_1', postgresPoolMax: 3 });
+    // DATABASE_URL set for something else does not disturb the other backends.
+    expect(parseServerConfig(['--storage', 'file'], { DATABASE_URL: 'mysql://a@b/c' }).postgresUrl).toBe(
+      undefined,
+    );
+  });
+
+  it('refuses the postgres backend without a URL, and bad URLs, schemas and pool sizes', () => {
+    expect(() => parseServerConfig(['--storage', 'postgres'], {})).toThrow(
+      /--storage postgres needs a connection URL: --postgres-url, STREAMKEEP_POSTGRES_URL or DATABASE_URL/,
+    );
+    expect(() => parseServerConfig([], { STREAMKEEP_STORAGE: 'postgres', DATABASE_URL: '' })).toThrow(
+      /needs a connection URL/,
+    );
+    const bad = () =>
+      parseServerConfig(['--storage', 'postgres', '--postgres-url', 'http://u:hunter2@h/d'], {});
+    expect(bad).toThrow(/^--postgres-url: expected a URL such as postgresql:/);
+    expect(bad).not.toThrow(/hunter2/);
+    expect(() => parseServerConfig(['--storage', 'postgres'], { DATABASE_URL: 'mysql://a@b/c' })).toThrow(
+      /^DATABASE_URL: /,
+    );
+    for (const schema of ['1abc', 'pg_things', 'a-b', 'a.b', '"x"', '', 'x'.repeat(64)]) {
+      expect(() => parseServerConfig(['--postgres-schema', schema], {})).toThrow(
+        /--postgres-schema: expected a plain identifier/,
+      );
+    }
+    expect(parseServerConfig(['--postgres-schema', `_${'x'.repeat(62)}`], {}).postgresSchema).toHaveLength(
+      63,
+    );
+    expect(() => parseServerConfig(['--postgres-pool-max', '0'], {})).toThrow(/--postgres-pool-max: .*>= 1/);
+    expect(() => parseServerConfig([], { STREAMKEEP_POSTGRES_POOL_MAX: 'many' })).toThrow(
+      /STREAMKEEP_POSTGRES_POOL_MAX/,
+    );
+  });
 });
 
 /** The built binary, compiled into a private directory so this test never races the package's own build. */
@@ -165,7 +229,16 @@ describe('the streamkeep binary', () => {
   it('exits non-zero with a message on a bad flag', () => {
     const out = spawnSync(process.execPath, [bin, '--storage', 'sql'], { encoding: 'utf8' });
     expect(out.status).not.toBe(0);
-    expect(out.stderr).toMatch(/memory, file/);
+    expect(out.stderr).toMatch(/memory, file, postgres/);
+  });
+
+  it('exits 2 when --storage postgres has no URL', () => {
+    const out = spawnSync(process.execPath, [bin, '--storage', 'postgres'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    });
+    expect(out.status).toBe(2);
+    expect(out.stderr).toMatch(/--storage postgres needs a connection URL/);
   });
 
   it('serves with flags from the command line and the environment, logs JSON, and stops on SIGTERM', {

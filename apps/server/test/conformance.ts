@@ -1,24 +1,35 @@
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import { afterAll, beforeAll, describe } from 'vitest';
+import type { ServerConfig } from '../src/config.js';
 import { type Backend, startTestServer } from './helpers.js';
 
 /**
  * Registers the official suite (@durable-streams/server-conformance-tests, pinned) against a server on `backend`.
  * The options object starts without a URL: the suite reads `baseUrl` lazily, and `beforeAll` fills it in.
+ * `setup` runs first and returns server settings (the postgres backend's URL); `teardown` runs after the server stops,
+ * even when `setup` or the server failed.
  */
-export function describeConformance(backend: Backend): void {
+export function describeConformance(
+  backend: Backend,
+  hooks: { setup?: () => Promise<Partial<ServerConfig>>; teardown?: () => Promise<void> } = {},
+): void {
   describe(`official conformance suite on the ${backend} backend`, () => {
     const options = { baseUrl: '', longPollTimeoutMs: 500, subscriptions: false };
     let stop: (() => Promise<void>) | undefined;
     beforeAll(async () => {
-      const server = await startTestServer(backend, { longPollTimeoutMs: 500 });
+      const settings = (await hooks.setup?.()) ?? {};
+      const server = await startTestServer(backend, { ...settings, longPollTimeoutMs: 500 });
+      stop = server.stop;
       await server.storage;
       options.baseUrl = server.url;
-      stop = server.stop;
-    });
+    }, 300_000);
     afterAll(async () => {
-      await stop?.();
-    });
+      try {
+        await stop?.();
+      } finally {
+        await hooks.teardown?.();
+      }
+    }, 60_000);
     runConformanceTests(options);
   });
 }

@@ -5,7 +5,8 @@ import type { Storage } from '@streamkeep/storage';
 import { DEFAULT_SERVER_CONFIG, type ServerConfig } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server.js';
 
-export type Backend = 'memory' | 'file';
+/** `postgres` needs `postgresUrl` (and usually a fresh `postgresSchema`) in the overrides. */
+export type Backend = 'memory' | 'file' | 'postgres';
 
 /** A server on a free port over a fresh backend (a temporary directory for the file backend). */
 export async function startTestServer(
