@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SERVER_CONFIG, parseServerConfig, SETTINGS } from '../src/config.js';
+import { compileCli } from './helpers.js';
 
 describe('configuration', () => {
   it('defaults to 127.0.0.1:4437, the file backend in ./data, fsync on, 30 s long-polls, /v1/stream', () => {
@@ -191,26 +191,7 @@ async function waitReady(url: string): Promise<void> {
 
 describe('the streamkeep binary', () => {
   beforeAll(() => {
-    const tsc = join(pkgDir, 'node_modules', 'typescript', 'bin', 'tsc');
-    spawnSync(
-      process.execPath,
-      [
-        tsc,
-        '-p',
-        'tsconfig.build.json',
-        '--outDir',
-        buildDir,
-        '--declaration',
-        'false',
-        '--declarationMap',
-        'false',
-      ],
-      {
-        cwd: pkgDir,
-        stdio: 'ignore',
-      },
-    );
-    if (!existsSync(bin)) throw new Error('could not compile the CLI');
+    compileCli(buildDir);
   }, 60_000);
   afterAll(async () => {
     await rm(buildDir, { recursive: true, force: true });

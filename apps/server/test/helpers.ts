@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Storage } from '@streamkeep/storage';
 import { DEFAULT_SERVER_CONFIG, type ServerConfig } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server.js';
@@ -36,4 +38,27 @@ export async function startTestServer(
       if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Compiles the `streamkeep` binary into `outDir` (inside the package, so that its dependencies resolve) and returns
+ * the path of `main.js`. A private directory per test file, so that no test races the package's own build.
+ */
+export function compileCli(outDir: string): string {
+  const pkgDir = resolve(import.meta.dirname, '..');
+  const tsc = join(pkgDir, 'node_modules', 'typescript', 'bin', 'tsc');
+  const args = [
+    '-p',
+    'tsconfig.build.json',
+    '--outDir',
+    outDir,
+    '--declaration',
+    'false',
+    '--declarationMap',
+    'false',
+  ];
+  spawnSync(process.execPath, [tsc, ...args], { cwd: pkgDir, stdio: 'ignore' });
+  const bin = join(outDir, 'main.js');
+  if (!existsSync(bin)) throw new Error('could not compile the CLI');
+  return bin;
 }

@@ -1,6 +1,11 @@
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server.js';
+import { compileCli } from './helpers.js';
 import { freshSchema, startCluster, type TestCluster } from './postgres-cluster.js';
 
 /**
@@ -13,6 +18,7 @@ const JSON_TYPE = 'application/json';
 
 let cluster: TestCluster | undefined;
 const servers: RunningServer[] = [];
+let schema = '';
 let a = '';
 let b = '';
 let n = 0;
@@ -21,7 +27,7 @@ const on = (base: string, url: string) => base + url.slice(url.indexOf('/v1/stre
 
 beforeAll(async () => {
   cluster = await startCluster();
-  const schema = freshSchema('multi');
+  schema = freshSchema('multi');
   for (let i = 0; i < 2; i++) {
     const config = parseServerConfig([
       '--storage',
@@ -389,5 +395,76 @@ describe('two instances over one PostgreSQL schema', () => {
     await create(url);
     expect((await fetch(on(b, url), { method: 'DELETE' })).status).toBe(204);
     expect((await fetch(url, { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it('a third instance in its own process (the built binary, configured from DATABASE_URL) joins in', {
+    timeout: 60_000,
+  }, async () => {
+    const buildDir = join(resolve(import.meta.dirname, '..'), '.multi-instance-build');
+    const bin = compileCli(buildDir);
+    // Trust authentication ignores the password: it is there to show that it never reaches the logs.
+    const withPassword = cluster!.url.replace('postgresql://postgres@', 'postgresql://postgres:hunter2@');
+    const child = spawn(process.execPath, [bin], {
+      env: {
+        PATH: process.env.PATH,
+        STREAMKEEP_STORAGE: 'postgres',
+        DATABASE_URL: withPassword,
+        STREAMKEEP_POSTGRES_SCHEMA: schema,
+        STREAMKEEP_PORT: '0',
+        STREAMKEEP_LONG_POLL_TIMEOUT: String(LONG_POLL_MS),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    let listening = '';
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      const c = await within(
+        new Promise<string>((resolveUrl) => {
+          createInterface({ input: child.stdout! }).on('line', (line) => {
+            lines.push(line);
+            const entry = JSON.parse(line) as { msg: string; url?: string };
+            if (entry.msg === 'listening') listening = entry.url ?? '';
+            if (entry.msg === 'storage open') resolveUrl(listening);
+          });
+          void exited.then((code) => resolveUrl(`exited with ${code}: ${stderr}`));
+        }),
+        20_000,
+        'the binary opening its storage',
+      );
+      expect(c).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'listening', storage: 'postgres', schema });
+
+      const url = fresh(a);
+      await create(url);
+      expect((await post(on(b, url), '{"n":0}')).status).toBe(204);
+      const tail = (await fetch(`${on(c, url)}?offset=now`)).headers.get('Stream-Next-Offset')!;
+      const waiting = fetch(`${on(c, url)}?offset=${tail}&live=long-poll`);
+      const sse = new SseReader(on(c, url));
+      await sse.until(() => sse.controls().some((x) => x.upToDate === true));
+      await sleep(300);
+      const appended = Date.now();
+      expect((await post(on(b, url), '{"n":1}')).status).toBe(204);
+      const poll = await waiting;
+      expect(poll.status).toBe(200);
+      expect(await poll.json()).toEqual([{ n: 1 }]);
+      expect(Date.now() - appended).toBeLessThan(2_000);
+      expect((await post(on(c, url), '{"n":2}', { 'Stream-Closed': 'true' })).status).toBe(204);
+      expect(await within(sse.done, 3_000, 'SSE reader on the third instance')).toBe(true);
+      expect(sse.messages()).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+      expect(await readAll(on(a, url))).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(lines.join('\n')).not.toContain('hunter2');
+      expect(stderr).not.toContain('hunter2');
+    } finally {
+      child.kill('SIGKILL');
+      await rm(buildDir, { recursive: true, force: true });
+    }
   });
 });
