@@ -167,6 +167,8 @@ class StreamEntry implements HandleOwner {
   readonly producers = new Map<string, ProducerState>();
   draining = false;
   removed = false;
+  /** Settles when the delete in progress (directory moved to trash, not yet marked removed) has finished. */
+  deleting: Promise<void> | null = null;
   touchPending = false;
   needsTruncate = false;
   fh: FileHandleLike | null = null;
@@ -425,17 +427,17 @@ export class FileStorage implements Storage {
       if (requestedOffset === undefined) forkOffset = sourceTail;
       else {
         const parsed = requestedOffset;
+        // A valid concrete offset is already canonical (fixed-width lower-case hex), and is compared as a string:
+        // its parts may exceed 2^53, where formatting a parsed value would throw.
         forkOffset =
-          parsed.kind === 'start'
-            ? formatOffset(0, 0)
-            : parsed.kind === 'now'
-              ? 'now'
-              : formatOffset(parsed.readSeq, parsed.byteOffset);
-        if (parsed.kind === 'position' && !Number.isSafeInteger(parsed.readSeq + parsed.byteOffset)) {
-          forkOffset = 'now';
-        }
+          parsed.kind === 'start' ? formatOffset(0, 0) : parsed.kind === 'now' ? 'now' : options.offset!;
       }
-      if (forkOffset === 'now' || compareOffsets(forkOffset, sourceTail) > 0) {
+      // A part above 2^53 − 1 cannot be the base of a stream (its tail could not be encoded): it lies beyond any
+      // reachable tail, even where the string order alone would let it pass (a huge byte part after a small seq).
+      const unreachable =
+        requestedOffset?.kind === 'position' &&
+        !(Number.isSafeInteger(requestedOffset.readSeq) && Number.isSafeInteger(requestedOffset.byteOffset));
+      if (forkOffset === 'now' || unreachable || compareOffsets(forkOffset, sourceTail) > 0) {
         throw new StorageError(
           'FORK_OFFSET_BEYOND_TAIL',
           `fork offset ${options.offset} lies beyond the tail ${sourceTail} of ${JSON.stringify(options.source)}`,
@@ -828,7 +830,15 @@ export class FileStorage implements Storage {
         return entry.removed;
       },
       syncLog: async () => {
-        const fh = await this.handles.acquire(entry);
+        let fh: FileHandleLike;
+        try {
+          fh = await this.handles.acquire(entry);
+        } catch (err) {
+          // A log being deleted needs no checkpoint once the delete went through.
+          if (errnoCode(err) === 'ENOENT' && entry.deleting !== null) await entry.deleting;
+          if (entry.removed) return;
+          throw err;
+        }
         try {
           await fh.datasync();
         } finally {
@@ -956,6 +966,9 @@ export class FileStorage implements Storage {
     try {
       fh = await this.handles.acquire(e);
     } catch (err) {
+      // The log vanished because the stream is being deleted: the read lost the race, so it answers as a read after
+      // the delete would.
+      if (errnoCode(err) === 'ENOENT' && e.deleting !== null) await e.deleting;
       if (e.removed) notFound(owner.name);
       throw classifyIoError(err, `reading ${JSON.stringify(e.name)}`);
     }
@@ -1233,19 +1246,39 @@ export class FileStorage implements Storage {
   private async removeEntry(entry: StreamEntry): Promise<void> {
     const trash = join(this.rootDir, TRASH_DIR, `${entry.id}.${randomUUID()}`);
     await this.exclusive(entry, async () => {
+      // Reads do not wait for the stream's queue: one that finds the log gone while it is being moved waits for
+      // `deleting` and then answers NOT_FOUND (see readRange). The entry is marked removed only once the move is
+      // durable, so nothing reports the stream gone before a crash could no longer bring it back.
+      let settle!: () => void;
+      entry.deleting = new Promise<void>((resolve) => {
+        settle = resolve;
+      });
       try {
-        await this.fs.rename(entry.dir, trash);
-        await syncDir(this.fs, this.streamsDir());
-      } catch (err) {
-        throw classifyIoError(err, `deleting ${JSON.stringify(entry.name)}`);
+        try {
+          await this.fs.rename(entry.dir, trash);
+        } catch (err) {
+          throw classifyIoError(err, `deleting ${JSON.stringify(entry.name)}`);
+        }
+        let synced: unknown;
+        try {
+          await syncDir(this.fs, this.streamsDir());
+        } catch (err) {
+          synced = err;
+        }
+        // Moved into trash/, which the next open empties: the stream cannot be served any more, even when the
+        // directory sync failed (the delete is then reported as failed, since it may not survive a crash).
+        entry.removed = true;
+        entry.touchPending = false;
+        this.entries.delete(entry.name);
+        this.total -= entry.bytes;
+        this.handles.discard(entry);
+        this.notify(entry);
+        entry.listeners.clear();
+        if (synced !== undefined) throw classifyIoError(synced, `deleting ${JSON.stringify(entry.name)}`);
+      } finally {
+        entry.deleting = null;
+        settle();
       }
-      entry.removed = true;
-      entry.touchPending = false;
-      this.entries.delete(entry.name);
-      this.total -= entry.bytes;
-      this.handles.discard(entry);
-      this.notify(entry);
-      entry.listeners.clear();
     });
     await this.fs.rmrf(trash).catch(() => undefined);
     if (entry.fork !== null) {
