@@ -21,7 +21,7 @@ describeStorageConformance('FileStorage', {
       },
       teardown: async () => {
         await storage.close();
-        await rm(dir, { recursive: true, force: true });
+        await rm(dir, { recursive: true, force: true, maxRetries: 5 });
       },
     };
   },

@@ -88,7 +88,7 @@ let dir: string;
 let storage: FileStorage | undefined;
 afterEach(async () => {
   await storage?.close();
-  await rm(dir, { recursive: true, force: true });
+  await rm(dir, { recursive: true, force: true, maxRetries: 5 });
 });
 
 async function setup(syncOnAppend: boolean, journal: boolean | 'always' = true) {
@@ -209,7 +209,7 @@ describe('injected I/O failures', () => {
       expect((await crashed.read('s', '-1')).messages.map(dec)).toEqual(['first']);
       await crashed.close();
     } finally {
-      await rm(copy, { recursive: true, force: true });
+      await rm(copy, { recursive: true, force: true, maxRetries: 5 });
     }
     await s.append('s', { messages: [enc('next')], contentType: 'text/plain' });
     expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'next']);

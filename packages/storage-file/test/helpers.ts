@@ -41,7 +41,7 @@ export async function fixture(extra: Partial<FileStorageOptions> = {}): Promise<
     },
     async cleanup() {
       await f.storage.close();
-      await rm(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
   return f;

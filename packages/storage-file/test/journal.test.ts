@@ -10,7 +10,7 @@ const dirs: string[] = [];
 const open: FileStorage[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true, maxRetries: 5 })));
 });
 async function tempDir(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'sk-file-journal-'));
