@@ -37,13 +37,17 @@ export async function scanLog(
   cb: RecordSink,
 ): Promise<ScanResult> {
   let buf = Buffer.allocUnsafe(Math.min(WINDOW, Math.max(size, 64)));
+  let dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let winStart = 0;
   let winLen = 0;
 
   // Makes [p, p + n) available in buf; callers ensure p + n <= size.
   const ensure = async (p: number, n: number): Promise<void> => {
     if (p >= winStart && p + n <= winStart + winLen) return;
-    if (n > buf.length) buf = Buffer.allocUnsafe(Math.max(n, WINDOW));
+    if (n > buf.length) {
+      buf = Buffer.allocUnsafe(Math.max(n, WINDOW));
+      dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
     const want = Math.min(buf.length, size - p);
     let got = 0;
     while (got < want) {
@@ -65,7 +69,7 @@ export async function scanLog(
     if (len < 1 || p + RECORD_HEADER_SIZE + len > size) return false;
     await ensure(p, RECORD_HEADER_SIZE + len);
     const s = p - winStart;
-    return crc32Range(buf, s + 4, s + RECORD_HEADER_SIZE + len, salt) === buf.readUInt32LE(s);
+    return crc32Range(buf, s + 4, s + RECORD_HEADER_SIZE + len, salt, dv) === buf.readUInt32LE(s);
   };
 
   const zeroFilled = async (from: number, to: number): Promise<boolean> => {
@@ -105,14 +109,14 @@ export async function scanLog(
     // The fast path stays synchronous: only a record crossing the window's end waits for a refill.
     if (p < winStart || p + RECORD_HEADER_SIZE > winStart + winLen) await ensure(p, RECORD_HEADER_SIZE);
     let o = p - winStart;
-    const len = u32(buf, o + 4);
+    const len = dv.getUint32(o + 4, true);
     const recEnd = p + RECORD_HEADER_SIZE + len;
     if (len < 1 || recEnd > size) return classify(p, 'record length runs past the end of the log');
     if (recEnd > winStart + winLen) {
       await ensure(p, RECORD_HEADER_SIZE + len);
       o = p - winStart;
     }
-    if (crc32Range(buf, o + 4, o + RECORD_HEADER_SIZE + len, salt) !== u32(buf, o)) {
+    if (crc32Range(buf, o + 4, o + RECORD_HEADER_SIZE + len, salt, dv) !== dv.getUint32(o, true)) {
       return classify(p, `checksum mismatch in the record at byte ${p}`);
     }
     if (!decodeBody(buf, o + RECORD_HEADER_SIZE, o + RECORD_HEADER_SIZE + len, winStart, cb)) {

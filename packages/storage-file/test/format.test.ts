@@ -86,6 +86,24 @@ describe('record format', () => {
     );
   });
 
+  it('crc32Range agrees with zlib.crc32 on views into larger buffers, with and without a DataView', () => {
+    const backing = new Uint8Array(2048);
+    for (let i = 0; i < backing.length; i++) backing[i] = (i * 7919) >>> 3;
+    const b = backing.subarray(13, 1500);
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (let len = 1; len <= 700; len++) {
+      for (const start of [0, 1, 7, 100]) {
+        const want = crc32(b.subarray(start, start + len), 0x1234_5678);
+        expect(crc32Range(b, start, start + len, 0x1234_5678)).toBe(want);
+        expect(crc32Range(b, start, start + len, 0x1234_5678, dv)).toBe(want);
+        // Another buffer in between must not be checksummed through the cached view of the first.
+        expect(crc32Range(backing, start, start + len, 7)).toBe(
+          crc32(backing.subarray(start, start + len), 7),
+        );
+      }
+    }
+  });
+
   it('round-trips commits: every message at its position, every commit state in order', async () => {
     await fc.assert(
       fc.asyncProperty(commitsArb, fc.nat(), async (commits, salt) => {
