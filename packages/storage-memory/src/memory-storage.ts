@@ -18,7 +18,6 @@ import {
   isExpired,
   isJsonContentType,
   type ListStreamsOptions,
-  normalizeContentType,
   notFound,
   type Offset,
   PRODUCER_STATE_TTL_MS,
@@ -43,7 +42,7 @@ import {
   type Subscription,
   systemClock,
   validateAppendRequest,
-  ZERO_OFFSET,
+  validateForkRequest,
 } from '@streamkeep/storage';
 
 /** Options of {@link MemoryStorage}. */
@@ -144,7 +143,7 @@ export class MemoryStorage implements Storage {
     this.#assertOpen();
     assertStreamName(name);
     const now = this.#clock.now();
-    const requested = validateForkArguments(options, now);
+    const requested = validateForkRequest(options, now);
     const source = this.#streams.get(options.source);
     if (source === undefined) notFound(options.source);
     if (source.tombstone) {
@@ -547,32 +546,6 @@ function subOffsetPrefix(
   const first = after[0];
   if (first === undefined || first.byteLength < subOffset) throw outOfRange();
   return [first.slice(0, subOffset)];
-}
-
-/** Validates a fork request's own arguments before the source is looked up. */
-function validateForkArguments(
-  options: ForkOptions,
-  now: number,
-): { offset: Offset | undefined; subOffset: number } {
-  let offset: Offset | undefined;
-  if (options.offset !== undefined) {
-    const parsed = parseOffset(options.offset);
-    offset = parsed.kind === 'start' ? ZERO_OFFSET : options.offset;
-  }
-  if (options.contentType !== undefined) normalizeContentType(options.contentType);
-  resolveStreamOptions(
-    {
-      contentType: options.contentType ?? 'application/octet-stream',
-      ttlSeconds: options.ttlSeconds,
-      expiresAt: options.expiresAt,
-    },
-    now,
-  );
-  const subOffset = options.subOffset ?? 0;
-  if (!Number.isSafeInteger(subOffset) || subOffset < 0) {
-    throw new RangeError(`subOffset must be a non-negative safe integer, got ${subOffset}`);
-  }
-  return { offset, subOffset };
 }
 
 function pruneProducers(producers: Map<string, ProducerState>, now: number): void {

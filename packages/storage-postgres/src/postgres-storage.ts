@@ -16,7 +16,6 @@ import {
   isExpired,
   isJsonContentType,
   type ListStreamsOptions,
-  normalizeContentType,
   notFound,
   type Offset,
   PRODUCER_STATE_TTL_MS,
@@ -41,7 +40,7 @@ import {
   systemClock,
   takeWithinBudget,
   validateAppendRequest,
-  ZERO_OFFSET,
+  validateForkRequest,
 } from '@streamkeep/storage';
 import pg from 'pg';
 import { isNameRace, isRetryable, toStorageError } from './errors.js';
@@ -275,7 +274,7 @@ export class PostgresStorage implements Storage {
     return this.#run(async () => {
       assertStreamName(name);
       const now = this.#clock.now();
-      const requested = validateForkArguments(options, now);
+      const requested = validateForkRequest(options, now);
       return this.#transaction(BEGIN_WRITE, async (tx) => {
         // Rows are locked descendants first (the fork's name, then its source), as delete and clean-up do, so a
         // fork racing a delete of the same name cannot deadlock with it.
@@ -1024,32 +1023,6 @@ function configMismatch(name: string): StorageError {
     'CONFIG_MISMATCH',
     `stream ${JSON.stringify(name)} exists with a different configuration`,
   );
-}
-
-/** Validates a fork request's own arguments before the source is looked up. */
-function validateForkArguments(
-  options: ForkOptions,
-  now: number,
-): { offset: Offset | undefined; subOffset: number } {
-  let offset: Offset | undefined;
-  if (options.offset !== undefined) {
-    const parsed = parseOffset(options.offset);
-    offset = parsed.kind === 'start' ? ZERO_OFFSET : options.offset;
-  }
-  if (options.contentType !== undefined) normalizeContentType(options.contentType);
-  resolveStreamOptions(
-    {
-      contentType: options.contentType ?? 'application/octet-stream',
-      ttlSeconds: options.ttlSeconds,
-      expiresAt: options.expiresAt,
-    },
-    now,
-  );
-  const subOffset = options.subOffset ?? 0;
-  if (!Number.isSafeInteger(subOffset) || subOffset < 0) {
-    throw new RangeError(`subOffset must be a non-negative safe integer, got ${subOffset}`);
-  }
-  return { offset, subOffset };
 }
 
 function ignore(): void {}

@@ -1,4 +1,5 @@
 import { StorageError } from './errors.js';
+import { type Offset, parseOffset, ZERO_OFFSET } from './offsets.js';
 import type {
   AppendRequest,
   ForkOptions,
@@ -186,6 +187,37 @@ export function resolveForkConfig(options: ForkOptions, source: StreamConfig, no
     };
   }
   return { contentType, ttlSeconds: null, expiresAt: source.expiresAt, createdClosed };
+}
+
+/**
+ * The argument checks of a fork, made before the source is looked up, in the contract's order: the offset
+ * (`INVALID_OFFSET`; `-1` becomes `(0, 0)`), the content type (`INVALID_CONTENT_TYPE`), the expiry
+ * (`CONFLICTING_EXPIRY`, `INVALID_TTL`). Returns the requested fork offset (`undefined`: the source's tail) and the
+ * sub-offset.
+ *
+ * @throws RangeError for a sub-offset that is not a non-negative safe integer.
+ */
+export function validateForkRequest(
+  options: ForkOptions,
+  now: number,
+): { readonly offset: Offset | undefined; readonly subOffset: number } {
+  let offset: Offset | undefined;
+  if (options.offset !== undefined) {
+    offset = parseOffset(options.offset).kind === 'start' ? ZERO_OFFSET : options.offset;
+  }
+  resolveStreamOptions(
+    {
+      contentType: options.contentType ?? 'application/octet-stream',
+      ttlSeconds: options.ttlSeconds,
+      expiresAt: options.expiresAt,
+    },
+    now,
+  );
+  const subOffset = options.subOffset ?? 0;
+  if (!Number.isSafeInteger(subOffset) || subOffset < 0) {
+    throw new RangeError(`subOffset must be a non-negative safe integer, got ${subOffset}`);
+  }
+  return { offset, subOffset };
 }
 
 /**

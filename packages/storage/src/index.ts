@@ -26,6 +26,7 @@ export {
   streamConfigsEqual,
   takeWithinBudget,
   validateAppendRequest,
+  validateForkRequest,
   validateProducerIdentity,
 } from './helpers.js';
 export type { Offset, ParsedOffset } from './offsets.js';
