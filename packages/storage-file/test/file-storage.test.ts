@@ -102,6 +102,43 @@ describe('FileStorage basics', () => {
     expect(s.totalBytes()).toBe(0);
   });
 
+  it('recovers logs spanning several scan windows, with records larger than a window', async () => {
+    f = await fixture();
+    let s = f.storage;
+    await s.createStream('big', { contentType: 'application/octet-stream' });
+    const expected: number[] = [];
+    // Small records up to just past the first 8 MiB window, one 9 MiB record, then small ones again.
+    const small = new Uint8Array(1000);
+    for (let i = 0; i < 8600; i += 100) {
+      const batch = Array.from({ length: 100 }, (_, k) => small.fill((i + k) & 0xff).slice());
+      await s.append('big', { messages: batch, contentType: 'application/octet-stream' });
+      for (let k = 0; k < 100; k++) expected.push(1000);
+    }
+    await s.append('big', {
+      messages: [new Uint8Array(9 << 20).fill(9)],
+      contentType: 'application/octet-stream',
+    });
+    expected.push(9 << 20);
+    for (let i = 0; i < 300; i++) {
+      await s.append('big', {
+        messages: [small.fill(i & 0xff).slice()],
+        contentType: 'application/octet-stream',
+      });
+      expected.push(1000);
+    }
+    const head = await s.head('big');
+    s = await f.reopen();
+    expect(s.recovery.truncated).toEqual([]);
+    expect(s.quarantined()).toEqual([]);
+    expect(await s.head('big')).toEqual(head);
+    const all = (await s.read('big', '-1')).messages;
+    expect(all.map((m) => m.byteLength)).toEqual(expected);
+    expect(all[8599]![0]).toBe(8599 & 0xff);
+    expect(all[8600]!.every((b) => b === 9)).toBe(true);
+    expect(all[8601]![0]).toBe(0);
+    expect(all[8900]![999]).toBe(299 & 0xff);
+  });
+
   it('sub-offsets copy a prefix', async () => {
     f = await fixture();
     const s = f.storage;
