@@ -181,6 +181,8 @@ class StreamEntry implements HandleOwner {
   bytes = 0;
   /** This log as the journal sees it (set when the journal is on). */
   journaled: JournaledLog | undefined;
+  /** A journaled group's log write still in flight (a checkpoint's sync of this log must cover it). */
+  logWrite: Promise<void> | null = null;
   /** Direct forks (tombstones included) that read this stream's data. Derived, never persisted. */
   refs = 0;
 
@@ -792,12 +794,29 @@ export class FileStorage implements Storage {
       }
       const journal = this.journal;
       if (journal !== undefined && (this.useJournal === 'always' || !journal.idle || this.directSyncs > 0)) {
-        // Other syncs are in flight: join the journal's next round, shared with every stream in it. The entry is
-        // submitted only after the log write succeeded, so no entry of a failed write can be replayed at open.
-        await writeParts(fh, parts, pos);
+        // Other syncs are in flight: join the journal's next round, shared with every stream in it. The log write
+        // and the journal entry are issued together, so that the groups of all streams reach the same round instead
+        // of trailing behind their log writes; the commit completes once both are done (the journal holds the
+        // durable copy, the log serves reads). The entry of a failed log write must never be replayed (the append
+        // is reported as failed): the journal is emptied (logs synced, new salt) before the failure is reported.
         entry.journaled ??= this.journaledLog(entry);
         journal.touch(entry.journaled);
-        await journal.submit(entry.id, entry.salt, pos, parts);
+        const written = writeParts(fh, parts, pos);
+        entry.logWrite = written;
+        const [logged, durable] = await Promise.allSettled([
+          written,
+          journal.submit(entry.id, entry.salt, pos, parts),
+        ]);
+        entry.logWrite = null;
+        if (logged.status === 'rejected') {
+          if (durable.status === 'fulfilled') {
+            // Cut the log back first, so that the checkpoint's sync of it does not keep a partial group.
+            await fh.truncate(pos);
+            await journal.discard();
+          }
+          throw logged.reason;
+        }
+        if (durable.status === 'rejected') throw durable.reason;
       } else {
         await writeParts(fh, parts, pos);
         if (this.syncOnAppend) {
@@ -839,6 +858,8 @@ export class FileStorage implements Storage {
           if (entry.removed) return;
           throw err;
         }
+        // A checkpoint right after a round may overtake the log write of one of its groups: sync after it.
+        await entry.logWrite?.catch(() => undefined);
         try {
           await fh.datasync();
         } finally {

@@ -90,6 +90,7 @@ export class Journal {
   /** A round failed: entries of it may sit in the file; empty the journal before the next round can follow them. */
   private mustCheckpoint = false;
   private readonly dirty = new Set<JournaledLog>();
+  private discards: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   private closed = false;
   /** Rounds written and checkpoints taken, for tests and benchmarks. */
   readonly stats = { rounds: 0, entries: 0, checkpoints: 0 };
@@ -110,6 +111,29 @@ export class Journal {
   /** No round queued or in flight and none owed: a group may sync its own log instead. */
   get idle(): boolean {
     return this.running === undefined && this.queue.length === 0 && !this.mustCheckpoint;
+  }
+
+  /**
+   * Empties the journal (logs synced, new salt) before resolving: for an entry already made durable whose log write
+   * then failed, so that it can never be replayed over what is written at that position next. Rejects when the
+   * checkpoint fails (it stays owed and is retried before the next round).
+   */
+  discard(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('journal closed'));
+    this.mustCheckpoint = true;
+    return new Promise<void>((resolve, reject) => {
+      this.discards.push({ resolve, reject });
+      this.running ??= this.run();
+    });
+  }
+
+  private settleDiscards(err?: unknown): void {
+    const waiting = this.discards;
+    this.discards = [];
+    for (const w of waiting) {
+      if (err === undefined) w.resolve();
+      else w.reject(err);
+    }
   }
 
   /** Marks a log as written since the last checkpoint. Call before submitting its entry. */
@@ -143,9 +167,11 @@ export class Journal {
           try {
             await this.checkpoint();
             this.mustCheckpoint = false;
-          } catch {
+          } catch (err) {
+            this.settleDiscards(err);
             break;
           }
+          this.settleDiscards();
           continue;
         }
         const round = this.queue;
@@ -164,8 +190,14 @@ export class Journal {
           // After a failed round, stale entries of it could be followed by new ones and replayed at open over
           // data written since: a checkpoint (new salt) invalidates them first.
           if (this.mustCheckpoint) {
-            await this.checkpoint();
+            try {
+              await this.checkpoint();
+            } catch (err) {
+              this.settleDiscards(err);
+              throw err;
+            }
             this.mustCheckpoint = false;
+            this.settleDiscards();
           }
           if (this.needsTruncate) {
             await this.fh.truncate(this.size);
