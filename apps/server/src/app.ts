@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isStorageError, type Storage } from '@streamkeep/storage';
+import type { Storage } from '@streamkeep/storage';
 import { type Logger, pino } from 'pino';
 import { HttpError, problemFor } from './error-status.js';
 import { type CursorPolicy, DEFAULT_CURSOR_POLICY } from './http/cursor.js';
-import { InFlightDeletes } from './http/deletes.js';
 import { PROTOCOL_REQUEST_HEADERS, PROTOCOL_RESPONSE_HEADERS } from './http/headers.js';
 import { Admission, requestHeadBytes, StreamCounter } from './http/limits.js';
 import type { LiveWaiter } from './http/live.js';
@@ -113,8 +112,6 @@ export interface RequestContext {
   admit(): () => void;
   /** The stream-count limit: reserve before creating, report deletes. */
   readonly streams: StreamCounter;
-  /** Deletes in progress (a read failing during one is answered as after it). */
-  readonly deletes: InFlightDeletes;
 }
 
 /** A Node request listener serving the Durable Streams protocol, plus lifecycle controls. */
@@ -247,31 +244,6 @@ export function sendError(
 }
 
 /**
- * A read that failed with a backend fault while its stream was being deleted is a read of a deleted stream: 404 (or
- * 410 for a soft delete), as it would have been a moment later. A backend may lose such a race with an I/O error (the file backend opens a log
- * that a concurrent delete has just moved away: ENOENT → INTERNAL); the fault is still logged.
- */
-async function readFailure(ctx: RequestContext, err: unknown): Promise<unknown> {
-  if (!isStorageError(err, 'INTERNAL') || ctx.res.headersSent) return err;
-  await ctx.deletes.settled(ctx.name);
-  try {
-    await ctx.storage.head(ctx.name);
-    return err;
-  } catch (now) {
-    if (
-      !(isStorageError(now, 'NOT_FOUND') || isStorageError(now, 'GONE') || isStorageError(now, 'EXPIRED'))
-    ) {
-      return err;
-    }
-    ctx.logger.warn(
-      { err, instance: ctx.instance },
-      `read failed while its stream was deleted; answered ${now.code}`,
-    );
-    return now;
-  }
-}
-
-/**
  * Creates the Durable Streams request handler over a {@link Storage}: mount it in `node:http`
  * (`createServer(app)`), Express or Fastify. The handler streams long-poll and SSE responses without buffering.
  */
@@ -283,7 +255,6 @@ export function createApp(options: AppOptions): StreamkeepApp {
   let streams: StreamCounter | undefined;
   const admission = new Admission(config.maxInFlight);
   const admit = (): (() => void) => admission.admit();
-  const deletes = new InFlightDeletes();
   let storageError: unknown;
   let shuttingDown = false;
   const live = new Set<LiveWaiter>();
@@ -458,9 +429,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
       trackLive: (waiter) => trackLive(waiter, req.socket.remoteAddress ?? ''),
       admit,
       streams: streams!,
-      deletes,
     };
-    const isRead = req.method === 'GET' || req.method === 'HEAD';
     let route: ((ctx: RequestContext) => Promise<void>) | undefined;
     switch (req.method) {
       case 'GET':
@@ -490,10 +459,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
         );
         return;
     }
-    route(ctx).catch(async (err: unknown) => {
-      const failure = isRead ? await readFailure(ctx, err) : err;
-      sendError(req, res, failure, instance, logger);
-    });
+    route(ctx).catch((err: unknown) => sendError(req, res, err, instance, logger));
   };
 
   const app = handler as StreamkeepApp;

@@ -4,7 +4,7 @@ import type { RequestContext } from '../app.js';
 export async function handleDelete(ctx: RequestContext): Promise<void> {
   const release = ctx.admit();
   try {
-    await ctx.deletes.run(ctx.name, () => ctx.storage.delete(ctx.name));
+    await ctx.storage.delete(ctx.name);
   } finally {
     release();
   }
