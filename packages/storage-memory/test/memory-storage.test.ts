@@ -201,6 +201,9 @@ describe('MemoryStorage', () => {
     expect(
       await code(s.createFork('f', { source: 'src', offset: '9999999999999999_9999999999999999' })),
     ).toBe('FORK_OFFSET_BEYOND_TAIL');
+    expect(
+      await code(s.createFork('f', { source: 'src', offset: '0000000000000001_0020000000000001' })),
+    ).toBe('FORK_OFFSET_BEYOND_TAIL');
     expect(await code(s.createFork('f', { source: 'src', contentType: T }))).toBe('CONTENT_TYPE_MISMATCH');
     expect(await code(s.createFork('f', { source: 'src', offset: ZERO_OFFSET, subOffset: 4 }))).toBe(
       'FORK_SUB_OFFSET_OUT_OF_RANGE',

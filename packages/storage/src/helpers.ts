@@ -1,5 +1,5 @@
 import { StorageError } from './errors.js';
-import { type Offset, parseOffset, ZERO_OFFSET } from './offsets.js';
+import { NOW_OFFSET, type Offset, parseOffset, ZERO_OFFSET } from './offsets.js';
 import type {
   AppendRequest,
   ForkOptions,
@@ -192,8 +192,8 @@ export function resolveForkConfig(options: ForkOptions, source: StreamConfig, no
 /**
  * The argument checks of a fork, made before the source is looked up, in the contract's order: the offset
  * (`INVALID_OFFSET`; `-1` becomes `(0, 0)`), the content type (`INVALID_CONTENT_TYPE`), the expiry
- * (`CONFLICTING_EXPIRY`, `INVALID_TTL`). Returns the requested fork offset (`undefined`: the source's tail) and the
- * sub-offset.
+ * (`CONFLICTING_EXPIRY`, `INVALID_TTL`). Returns the requested fork offset (`undefined`: the source's tail; `now`
+ * for an offset with a part above 2^53 − 1, which lies beyond every tail) and the sub-offset.
  *
  * @throws RangeError for a sub-offset that is not a non-negative safe integer.
  */
@@ -203,7 +203,15 @@ export function validateForkRequest(
 ): { readonly offset: Offset | undefined; readonly subOffset: number } {
   let offset: Offset | undefined;
   if (options.offset !== undefined) {
-    offset = parseOffset(options.offset).kind === 'start' ? ZERO_OFFSET : options.offset;
+    const parsed = parseOffset(options.offset);
+    if (parsed.kind === 'start') offset = ZERO_OFFSET;
+    else if (
+      parsed.kind === 'position' &&
+      !(Number.isSafeInteger(parsed.readSeq) && Number.isSafeInteger(parsed.byteOffset))
+    ) {
+      // A part above 2^53 − 1 lies beyond any reachable tail, even where its string sorts below one.
+      offset = NOW_OFFSET;
+    } else offset = options.offset;
   }
   resolveStreamOptions(
     {
