@@ -48,6 +48,7 @@ import {
   type Subscription,
   systemClock,
   validateAppendRequest,
+  validateForkRequest,
 } from '@streamkeep/storage';
 import {
   decodeLogHeader,
@@ -399,19 +400,8 @@ export class FileStorage implements Storage {
     assertStreamName(name);
     const now = this.clock.now();
     // The request's own arguments first, before the source is looked up.
-    const requestedOffset = options.offset === undefined ? undefined : parseOffset(options.offset);
-    resolveStreamOptions(
-      {
-        contentType: options.contentType ?? 'application/octet-stream',
-        ttlSeconds: options.ttlSeconds,
-        expiresAt: options.expiresAt,
-      },
-      now,
-    );
-    const subOffset = options.subOffset ?? 0;
-    if (!Number.isSafeInteger(subOffset) || subOffset < 0) {
-      throw new RangeError('subOffset must be a non-negative safe integer');
-    }
+    const requested = validateForkRequest(options, now);
+    const subOffset = requested.subOffset;
     return this.withGlobal(async () => {
       const source = this.entries.get(options.source);
       if (source === undefined) this.missing(options.source);
@@ -425,21 +415,9 @@ export class FileStorage implements Storage {
         throw new StorageError('EXPIRED', `stream ${JSON.stringify(options.source)} has expired`);
       }
       const sourceTail = source.tail();
-      let forkOffset: Offset;
-      if (requestedOffset === undefined) forkOffset = sourceTail;
-      else {
-        const parsed = requestedOffset;
-        // A valid concrete offset is already canonical (fixed-width lower-case hex), and is compared as a string:
-        // its parts may exceed 2^53, where formatting a parsed value would throw.
-        forkOffset =
-          parsed.kind === 'start' ? formatOffset(0, 0) : parsed.kind === 'now' ? 'now' : options.offset!;
-      }
-      // A part above 2^53 − 1 cannot be the base of a stream (its tail could not be encoded): it lies beyond any
-      // reachable tail, even where the string order alone would let it pass (a huge byte part after a small seq).
-      const unreachable =
-        requestedOffset?.kind === 'position' &&
-        !(Number.isSafeInteger(requestedOffset.readSeq) && Number.isSafeInteger(requestedOffset.byteOffset));
-      if (forkOffset === 'now' || unreachable || compareOffsets(forkOffset, sourceTail) > 0) {
+      // `validateForkRequest` turns `-1` into (0, 0) and an offset with a part above 2^53 − 1 into `now`.
+      const forkOffset: Offset = requested.offset ?? sourceTail;
+      if (forkOffset === 'now' || compareOffsets(forkOffset, sourceTail) > 0) {
         throw new StorageError(
           'FORK_OFFSET_BEYOND_TAIL',
           `fork offset ${options.offset} lies beyond the tail ${sourceTail} of ${JSON.stringify(options.source)}`,
