@@ -11,7 +11,7 @@ import { configFor, type Mode } from './config.js';
 import { profileMarkdown, profileWindows, summariseProfile } from './profile.js';
 import { buildReport } from './report.js';
 import type { Results } from './results.js';
-import { runBench, type Scenario } from './run.js';
+import { ALL_SCENARIOS, runBench, type Scenario } from './run.js';
 import { TARGETS, type TargetId } from './targets.js';
 
 const HELP = `Usage: node dist/cli.js [--quick | --full | --smoke] [options]
@@ -22,7 +22,10 @@ Starts Streamkeep (memory; file with and without sync on append) and the referen
   --quick               short runs, scaled-down loads (default; under two minutes)
   --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
   --smoke               a few seconds; what CI runs
-  --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss
+  --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres
+                        (postgres: one Streamkeep instance vs two on one PostgreSQL database; the harness starts a
+                        throwaway cluster with scripts/postgres/cluster.sh and skips the scenario, with a note in the
+                        report, when PostgreSQL cannot be started)
   --targets <list>      ${TARGETS.map((t) => t.id).join(',')}
   --out <file>          report path (default: <repo>/docs/benchmarks.md; SVGs go to <dir>/benchmarks/)
   --no-write            do not write the report (results JSON is still written)
@@ -31,6 +34,8 @@ Starts Streamkeep (memory; file with and without sync on append) and the referen
   --note <text>         a sentence for the report (e.g. other work running on the machine)
   --sizes, --writers, --layouts, --duration <ms>, --readers, --catchup-messages, --rss-per-stream, --reps
                         override the mode's configuration (comma-separated lists), e.g. for profiling one cell
+  --pg-writers <list>   writer counts of the postgres scenario (default 1,16,64; smoke 1,4)
+  --pg-fsync <on|off>   the cluster's fsync and synchronous_commit (default on; smoke off)
   -h, --help`;
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -78,6 +83,8 @@ async function main(): Promise<void> {
       'catchup-messages': { type: 'string' },
       reps: { type: 'string' },
       'rss-per-stream': { type: 'string' },
+      'pg-writers': { type: 'string' },
+      'pg-fsync': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -113,8 +120,26 @@ async function main(): Promise<void> {
       ...base.catchup,
       messages: values['catchup-messages'] ? Number(values['catchup-messages']) : base.catchup.messages,
     },
+    postgres: {
+      ...base.postgres,
+      writers: list(values['pg-writers']) ?? base.postgres.writers,
+      durable: values['pg-fsync'] === undefined ? base.postgres.durable : values['pg-fsync'] === 'on',
+    },
   };
+  if (values['pg-fsync'] !== undefined && !['on', 'off'].includes(values['pg-fsync'])) {
+    throw new Error(`--pg-fsync: expected on or off, got ${values['pg-fsync']}`);
+  }
   const only = values.only ? (values.only.split(',').map((s) => s.trim()) as Scenario[]) : undefined;
+  const unknown = only?.filter((x) => !ALL_SCENARIOS.includes(x));
+  if (unknown?.length) throw new Error(`--only: unknown scenario ${unknown.join(', ')}`);
+  // Ctrl-C or a kill: exit through process.exit, so the exit hooks stop the server processes and the PostgreSQL
+  // cluster this run started.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`bench: ${signal}, stopping the servers\n`);
+      process.exit(130);
+    });
+  }
 
   const require = createRequire(import.meta.url);
   const main = join(dirname(require.resolve('@streamkeep/server/package.json')), 'dist', 'main.js');

@@ -10,8 +10,10 @@ export type Mode = 'smoke' | 'quick' | 'full';
 export interface BenchConfig {
   readonly mode: Mode;
   readonly targets: readonly TargetId[];
-  /** Repetitions of every scenario (at least 2). */
+  /** Repetitions of the append cells (at least 2); every rep visits every cell and target before the next. */
   readonly reps: number;
+  /** `fdatasync` rounds of the disk probe run before the servers start. */
+  readonly fsyncProbeIterations: number;
   readonly longPollTimeoutMs: number;
   /** Where file targets keep their data in the bulk-loading scenarios (catch-up, RSS, restart). */
   readonly bulkDataRoot: string;
@@ -30,7 +32,7 @@ export interface BenchConfig {
     readonly loadConcurrency: number;
     readonly reps: number;
   };
-  readonly latency: { readonly samples: number; readonly intervalMs: number };
+  readonly latency: { readonly samples: number; readonly intervalMs: number; readonly reps: number };
   readonly fanout: { readonly readers: number; readonly settleMs: number; readonly reps: number };
   readonly rss: {
     readonly streams: number;
@@ -43,6 +45,20 @@ export interface BenchConfig {
     /** Fresh loads per target (each on a new server). */
     readonly loads: number;
   };
+  /** One Streamkeep instance vs two on one PostgreSQL database (issue #7). */
+  readonly postgres: {
+    readonly size: number;
+    readonly writers: readonly number[];
+    readonly layouts: readonly ('own' | 'shared')[];
+    readonly durationMs: number;
+    readonly warmupMs: number;
+    readonly reps: number;
+    readonly latency: { readonly samples: number; readonly intervalMs: number; readonly reps: number };
+    /** A cluster with `fsync` and `synchronous_commit` on (what a deployment runs), or both off. */
+    readonly durable: boolean;
+    /** Let `scripts/postgres/cluster.sh` install PostgreSQL from Debian's packages when it is missing. */
+    readonly install: boolean;
+  };
 }
 
 const ALL: readonly TargetId[] = ['sk-memory', 'sk-file-sync', 'sk-file-nosync', 'ref-memory', 'ref-file'];
@@ -54,12 +70,13 @@ export function configFor(mode: Mode): BenchConfig {
         mode,
         targets: ALL,
         reps: 2,
+        fsyncProbeIterations: 20,
         longPollTimeoutMs: 30_000,
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 100,
         append: { sizes: [100], writers: [1, 8], layouts: ['own', 'shared'], durationMs: 60, warmupMs: 20 },
         catchup: { messages: 200, size: 100, loadConcurrency: 8, reps: 2 },
-        latency: { samples: 5, intervalMs: 5 },
+        latency: { samples: 5, intervalMs: 5, reps: 2 },
         fanout: { readers: 10, settleMs: 50, reps: 2 },
         rss: {
           streams: 3,
@@ -70,12 +87,25 @@ export function configFor(mode: Mode): BenchConfig {
           restarts: 2,
           loads: 1,
         },
+        // Runs only where PostgreSQL is already installed: CI must not depend on installing it.
+        postgres: {
+          size: 100,
+          writers: [1, 4],
+          layouts: ['own', 'shared'],
+          durationMs: 60,
+          warmupMs: 20,
+          reps: 2,
+          latency: { samples: 5, intervalMs: 5, reps: 2 },
+          durable: false,
+          install: false,
+        },
       };
     case 'quick':
       return {
         mode,
         targets: ALL,
         reps: 2,
+        fsyncProbeIterations: 200,
         longPollTimeoutMs: 60_000,
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 600,
@@ -87,7 +117,7 @@ export function configFor(mode: Mode): BenchConfig {
           warmupMs: 80,
         },
         catchup: { messages: 10_000, size: 100, loadConcurrency: 64, reps: 5 },
-        latency: { samples: 30, intervalMs: 10 },
+        latency: { samples: 100, intervalMs: 5, reps: 2 },
         fanout: { readers: 200, settleMs: 150, reps: 3 },
         rss: {
           streams: 10,
@@ -98,12 +128,24 @@ export function configFor(mode: Mode): BenchConfig {
           restarts: 2,
           loads: 2,
         },
+        postgres: {
+          size: 100,
+          writers: [1, 16, 64],
+          layouts: ['own', 'shared'],
+          durationMs: 250,
+          warmupMs: 80,
+          reps: 2,
+          latency: { samples: 100, intervalMs: 5, reps: 2 },
+          durable: true,
+          install: true,
+        },
       };
     case 'full':
       return {
         mode,
         targets: ALL,
-        reps: 2,
+        reps: 3,
+        fsyncProbeIterations: 200,
         longPollTimeoutMs: 120_000,
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 1_500,
@@ -111,11 +153,11 @@ export function configFor(mode: Mode): BenchConfig {
           sizes: [100, 4096, 65536],
           writers: [1, 8, 64],
           layouts: ['own', 'shared'],
-          durationMs: 800,
-          warmupMs: 200,
+          durationMs: 2_000,
+          warmupMs: 250,
         },
         catchup: { messages: 100_000, size: 100, loadConcurrency: 64, reps: 5 },
-        latency: { samples: 200, intervalMs: 10 },
+        latency: { samples: 1_000, intervalMs: 5, reps: 2 },
         fanout: { readers: 1_000, settleMs: 400, reps: 3 },
         rss: {
           streams: 100,
@@ -125,6 +167,17 @@ export function configFor(mode: Mode): BenchConfig {
           targets: ['sk-file-nosync', 'ref-memory', 'ref-file'],
           restarts: 2,
           loads: 1,
+        },
+        postgres: {
+          size: 100,
+          writers: [1, 16, 64],
+          layouts: ['own', 'shared'],
+          durationMs: 1_500,
+          warmupMs: 250,
+          reps: 3,
+          latency: { samples: 1_000, intervalMs: 5, reps: 2 },
+          durable: true,
+          install: true,
         },
       };
   }

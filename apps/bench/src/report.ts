@@ -1,9 +1,9 @@
 import type { BenchConfig } from './config.js';
-import type { Figure, Results } from './results.js';
+import type { Figure, FsyncProbe, Results } from './results.js';
 import { fmtSize } from './run.js';
 import { type Summary, spreadPercent, summarise } from './stats.js';
 import { barChart, lineChart } from './svg.js';
-import { TARGETS, type TargetId } from './targets.js';
+import { type PgSeriesId, type SeriesId, TARGETS, type TargetId } from './targets.js';
 
 export interface RunInfo {
   readonly date: string;
@@ -57,12 +57,12 @@ function ratioText(r: number): string {
   return `${r >= 10 ? r.toFixed(1) : r >= 1 ? r.toFixed(2) : r.toFixed(3)}×`;
 }
 
-function sum(f: Figure | undefined, t: TargetId): Summary | undefined {
+function sum(f: Figure | undefined, t: SeriesId): Summary | undefined {
   const v = f?.values[t];
   return v && v.length > 0 ? summarise(v) : undefined;
 }
 
-function ratio(f: Figure | undefined, a: TargetId, b: TargetId): number {
+function ratio(f: Figure | undefined, a: SeriesId, b: SeriesId): number {
   const x = sum(f, a)?.median;
   const y = sum(f, b)?.median;
   return x !== undefined && y !== undefined && y !== 0 ? x / y : Number.NaN;
@@ -197,20 +197,32 @@ export function evaluateGoals(r: Results, c: BenchConfig): Goal[] {
       ...(payload > 90 ? {} : { note: 'payload scaled down in this mode; the goal is stated for 95 MiB' }),
     });
   }
+  const probe = r.fsyncProbe;
   for (const mode of ['long-poll', 'sse'] as const) {
     const f = r.get(`latency/${mode}/p99`);
     const ref = sum(f, 'ref-memory')?.median ?? Number.NaN;
-    const sync = sum(f, 'sk-file-sync')?.median ?? Number.NaN;
     const mem = sum(f, 'sk-memory')?.median ?? Number.NaN;
+    const nosync = sum(f, 'sk-file-nosync')?.median ?? Number.NaN;
+    const sync = sum(f, 'sk-file-sync')?.median ?? Number.NaN;
     goals.push({
-      goal: `Live delivery p99, ${mode}: Streamkeep (memory and file + sync) vs reference memory`,
-      measured: `SK mem ${num(mem)}, SK file+sync ${num(sync)}, Ref mem ${num(ref)} ms`,
-      ratio: `${ratioText(mem / ref)} / ${ratioText(sync / ref)}`,
+      goal: `Live delivery p99, ${mode}: Streamkeep memory and file without sync vs reference memory`,
+      measured: `SK mem ${num(mem)}, SK file nosync ${num(nosync)}, Ref mem ${num(ref)} ms`,
+      ratio: `${ratioText(mem / ref)} / ${ratioText(nosync / ref)}`,
       target: '≤ 1×',
       met:
-        Number.isFinite(ref) && Number.isFinite(sync) && Number.isFinite(mem)
-          ? Math.max(mem, sync) <= ref
+        Number.isFinite(ref) && Number.isFinite(mem) && Number.isFinite(nosync)
+          ? Math.max(mem, nosync) <= ref
           : undefined,
+    });
+    goals.push({
+      goal: `Live delivery p99, ${mode}: Streamkeep file + sync vs reference memory`,
+      measured: `SK file+sync ${num(sync)}, Ref mem ${num(ref)} ms`,
+      ratio: ratioText(sync / ref),
+      target: '≤ 1×',
+      met: Number.isFinite(ref) && Number.isFinite(sync) ? sync <= ref : undefined,
+      note:
+        'file + sync delivers a message only after its fdatasync, which the reference memory mode never waits for' +
+        (probe ? `; this disk's fdatasync: p50 ${num(probe.p50Ms)} ms, p99 ${num(probe.p99Ms)} ms` : ''),
     });
   }
   return goals;
@@ -244,6 +256,7 @@ export function buildReport(
     `- Machine: \`nproc\` = ${info.nproc} (${info.cpu}); memory (\`free -h\`): ${info.memory}; Node ${info.node}.`,
     `- Load average before / after: ${info.loadBefore} / ${info.loadAfter}.`,
     ...(info.revision ? [`- Source: commit ${info.revision} (servers built from the working tree).`] : []),
+    ...(r.fsyncProbe ? [`- Disk probe: ${probeText(r.fsyncProbe)}.`] : []),
     ...(info.note ? [`- ${info.note}`] : []),
     '- Servers: Streamkeep (`apps/server/dist/main.js`) with `--storage memory`, `--storage file --sync-on-append` and ' +
       '`--storage file --no-sync-on-append`; the reference `@durable-streams/server` 0.3.7 (`DurableStreamTestServer`) ' +
@@ -269,7 +282,7 @@ export function buildReport(
     '',
   );
   const groups: string[] = [];
-  for (const f of r.figures) if (!groups.includes(f.group)) groups.push(f.group);
+  for (const f of r.figures) if (!f.key.startsWith('pg/') && !groups.includes(f.group)) groups.push(f.group);
   for (const g of groups) {
     md.push(
       `## ${g}`,
@@ -327,28 +340,192 @@ export function buildReport(
     svgs.set('latency.svg', barChart('Live delivery latency', 'ms, lower is better', lat));
     md.push(`![latency](${extra.svgDir}/latency.svg)`, '');
   }
+  md.push(...postgresSection(r, c, info.nproc));
   md.push(
     '## Method',
     '',
-    `- **Appends**: W closed-loop writers (each waits for its acknowledgement before the next POST), ${c.append.durationMs} ms measured after ${c.append.warmupMs} ms of warm-up; ` +
+    `- **Appends**: W closed-loop writers (each waits for its acknowledgement before the next POST), ${c.append.durationMs} ms measured after ${c.append.warmupMs} ms of warm-up, ${c.reps} runs; ` +
+      'every run visits each cell (size × writers × layout) on every target in turn before the next run starts, so slow drifts in machine load hit all targets alike; ' +
       '"own" = one stream per writer, "shared" = all writers on one stream; `application/octet-stream` bodies of the given size. Streams are deleted after each run. ' +
       'The acknowledgement-latency tables give the p99 of every append in the run.',
     `- **Catch-up**: one stream loaded with ${c.catchup.messages.toLocaleString('en')} × ${fmtSize(c.catchup.size)} messages (${c.catchup.loadConcurrency} concurrent writers), then read from offset -1 ` +
       'following `Stream-Next-Offset` until `Stream-Up-To-Date`, with `Accept-Encoding: identity` and `gzip` (the gzip time includes decompression in the client). ' +
       'Streamkeep answers in chunks of at most 1 MiB (its default `--max-read-bytes`); the reference answers everything in one response.',
     `- **Live latency**: one reader follows the tail (a long-poll loop, or one SSE connection) while one writer appends a numbered ~100 B text message every ${c.latency.intervalMs} ms; ` +
-      `latency = arrival at the reader − start of the writer's POST; ${c.latency.samples} samples per run after 5 warm-up messages.`,
+      `latency = arrival at the reader − start of the writer's POST; ${c.latency.samples.toLocaleString('en')} samples per run after 5 warm-up messages (${c.latency.reps} runs); p50, p90 and p99 are nearest-rank percentiles of one run's samples, so the p99 of ${c.latency.samples.toLocaleString('en')} samples is its ${nthWorst(c.latency.samples)} sample.`,
     `- **Fan-out**: ${c.fanout.readers.toLocaleString('en')} readers, each on its own connection, wait at the tail (long-poll, or SSE); once every request is on the wire ` +
       `(SSE: every response has started), a ${c.fanout.settleMs} ms settle pause and a HEAD round trip, one append. "All delivered" = time from the start of the POST until ` +
       'the last reader has the message; "writer\'s acknowledgement" = the POST\'s own round trip; "acknowledgement with no readers" = the median of 5 appends to the same stream just before.',
     `- **Memory and restart**: a fresh server is loaded with ${c.rss.streams} streams × ${c.rss.perStream.toLocaleString('en')} × ${fmtSize(c.rss.size)} (${c.rss.concurrency} appends in flight), then \`VmRSS\` of the server process ` +
       '(`/proc/<pid>/status`) is read after 0.5 s. File targets are then stopped (SIGTERM) and restarted on the same data directory; "restart to first read" runs from spawning ' +
       `the process to the first successful non-empty read of a stream (process start-up included, same for both servers). ${c.rss.loads === 1 ? 'One load per target (a million HTTP appends per target does not fit twice in the time of a full run); the restarts are repeated.' : `${c.rss.loads} loads per target, each on a fresh server, ${c.rss.restarts} restarts after each.`}`,
-    `- **Where the data lives**: in the append, latency and fan-out scenarios the file targets write to the OS temporary directory (a real disk). The bulk-loading scenarios (catch-up, memory, restart) keep the file targets' data on tmpfs (\`${c.bulkDataRoot}\`), where fsync costs nothing: the reference fsyncs every append (about 100–300 appends/s on this machine's disk), so loading ${(c.rss.streams * c.rss.perStream).toLocaleString('en')} messages on disk would take hours. Those scenarios measure reads, memory and recovery, not durability.`,
+    `- **Where the data lives**: in the append, latency and fan-out scenarios the file targets write to the OS temporary directory (a real disk). The bulk-loading scenarios (catch-up, memory, restart) keep the file targets' data on tmpfs (\`${c.bulkDataRoot}\`), where fsync costs nothing: the reference fsyncs every append (its rates on disk are in the append tables above), so loading ${(c.rss.streams * c.rss.perStream).toLocaleString('en')} messages on disk would take hours. Those scenarios measure reads, memory and recovery, not durability.`,
     '- Streamkeep runs with `--max-body-bytes 64 MiB`, `--max-stream-bytes 0`, `--max-total-bytes 0` (unlimited), `STREAMKEEP_MAX_IN_FLIGHT=100000`, `STREAMKEEP_MAX_LIVE_READS=100000`, `STREAMKEEP_MAX_STREAMS=0`, `STREAMKEEP_MAX_LIVE_READS_PER_CLIENT=0` (admission limits out of the way; the reference has none), `--sse-reconnect 0`, `--log-level info` (no per-request logs); both servers with compression on (their default) and the same long-poll timeout.',
+    ...postgresMethod(r, c),
     '',
   );
   if (extra.profile) md.push('## Profiles (`node --cpu-prof`)', '', extra.profile.trim(), '');
   if (extra.analysis) md.push(extra.analysis.trim(), '');
   return { markdown: `${md.join('\n')}\n`, svgs, goals };
+}
+
+function probeText(p: FsyncProbe): string {
+  return (
+    `\`fdatasync\` after a 100 B append, ${p.iterations} rounds in the harness process before any server started, ` +
+    `in ${p.dir} (${p.fsType}): p50 ${num(p.p50Ms)} ms, p90 ${num(p.p90Ms)} ms, p99 ${num(p.p99Ms)} ms`
+  );
+}
+
+/** Which sample the nearest-rank p99 of `n` samples is, counted from the worst. */
+export function nthWorst(n: number): string {
+  const k = n - Math.min(n, Math.max(1, Math.ceil(0.99 * n))) + 1;
+  if (k === 1) return 'worst';
+  const suffix =
+    k % 10 === 1 && k % 100 !== 11
+      ? 'st'
+      : k % 10 === 2 && k % 100 !== 12
+        ? 'nd'
+        : k % 10 === 3 && k % 100 !== 13
+          ? 'rd'
+          : 'th';
+  return `${k}${suffix}-worst`;
+}
+
+const PG_COLUMNS: Record<PgSeriesId, string> = { 'pg-one': 'one instance', 'pg-two': 'two instances' };
+
+function pgTable(
+  figs: readonly Figure[],
+  columns: Record<PgSeriesId, string>,
+  ratioHead = 'two / one',
+): string {
+  const unit = figs[0]?.unit ?? '';
+  const better = figs[0]?.better === 'higher' ? 'higher is better' : 'lower is better';
+  const head = [`figure (${unit}, ${better})`, columns['pg-one'], columns['pg-two'], ratioHead];
+  const lines = [`| ${head.join(' | ')} |`, '|---|---:|---:|---:|'];
+  for (const f of figs) {
+    const row = [
+      f.label,
+      cell(sum(f, 'pg-one')),
+      cell(sum(f, 'pg-two')),
+      ratioText(ratio(f, 'pg-two', 'pg-one')),
+    ];
+    lines.push(`| ${row.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The figures of the PostgreSQL scenario (issue #7): tables, and what they show, computed from the figures. */
+export function postgresSection(r: Results, c: BenchConfig, nproc: number): string[] {
+  const info = r.postgres;
+  if (!info) return [];
+  const md = ['## PostgreSQL: one instance vs two instances', ''];
+  if (info.skipped) {
+    md.push(`Not measured in this run: ${info.skipped}.`, '');
+    return md;
+  }
+  const figs = r.figures.filter((f) => f.key.startsWith('pg/'));
+  const p = c.postgres;
+  md.push(
+    `Streamkeep \`--storage postgres\` on one throwaway PostgreSQL ${info.version ?? ''} cluster ` +
+      `(\`scripts/postgres/cluster.sh start${info.durable ? ' --durable' : ''}\`: ` +
+      `${info.durable ? '`fsync` and `synchronous_commit` on, as a deployment runs' : '`fsync`, `synchronous_commit` and `full_page_writes` off'}; ` +
+      `data in ${info.dir ?? 'a temporary directory'}). "One instance": one server process; "two instances": two server processes ` +
+      'on one schema, the writers alternating between them. Each configuration has its own fresh schema. ' +
+      `${fmtSize(p.size)} appends, ${p.durationMs} ms measured after ${p.warmupMs} ms of warm-up, ${p.reps} runs; ` +
+      `live latency ${p.latency.samples.toLocaleString('en')} samples every ${p.latency.intervalMs} ms, ${p.latency.reps} runs.`,
+    '',
+  );
+  const appends = figs.filter((f) => f.key.endsWith('/perSec'));
+  const acks = figs.filter((f) => f.key.startsWith('pg/append/') && f.key.endsWith('/p99'));
+  const lat = figs.filter((f) => f.key.startsWith('pg/latency/'));
+  if (appends.length) md.push('### Appends', '', pgTable(appends, PG_COLUMNS), '');
+  if (acks.length) md.push('### Append acknowledgement latency p99', '', pgTable(acks, PG_COLUMNS), '');
+  if (lat.length) {
+    md.push(
+      '### Live delivery latency',
+      '',
+      pgTable(
+        lat,
+        { 'pg-one': 'writer and reader on one instance', 'pg-two': 'writer on A, reader on B' },
+        'across / one',
+      ),
+      '',
+    );
+  }
+  const ratios = appends.map((f) => ratio(f, 'pg-two', 'pg-one')).filter((x) => Number.isFinite(x));
+  const probe = r.fsyncProbe;
+  const what: string[] = [];
+  if (ratios.length) {
+    const lo = Math.min(...ratios);
+    const hi = Math.max(...ratios);
+    let best = 0;
+    let bestAt = '';
+    for (const f of appends) {
+      if (f.key.endsWith('/1/perSec')) continue;
+      for (const id of ['pg-one', 'pg-two'] as const) {
+        const v = sum(f, id)?.median ?? Number.NaN;
+        if (Number.isFinite(v) && v > best) {
+          best = v;
+          bestAt = `${PG_COLUMNS[id]}, ${f.label}`;
+        }
+      }
+    }
+    what.push(
+      `- **Appends**: two instances reach ${ratioText(lo)} to ${ratioText(hi)} of one instance's rate. ` +
+        'Every append is one transaction that calls `pg_notify` (the wake-up of readers on every instance), and ' +
+        'PostgreSQL serialises notifying commits with one database-wide lock held from just before the commit until ' +
+        'it is done, WAL flush included (see `packages/storage-postgres/README.md`, "Cost of wake-ups"). So the ' +
+        "appends of all instances together are bounded by the database's commit latency, and a second instance adds " +
+        'HTTP and connection capacity, not commit capacity.' +
+        (hi >= 1.2
+          ? ' Where two instances are faster, one instance (its CPU, or its pool of connections) was the limit ' +
+            'before the commit lock was.'
+          : '') +
+        (info.durable && probe && best > 0 ? ` ${diskBound(probe, best, bestAt, nproc)}` : '') +
+        (info.durable ? '' : ' This cluster runs with `fsync` off, so no commit waits for the disk here.'),
+    );
+  }
+  const l1 = r.get('pg/latency/long-poll/p50');
+  const s1 = r.get('pg/latency/sse/p50');
+  if (l1 || s1) {
+    const extra = (f: Figure | undefined): string => {
+      const a = sum(f, 'pg-one')?.median ?? Number.NaN;
+      const b = sum(f, 'pg-two')?.median ?? Number.NaN;
+      return Number.isFinite(a) && Number.isFinite(b) ? `${b - a >= 0 ? '+' : ''}${num(b - a)} ms` : '—';
+    };
+    what.push(
+      `- **Live delivery**: a reader on instance B learns of an append on instance A from the NOTIFY that ` +
+        "PostgreSQL delivers to B's LISTEN connection after the commit is visible; on one instance the commit wakes " +
+        `the local reader directly. The difference at p50: long-poll ${extra(l1)}, SSE ${extra(s1)}.`,
+    );
+  }
+  if (what.length) md.push(...what, '');
+  return md;
+}
+
+/** Whether the disk or the CPU bounds a durable cluster's notifying commits, from the probe and the best rate. */
+function diskBound(probe: FsyncProbe, best: number, bestAt: string, nproc: number): string {
+  const cap = 1000 / probe.p50Ms;
+  const head =
+    'With a durable cluster each of those commits also waits for its own WAL flush while it holds the lock, ' +
+    `so they cannot share a flush: this disk's fdatasync p50 of ${num(probe.p50Ms)} ms caps them at about ` +
+    `${num(cap)}/s. The best rate measured with several writers, ${num(best)}/s (${bestAt}), is `;
+  if (best >= cap / 2) return `${head}close to that cap: the disk's flush latency is the bound.`;
+  return (
+    `${head}far below that cap, so on this machine the bound is CPU, not the disk: each append is several round ` +
+    `trips between a server and PostgreSQL plus PostgreSQL's commit work, and the instances, PostgreSQL and the load ` +
+    `generator share ${nproc} cores, so a second instance competes with the first for the same CPU.`
+  );
+}
+
+function postgresMethod(r: Results, c: BenchConfig): string[] {
+  if (!r.postgres || r.postgres.skipped) return [];
+  return [
+    '- **PostgreSQL** (issue #7): the harness starts its own cluster with `scripts/postgres/cluster.sh` and stops it at ' +
+      'the end (also on failure and Ctrl-C), and skips the scenario with a note when PostgreSQL cannot be started. ' +
+      `Servers run with the same flags as above plus \`--storage postgres --postgres-url … --postgres-schema <fresh>\` ` +
+      '(default pool: 10 connections per instance, plus one LISTEN connection). With two instances, writer w sends its ' +
+      'i-th append to instance (w + i) mod 2, as a round-robin load balancer would, so even one writer spreads its load. ' +
+      `Writers: ${c.postgres.writers.join(', ')}; each cell alternates between the configurations within a run.`,
+  ];
 }

@@ -1,4 +1,4 @@
-import type { TargetId } from './targets.js';
+import type { SeriesId } from './targets.js';
 
 /** One measured figure, with every repetition's value per target. */
 export interface Figure {
@@ -10,16 +10,43 @@ export interface Figure {
   readonly label: string;
   readonly unit: string;
   readonly better: 'higher' | 'lower';
-  readonly values: Partial<Record<TargetId, number[]>>;
+  readonly values: Partial<Record<SeriesId, number[]>>;
+}
+
+/** `fdatasync` of a small append on the disk the file targets write to, timed in the harness process. */
+export interface FsyncProbe {
+  readonly dir: string;
+  /** File-system type of `dir` (ext4, xfs, tmpfs, …), or a hexadecimal magic number. */
+  readonly fsType: string;
+  readonly iterations: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+}
+
+/** How the PostgreSQL scenario ran, or why it did not. */
+export interface PostgresInfo {
+  /** Set when the scenario was skipped: the reason. */
+  readonly skipped?: string;
+  /** Server major version (`PG_VERSION`). */
+  readonly version?: string;
+  /** `fsync` and `synchronous_commit` on (a durable cluster) or off. */
+  readonly durable: boolean;
+  /** Where the cluster keeps its data. */
+  readonly dir?: string;
+  /** Seconds from `cluster.sh start` to a running cluster (includes installing PostgreSQL when it was missing). */
+  readonly startS?: number;
 }
 
 export class Results {
   readonly figures: Figure[] = [];
   readonly notes: string[] = [];
+  fsyncProbe: FsyncProbe | undefined;
+  postgres: PostgresInfo | undefined;
 
   record(
     meta: { key: string; group: string; label: string; unit: string; better: 'higher' | 'lower' },
-    target: TargetId,
+    target: SeriesId,
     value: number,
   ): void {
     let fig = this.figures.find((f) => f.key === meta.key);
@@ -37,6 +64,6 @@ export class Results {
   }
 
   toJSON(): unknown {
-    return { figures: this.figures, notes: this.notes };
+    return { figures: this.figures, notes: this.notes, fsyncProbe: this.fsyncProbe, postgres: this.postgres };
   }
 }

@@ -1,6 +1,9 @@
+import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from './client.js';
 import type { BenchConfig } from './config.js';
+import { countPostgresSteps, postgresScenarios } from './postgres.js';
+import { probeFdatasync } from './probe.js';
 import { marked } from './profile.js';
 import { Progress } from './progress.js';
 import { Results } from './results.js';
@@ -24,8 +27,15 @@ export interface RunOptions {
   readonly onPartial?: (results: Results) => Promise<void>;
 }
 
-export type Scenario = 'append' | 'catchup' | 'latency' | 'fanout' | 'rss';
-const ALL_SCENARIOS: readonly Scenario[] = ['append', 'catchup', 'latency', 'fanout', 'rss'];
+export type Scenario = 'append' | 'catchup' | 'latency' | 'fanout' | 'rss' | 'postgres';
+export const ALL_SCENARIOS: readonly Scenario[] = [
+  'append',
+  'catchup',
+  'latency',
+  'fanout',
+  'rss',
+  'postgres',
+];
 
 export const fmtSize = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
 
@@ -34,7 +44,7 @@ function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
   let perTarget = 0;
   if (only.includes('append')) perTarget += a.sizes.length * a.writers.length * a.layouts.length * c.reps;
   if (only.includes('catchup')) perTarget += 1 + 2 * c.catchup.reps;
-  if (only.includes('latency')) perTarget += 2 * c.reps;
+  if (only.includes('latency')) perTarget += 2 * c.latency.reps;
   if (only.includes('fanout')) perTarget += 2 * c.fanout.reps;
   let steps = perTarget * c.targets.length;
   if (only.includes('rss')) {
@@ -42,6 +52,7 @@ function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
     for (const t of loaded)
       steps += c.rss.loads * (1 + (targetById(t).storage === 'file' ? c.rss.restarts : 0));
   }
+  if (only.includes('postgres')) steps += countPostgresSteps(c);
   return steps;
 }
 
@@ -54,6 +65,16 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
     longPollTimeoutMs: config.longPollTimeoutMs,
     ...(options.cpuProfDir ? { cpuProfDir: options.cpuProfDir } : {}),
   };
+  // The floor under every acknowledgement that waits for the disk, measured where phase 1's file targets write (and,
+  // on the usual one-disk machine, where the PostgreSQL cluster keeps its WAL), before any server starts.
+  results.fsyncProbe = probeFdatasync(tmpdir(), config.fsyncProbeIterations);
+  {
+    const f = results.fsyncProbe;
+    progress.info(
+      `disk probe: fdatasync of a 100 B append in ${f.dir} (${f.fsType}): p50 ${f.p50Ms.toFixed(2)} ms, ` +
+        `p99 ${f.p99Ms.toFixed(2)} ms (${f.iterations} rounds)`,
+    );
+  }
   // Phase 1: durability-sensitive scenarios, file targets on disk (the OS temporary directory). All servers run at
   // once and every measurement cell visits the targets in turn, so slow drifts in machine load hit them alike.
   if (only.some((x) => x === 'append' || x === 'latency' || x === 'fanout')) {
@@ -65,6 +86,12 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
       if (only.includes('fanout'))
         await marked('fanout', () => fanoutScenarios(config, clients, results, progress));
     });
+    await options.onPartial?.(results);
+  }
+  // Phase 1b: Streamkeep on PostgreSQL, one instance vs two (its own servers and cluster; the data on disk).
+  if (only.includes('postgres')) {
+    await marked('postgres', () => postgresScenarios(config, results, progress, base));
+    await options.onPartial?.(results);
   }
   // Phases 2 and 3 load many messages first; file targets keep their data on tmpfs, where fsync is free, so the load
   // does not take hours on the reference (see the report's method section). They measure reads, memory and recovery.
@@ -234,23 +261,25 @@ async function latencyScenarios(
   results: Results,
   progress: Progress,
 ): Promise<void> {
-  for (let rep = 0; rep < c.reps; rep++) {
+  for (let rep = 0; rep < c.latency.reps; rep++) {
     for (const mode of ['long-poll', 'sse'] as const) {
       for (const [id, client] of clients) {
         const r = await liveLatency(client, mode, c.latency.samples, c.latency.intervalMs);
         const group = 'Live delivery latency';
-        results.record(
-          { key: `latency/${mode}/p50`, group, label: `${mode} p50`, unit: 'ms', better: 'lower' },
-          id,
-          r.p50Ms,
-        );
-        results.record(
-          { key: `latency/${mode}/p99`, group, label: `${mode} p99`, unit: 'ms', better: 'lower' },
-          id,
-          r.p99Ms,
-        );
+        for (const [q, v] of [
+          ['p50', r.p50Ms],
+          ['p90', r.p90Ms],
+          ['p99', r.p99Ms],
+        ] as const) {
+          results.record(
+            { key: `latency/${mode}/${q}`, group, label: `${mode} ${q}`, unit: 'ms', better: 'lower' },
+            id,
+            v,
+          );
+        }
         progress.step(
-          `${id} latency ${mode} rep ${rep + 1}: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (${r.samples} samples)`,
+          `${id} latency ${mode} rep ${rep + 1}: p50 ${r.p50Ms.toFixed(2)} ms, p90 ${r.p90Ms.toFixed(2)} ms, ` +
+            `p99 ${r.p99Ms.toFixed(2)} ms (${r.samples} samples)`,
         );
       }
     }

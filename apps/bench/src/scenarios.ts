@@ -31,14 +31,21 @@ export interface AppendResult {
 
 /**
  * W closed-loop writers, each POSTing one message and waiting for its acknowledgement before the next, for a fixed
- * time; appends completed during the warm-up are not counted. The streams are deleted afterwards.
+ * time; appends completed during the warm-up are not counted. The streams are deleted afterwards. Given several
+ * clients (instances of one server sharing a database), writer w sends its i-th append to client (w + i) mod n, as a
+ * round-robin load balancer would; the streams are created through the first.
  */
-export async function appendThroughput(client: Client, p: AppendParams): Promise<AppendResult> {
+export async function appendThroughput(
+  target: Client | readonly Client[],
+  p: AppendParams,
+): Promise<AppendResult> {
+  const clients: readonly Client[] = Array.isArray(target) ? target : [target as Client];
+  const first = clients[0] as Client;
   const names =
     p.layout === 'own'
       ? Array.from({ length: p.writers }, () => streamName(`ap${p.size}`))
       : [streamName(`ap${p.size}-shared`)];
-  for (const n of names) await client.create(n, OCTET);
+  for (const n of names) await first.create(n, OCTET);
   const body = Buffer.alloc(p.size, 0x61);
   const latencies: number[] = [];
   let errors = 0;
@@ -47,7 +54,9 @@ export async function appendThroughput(client: Client, p: AppendParams): Promise
   const stopAt = countFrom + p.durationMs;
   const writer = async (w: number): Promise<void> => {
     const name = names[p.layout === 'own' ? w : 0] as string;
+    let i = w;
     while (performance.now() < stopAt) {
+      const client = clients[i++ % clients.length] as Client;
       const t = performance.now();
       try {
         await client.append(name, body, OCTET);
@@ -60,7 +69,7 @@ export async function appendThroughput(client: Client, p: AppendParams): Promise
   };
   await Promise.all(Array.from({ length: p.writers }, (_, w) => writer(w)));
   const elapsed = performance.now() - countFrom;
-  for (const n of names) await client.remove(n).catch(() => {});
+  for (const n of names) await first.remove(n).catch(() => {});
   latencies.sort((a, b) => a - b);
   const perSec = (latencies.length / elapsed) * 1000;
   return {
@@ -135,6 +144,7 @@ export async function loadMany(
 
 export interface LatencyResult {
   readonly p50Ms: number;
+  readonly p90Ms: number;
   readonly p99Ms: number;
   readonly samples: number;
 }
@@ -142,13 +152,15 @@ export interface LatencyResult {
 /**
  * Live delivery latency with one reader following the tail (long-poll loop or one SSE connection) while one writer
  * appends a numbered ~100 B message every `intervalMs`. Latency = arrival at the reader − the moment the writer
- * started the POST. The first few samples are warm-up.
+ * started the POST. The first few samples are warm-up. The reader may be connected to another instance than the writer
+ * (`readerClient`; instances sharing one database), which measures the cross-instance wake-up.
  */
 export async function liveLatency(
   client: Client,
   mode: 'long-poll' | 'sse',
   samples: number,
   intervalMs: number,
+  readerClient: Client = client,
 ): Promise<LatencyResult> {
   const name = streamName(`lat-${mode}`);
   await client.create(name, TEXT);
@@ -169,7 +181,7 @@ export async function liveLatency(
     }
   };
   const offset = await client.tail(name);
-  const reader = new Pool(client.origin, { connections: 1, headersTimeout: 0, bodyTimeout: 0 });
+  const reader = new Pool(readerClient.origin, { connections: 1, headersTimeout: 0, bodyTimeout: 0 });
   let stop = false;
   const readerDone = (async () => {
     if (mode === 'long-poll') {
@@ -224,7 +236,12 @@ export async function liveLatency(
     if (Number.isFinite(d)) lat.push(d);
   }
   lat.sort((a, b) => a - b);
-  return { p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), samples: lat.length };
+  return {
+    p50Ms: percentile(lat, 50),
+    p90Ms: percentile(lat, 90),
+    p99Ms: percentile(lat, 99),
+    samples: lat.length,
+  };
 }
 
 export interface FanoutResult {

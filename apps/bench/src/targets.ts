@@ -6,16 +6,25 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** One server configuration under test. */
-export interface TargetSpec {
-  readonly id: TargetId;
+export interface TargetSpec<Id extends string = TargetId> {
+  readonly id: Id;
   readonly label: string;
   readonly system: 'streamkeep' | 'reference';
-  readonly storage: 'memory' | 'file';
+  readonly storage: 'memory' | 'file' | 'postgres';
   /** Streamkeep file backend only. */
   readonly syncOnAppend?: boolean;
 }
 
 export type TargetId = 'sk-memory' | 'sk-file-sync' | 'sk-file-nosync' | 'ref-memory' | 'ref-file';
+
+/**
+ * The two configurations of the PostgreSQL scenario: one Streamkeep instance, and two instances sharing one schema
+ * (each on its own fresh schema of the same database).
+ */
+export type PgSeriesId = 'pg-one' | 'pg-two';
+
+/** Every column a figure can have a value in. */
+export type SeriesId = TargetId | PgSeriesId;
 
 export const TARGETS: readonly TargetSpec[] = [
   { id: 'sk-memory', label: 'Streamkeep memory', system: 'streamkeep', storage: 'memory' },
@@ -51,11 +60,13 @@ export interface StartOptions {
   readonly longPollTimeoutMs: number;
   /** Directory for `node --cpu-prof` output; unset = no profiling. */
   readonly cpuProfDir?: string;
+  /** The database of a `postgres` target. */
+  readonly postgres?: { readonly url: string; readonly schema: string };
 }
 
 /** A server running in its own child process. */
-export interface RunningTarget {
-  readonly spec: TargetSpec;
+export interface RunningTarget<Id extends string = TargetId> {
+  readonly spec: TargetSpec<Id>;
   readonly url: string;
   readonly pid: number;
   readonly dataDir: string | undefined;
@@ -97,7 +108,23 @@ const ADMISSION_ENV = {
   STREAMKEEP_MAX_LIVE_READS_PER_CLIENT: '0',
 };
 
-export async function startTarget(spec: TargetSpec, options: StartOptions): Promise<RunningTarget> {
+/** Server processes still running; killed if the harness exits without stopping them (error, Ctrl-C). */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
+}
+
+export async function startTarget<Id extends string>(
+  spec: TargetSpec<Id>,
+  options: StartOptions,
+): Promise<RunningTarget<Id>> {
   let dataDir = options.dataDir;
   let ownsDir = false;
   if (spec.storage === 'file' && dataDir === undefined) {
@@ -139,6 +166,10 @@ export async function startTarget(spec: TargetSpec, options: StartOptions): Prom
         spec.syncOnAppend ? '--sync-on-append' : '--no-sync-on-append',
       );
     }
+    if (spec.storage === 'postgres') {
+      if (!options.postgres) throw new Error(`${spec.id}: a postgres target needs a database`);
+      args.push('--postgres-url', options.postgres.url, '--postgres-schema', options.postgres.schema);
+    }
   } else {
     const opts = { longPollTimeout: options.longPollTimeoutMs, ...(dataDir ? { dataDir } : {}) };
     args = [...nodeFlags, referenceScript(), JSON.stringify(opts)];
@@ -151,7 +182,14 @@ export async function startTarget(spec: TargetSpec, options: StartOptions): Prom
     // build without these settings ignores (an unknown flag would stop it).
     env: { ...process.env, ...ADMISSION_ENV },
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  track(child);
+  let hasExited = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      hasExited = true;
+      resolve(code);
+    }),
+  );
   let url: string;
   try {
     url = await waitForUrl(child, spec);
@@ -161,7 +199,15 @@ export async function startTarget(spec: TargetSpec, options: StartOptions): Prom
     throw err;
   }
   const startMs = performance.now() - started;
-  if (spec.system === 'streamkeep') await waitReady(url);
+  if (spec.system === 'streamkeep') {
+    try {
+      await waitReady(url, () => hasExited);
+    } catch (err) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`${spec.id}: ${(err as Error).message}`);
+    }
+  }
   const pid = child.pid as number;
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -187,7 +233,7 @@ export async function startTarget(spec: TargetSpec, options: StartOptions): Prom
   };
 }
 
-function waitForUrl(child: ChildProcess, spec: TargetSpec): Promise<string> {
+function waitForUrl(child: ChildProcess, spec: TargetSpec<string>): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -222,9 +268,11 @@ function waitForUrl(child: ChildProcess, spec: TargetSpec): Promise<string> {
   });
 }
 
-async function waitReady(url: string): Promise<void> {
+async function waitReady(url: string, exited: () => boolean): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
+    // A server that cannot open its storage (e.g. the database refused it) logs the reason and exits.
+    if (exited()) throw new Error(`${url} exited before it was ready`);
     try {
       const res = await fetch(`${url}/readyz`);
       await res.arrayBuffer();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { configFor } from '../src/config.js';
-import { evaluateGoals } from '../src/report.js';
+import { evaluateGoals, nthWorst, postgresSection } from '../src/report.js';
 import { Results } from '../src/results.js';
-import type { TargetId } from '../src/targets.js';
+import type { SeriesId } from '../src/targets.js';
 
 const meta = (key: string, better: 'higher' | 'lower' = 'higher') => ({
   key,
@@ -15,11 +15,11 @@ const meta = (key: string, better: 'higher' | 'lower' = 'higher') => ({
 function record(
   r: Results,
   key: string,
-  values: Partial<Record<TargetId, number[]>>,
+  values: Partial<Record<SeriesId, number[]>>,
   better?: 'higher' | 'lower',
 ) {
   for (const [t, vs] of Object.entries(values))
-    for (const v of vs ?? []) r.record(meta(key, better), t as TargetId, v);
+    for (const v of vs ?? []) r.record(meta(key, better), t as SeriesId, v);
 }
 
 describe('goal evaluation', () => {
@@ -53,5 +53,63 @@ describe('goal evaluation', () => {
     expect(g?.met).toBe(false);
     expect(g?.ratio).toBe('0.900×');
     expect(g?.measured).toContain('shared stream');
+  });
+
+  it('live delivery: memory and file without sync in one row, file + sync in its own with the disk probe', () => {
+    const r = new Results();
+    r.fsyncProbe = { dir: '/tmp', fsType: 'ext4', iterations: 200, p50Ms: 0.5, p90Ms: 0.8, p99Ms: 2 };
+    record(
+      r,
+      'latency/sse/p99',
+      { 'sk-memory': [4, 4], 'sk-file-nosync': [5, 6], 'sk-file-sync': [9, 9], 'ref-memory': [5, 5] },
+      'lower',
+    );
+    const goals = evaluateGoals(r, config);
+    const fast = goals.find((g) =>
+      g.goal.startsWith('Live delivery p99, sse: Streamkeep memory and file without'),
+    );
+    const sync = goals.find((g) => g.goal.startsWith('Live delivery p99, sse: Streamkeep file + sync'));
+    // nosync's median is 5.5 > 5: a gap, even though memory is better than the reference.
+    expect(fast?.met).toBe(false);
+    expect(fast?.measured).toContain('SK file nosync 5.50');
+    expect(sync?.met).toBe(false);
+    expect(sync?.note).toContain('p99 2.00 ms');
+    expect(goals.find((g) => g.goal.startsWith('Live delivery p99, long-poll'))?.met).toBeUndefined();
+  });
+
+  it('names the sample a nearest-rank p99 is', () => {
+    expect(nthWorst(100)).toBe('2nd-worst');
+    expect(nthWorst(1000)).toBe('11th-worst');
+    expect(nthWorst(50)).toBe('worst');
+    expect(nthWorst(5)).toBe('worst');
+  });
+});
+
+describe('postgres section', () => {
+  const config = configFor('quick');
+
+  it('reports the two-instance / one-instance ratios computed from the figures', () => {
+    const r = new Results();
+    r.postgres = { version: '15', durable: true, dir: '/tmp/x' };
+    r.fsyncProbe = { dir: '/tmp', fsType: 'ext4', iterations: 200, p50Ms: 2, p90Ms: 3, p99Ms: 4 };
+    record(r, 'pg/append/own/16/perSec', { 'pg-one': [400, 420], 'pg-two': [300, 320] });
+    record(r, 'pg/append/shared/16/perSec', { 'pg-one': [200, 200], 'pg-two': [220, 220] });
+    record(r, 'pg/latency/sse/p50', { 'pg-one': [2, 2], 'pg-two': [3, 3] }, 'lower');
+    const text = postgresSection(r, config, 2).join('\n');
+    expect(text).toContain('| pg/append/own/16/perSec | 410 ±2% | 310 ±3% | 0.756× |');
+    expect(text).toContain('0.756× to 1.10×');
+    // 1 / 2 ms = 500 commits/s; 410/s is close to it, so the disk is named as the bound.
+    expect(text).toContain('caps them at about 500/s');
+    expect(text).toContain("the disk's flush latency is the bound");
+    expect(text).toContain('SSE +1.00 ms');
+  });
+
+  it('says why the scenario was skipped', () => {
+    const r = new Results();
+    r.postgres = { skipped: 'PostgreSQL is not installed', durable: false };
+    expect(postgresSection(r, config, 2).join('\n')).toContain(
+      'Not measured in this run: PostgreSQL is not installed',
+    );
+    expect(postgresSection(new Results(), config, 2)).toEqual([]);
   });
 });

@@ -30,6 +30,26 @@ describe('benchmark harness smoke run', () => {
         for (const v of values) expect(Number.isFinite(v), `${key} on ${t.id}: ${v}`).toBe(true);
       }
     }
+    expect(results.fsyncProbe?.iterations).toBe(config.fsyncProbeIterations);
+    expect(Number.isFinite(results.fsyncProbe?.p99Ms)).toBe(true);
+    // PostgreSQL: measured where it is installed; otherwise skipped with the reason (never a failure of this test).
+    expect(results.postgres).toBeDefined();
+    if (results.postgres?.skipped) {
+      expect(results.notes.join('\n')).toContain('PostgreSQL scenario skipped');
+    } else {
+      for (const key of [
+        'pg/append/own/1/perSec',
+        'pg/append/shared/4/perSec',
+        'pg/latency/long-poll/p99',
+        'pg/latency/sse/p99',
+      ]) {
+        for (const id of ['pg-one', 'pg-two'] as const) {
+          const values = results.get(key)?.values[id] ?? [];
+          expect(values.length, `${key} on ${id}`).toBe(2);
+          for (const v of values) expect(Number.isFinite(v), `${key} on ${id}: ${v}`).toBe(true);
+        }
+      }
+    }
     for (const key of ['rss/loaded', 'restart/firstRead']) {
       for (const t of config.rss.targets) {
         expect(results.get(key)?.values[t]?.length ?? 0, `${key} on ${t}`).toBeGreaterThan(0);
@@ -57,7 +77,9 @@ describe('benchmark harness smoke run', () => {
       );
       expect(report.markdown).toContain('## Goals');
       expect(report.markdown).toContain('SK file+sync / Ref file');
-      expect(report.goals.length).toBeGreaterThanOrEqual(8);
+      expect(report.goals.length).toBeGreaterThanOrEqual(11);
+      expect(report.markdown).toContain('## PostgreSQL: one instance vs two instances');
+      expect(report.markdown).toContain('Disk probe: `fdatasync`');
       expect([...report.svgs.keys()]).toContain('append-own-100.svg');
       for (const svg of report.svgs.values()) expect(svg.startsWith('<svg')).toBe(true);
     }
