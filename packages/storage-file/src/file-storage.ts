@@ -72,10 +72,18 @@ import {
   syncDir,
 } from './fs.js';
 import { type HandleOwner, HandlePool, LOG_FILE } from './handles.js';
-import { Journal, type JournalEntry, type JournaledLog, parseJournal, writeAll } from './journal.js';
+import {
+  Journal,
+  type JournalEntry,
+  type JournaledLog,
+  parseJournal,
+  writeAll,
+  writeAllSync,
+} from './journal.js';
 import { acquireRootLock } from './lock.js';
 import { MessageIndex } from './message-index.js';
 import { scanLog } from './scan.js';
+import { StreamTail, TailCache } from './tail-cache.js';
 
 /** Options of {@link FileStorage.open}. */
 export interface FileStorageOptions {
@@ -108,6 +116,21 @@ export interface FileStorageOptions {
   readonly journalCheckpointBytes?: number | undefined;
   /** Streams recovered concurrently when opening. @default 8 */
   readonly recoveryConcurrency?: number | undefined;
+  /**
+   * Memory for the tail cache: the messages of recently appended streams, kept after their commit so that readers
+   * following a tail are served without reading the log. Counts buffer capacity plus a fixed overhead per chunk;
+   * over it, the least recently appended streams lose their oldest messages first. `0` turns the cache off.
+   * @default 8 MiB
+   */
+  readonly tailCacheBytes?: number | undefined;
+  /** The part of {@link FileStorageOptions.tailCacheBytes} one stream may use (its newest messages). @default 1 MiB */
+  readonly tailCacheStreamBytes?: number | undefined;
+  /**
+   * Group writes (and journal rounds) of at most this many bytes are written with a synchronous positional write:
+   * a page-cache copy of microseconds on the event loop instead of a thread-pool round trip. Syncs stay
+   * asynchronous. Larger writes, and every write when `0`, go through the thread pool. @default 128 KiB
+   */
+  readonly inlineWriteBytes?: number | undefined;
   /**
    * The file-system layer. For tests only (to inject failures such as `ENOSPC` or `EIO`).
    * @default `node:fs/promises`
@@ -186,6 +209,8 @@ class StreamEntry implements HandleOwner {
   logWrite: Promise<void> | null = null;
   /** Direct forks (tombstones included) that read this stream's data. Derived, never persisted. */
   refs = 0;
+  /** The newest committed messages, kept in memory (see {@link TailCache}). */
+  readonly cached = new StreamTail();
 
   constructor(
     readonly id: string,
@@ -251,6 +276,8 @@ const FORMAT_FILE = 'FORMAT';
 const JOURNAL_FILE = 'journal';
 const FORMAT_TEXT = 'streamkeep-file-storage 1\n';
 const MAX_GROUP_JOBS = 4096;
+/** Groups committed back to back without I/O before a stream's queue yields to the event loop. */
+const INLINE_RUN = 16;
 
 /**
  * File-backed {@link Storage}: one checksummed append-only log per stream, an in-memory offset index, per-stream
@@ -276,6 +303,7 @@ export class FileStorage implements Storage {
   private redo: Map<string, JournalEntry[]> | undefined;
   private redone = 0;
   private directSyncs = 0;
+  private readonly tailCache: TailCache;
 
   private constructor(
     private readonly fs: FileSystem,
@@ -288,8 +316,12 @@ export class FileStorage implements Storage {
     private readonly releaseLock: () => Promise<void>,
     private readonly useJournal: boolean | 'always',
     private readonly journalCheckpointBytes: number,
+    tailCacheBytes: number,
+    tailCacheStreamBytes: number,
+    private readonly inlineWriteBytes: number,
   ) {
     this.rootDir = root;
+    this.tailCache = new TailCache(tailCacheBytes, Math.min(tailCacheBytes, tailCacheStreamBytes));
     this.handles = new HandlePool(fs, maxOpenFiles);
     this.recovery = {
       streams: 0,
@@ -325,6 +357,18 @@ export class FileStorage implements Storage {
       options.journalCheckpointBytes,
       64 * 1024 * 1024,
     );
+    const nonNegative = (name: string, v: number | undefined, d: number): number => {
+      if (v === undefined) return d;
+      if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer`);
+      return v;
+    };
+    const tailCacheBytes = nonNegative('tailCacheBytes', options.tailCacheBytes, 8 * 1024 * 1024);
+    const tailCacheStreamBytes = nonNegative(
+      'tailCacheStreamBytes',
+      options.tailCacheStreamBytes,
+      1024 * 1024,
+    );
+    const inlineWriteBytes = nonNegative('inlineWriteBytes', options.inlineWriteBytes, 128 * 1024);
     const limits = resolveByteLimits(options);
     const fs = options.fileSystem ?? nodeFileSystem;
     const root = resolve(options.rootDir);
@@ -344,6 +388,9 @@ export class FileStorage implements Storage {
         release,
         (options.syncOnAppend ?? true) ? (options.journal ?? true) : false,
         checkpointBytes,
+        tailCacheBytes,
+        tailCacheStreamBytes,
+        inlineWriteBytes,
       );
       await storage.recover(concurrency, started);
       return storage;
@@ -356,6 +403,11 @@ export class FileStorage implements Storage {
   /** Payload bytes stored across all streams (tombstones included, framing excluded). */
   totalBytes(): number {
     return this.total;
+  }
+
+  /** Bytes the tail cache holds now, chunk overhead included (see {@link FileStorageOptions.tailCacheBytes}). */
+  tailCacheBytes(): number {
+    return this.tailCache.bytes;
   }
 
   /** Streams refused because they failed an integrity check. */
@@ -564,6 +616,7 @@ export class FileStorage implements Storage {
 
   /** Runs a stream's queue: exclusive jobs alone, consecutive commits as groups (one write, one sync each). */
   private async drain(entry: StreamEntry): Promise<void> {
+    let run = 0;
     try {
       while (entry.queue.length > 0 || (entry.touchPending && !entry.removed)) {
         const head = entry.queue[0];
@@ -596,7 +649,12 @@ export class FileStorage implements Storage {
         // Several writers were waiting: give the ones just acknowledged one turn of the event loop to submit their
         // next appends, so that they join the next group instead of forming one of their own after it (a commit
         // delay of one turn, only under concurrency; a lone writer never waits).
-        if (group.length > 1) await new Promise<void>((resolve) => setImmediate(resolve));
+        // Inline writes complete without leaving the microtask queue: a writer awaiting each append in a loop would
+        // otherwise starve timers and I/O, so a run of groups yields now and then.
+        if (group.length > 1 || ++run >= INLINE_RUN) {
+          run = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
     } finally {
       entry.draining = false;
@@ -705,12 +763,14 @@ export class FileStorage implements Storage {
         return;
       }
       const positions = encoder.positions;
+      const cache = this.tailCache.enabled;
       let cum = entry.bytes;
       for (const job of jobs) {
         const plan = job.plan;
         if (plan === undefined) continue;
         const messages = job.request.messages;
         let k = job.posStart!;
+        if (cache) this.tailCache.add(entry.cached, entry.index.count, cum, messages);
         for (const m of messages) {
           cum += m.byteLength;
           entry.index.push(positions[k++]!, cum);
@@ -759,17 +819,24 @@ export class FileStorage implements Storage {
    * cut is retried before the next write.
    */
   private async writeAt(entry: StreamEntry, parts: Uint8Array[], pos: number, what: string): Promise<void> {
-    let fh: FileHandleLike;
-    try {
-      fh = await this.handles.acquire(entry);
-    } catch (err) {
-      throw classifyIoError(err, what);
+    let fh = this.handles.acquireOpen(entry);
+    if (fh === undefined) {
+      try {
+        fh = await this.handles.acquire(entry);
+      } catch (err) {
+        throw classifyIoError(err, what);
+      }
     }
     try {
       if (entry.needsTruncate) {
         await fh.truncate(pos);
         entry.needsTruncate = false;
       }
+      let total = 0;
+      for (const p of parts) total += p.byteLength;
+      // A small write goes straight to the page cache from the event loop; it has completed (or thrown) before
+      // anything else runs, so it never overlaps a journal entry or a checkpoint.
+      const inline = total <= this.inlineWriteBytes && fh.writevSync !== undefined;
       const journal = this.journal;
       if (journal !== undefined && (this.useJournal === 'always' || !journal.idle || this.directSyncs > 0)) {
         // Other syncs are in flight: join the journal's next round, shared with every stream in it. The log write
@@ -777,26 +844,33 @@ export class FileStorage implements Storage {
         // of trailing behind their log writes; the commit completes once both are done (the journal holds the
         // durable copy, the log serves reads). The entry of a failed log write must never be replayed (the append
         // is reported as failed): the journal is emptied (logs synced, new salt) before the failure is reported.
+        // An inline log write fails before its entry is submitted, so it has nothing to discard.
         entry.journaled ??= this.journaledLog(entry);
         journal.touch(entry.journaled);
-        const written = writeParts(fh, parts, pos);
-        entry.logWrite = written;
-        const [logged, durable] = await Promise.allSettled([
-          written,
-          journal.submit(entry.id, entry.salt, pos, parts),
-        ]);
-        entry.logWrite = null;
-        if (logged.status === 'rejected') {
-          if (durable.status === 'fulfilled') {
-            // Cut the log back first, so that the checkpoint's sync of it does not keep a partial group.
-            await fh.truncate(pos);
-            await journal.discard();
+        if (inline) {
+          writeAllSync(fh, parts, pos, total);
+          await journal.submit(entry.id, entry.salt, pos, parts);
+        } else {
+          const written = writeAll(fh, parts, pos, total);
+          entry.logWrite = written;
+          const [logged, durable] = await Promise.allSettled([
+            written,
+            journal.submit(entry.id, entry.salt, pos, parts),
+          ]);
+          entry.logWrite = null;
+          if (logged.status === 'rejected') {
+            if (durable.status === 'fulfilled') {
+              // Cut the log back first, so that the checkpoint's sync of it does not keep a partial group.
+              await fh.truncate(pos);
+              await journal.discard();
+            }
+            throw logged.reason;
           }
-          throw logged.reason;
+          if (durable.status === 'rejected') throw durable.reason;
         }
-        if (durable.status === 'rejected') throw durable.reason;
       } else {
-        await writeParts(fh, parts, pos);
+        if (inline) writeAllSync(fh, parts, pos, total);
+        else await writeAll(fh, parts, pos, total);
         if (this.syncOnAppend) {
           // Nothing else is syncing: a sync of the log itself is one write and one sync cheaper than the journal.
           this.directSyncs++;
@@ -950,7 +1024,15 @@ export class FileStorage implements Storage {
         break;
       }
     }
-    const parts = await Promise.all(ranges.map((r) => this.readRange(entry, r.e, r.i, r.j)));
+    // Ranges inside a stream's cached tail are taken now, from the same snapshot as the index lookups.
+    let pending = false;
+    const found = ranges.map((r) => {
+      const hit = this.tailCache.get(r.e.cached, r.e.index, r.i, r.j);
+      if (hit !== undefined) return hit;
+      pending = true;
+      return this.readRange(entry, r.e, r.i, r.j);
+    });
+    const parts = pending ? await Promise.all(found) : (found as Uint8Array[][]);
     const messages = parts.length === 1 ? parts[0]! : parts.flat();
     return { messages, next, tail };
   }
@@ -961,15 +1043,17 @@ export class FileStorage implements Storage {
     const start = index.position(i);
     const end = index.position(j - 1) + index.size(j - 1);
     const buf = Buffer.allocUnsafe(end - start);
-    let fh: FileHandleLike;
-    try {
-      fh = await this.handles.acquire(e);
-    } catch (err) {
-      // The log vanished because the stream is being deleted: the read lost the race, so it answers as a read after
-      // the delete would.
-      if (errnoCode(err) === 'ENOENT' && e.deleting !== null) await e.deleting;
-      if (e.removed) notFound(owner.name);
-      throw classifyIoError(err, `reading ${JSON.stringify(e.name)}`);
+    let fh = this.handles.acquireOpen(e);
+    if (fh === undefined) {
+      try {
+        fh = await this.handles.acquire(e);
+      } catch (err) {
+        // The log vanished because the stream is being deleted: the read lost the race, so it answers as a read after
+        // the delete would.
+        if (errnoCode(err) === 'ENOENT' && e.deleting !== null) await e.deleting;
+        if (e.removed) notFound(owner.name);
+        throw classifyIoError(err, `reading ${JSON.stringify(e.name)}`);
+      }
     }
     try {
       let got = 0;
@@ -1271,6 +1355,7 @@ export class FileStorage implements Storage {
         this.entries.delete(entry.name);
         this.total -= entry.bytes;
         this.handles.discard(entry);
+        this.tailCache.clear(entry.cached);
         this.notify(entry);
         entry.listeners.clear();
         if (synced !== undefined) throw classifyIoError(synced, `deleting ${JSON.stringify(entry.name)}`);
@@ -1345,7 +1430,7 @@ export class FileStorage implements Storage {
     if (this.useJournal !== false) {
       const fh = await fs.open(journalPath, hadJournal ? 'r+' : 'wx+');
       try {
-        this.journal = await Journal.create(fh, this.journalCheckpointBytes);
+        this.journal = await Journal.create(fh, this.journalCheckpointBytes, this.inlineWriteBytes);
       } catch (err) {
         await fh.close();
         throw err;
@@ -1474,12 +1559,6 @@ export class FileStorage implements Storage {
       await fh.close();
     }
   }
-}
-
-async function writeParts(fh: FileHandleLike, parts: Uint8Array[], pos: number): Promise<void> {
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  await writeAll(fh, parts, pos, total);
 }
 
 function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {

@@ -1,3 +1,4 @@
+import { writevSync } from 'node:fs';
 import * as nodeFs from 'node:fs/promises';
 import { StorageError, type StorageErrorCode } from '@streamkeep/storage';
 
@@ -10,6 +11,11 @@ export interface FileHandleLike {
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
   /** Writes all of `buffers`, in order, starting at `position`. */
   writev(buffers: readonly Uint8Array[], position: number): Promise<{ bytesWritten: number }>;
+  /**
+   * The same write done synchronously, returning the bytes written; used for small writes, which only copy into the
+   * page cache. Without it, every write goes through {@link FileHandleLike.writev}.
+   */
+  writevSync?(buffers: readonly Uint8Array[], position: number): number;
   /** Flushes the file's data (and the metadata needed to read it back, such as its size) to stable storage. */
   datasync(): Promise<void>;
   /** Flushes data and all metadata. Used for directories. */
@@ -39,9 +45,38 @@ export interface FileSystem {
   exists(path: string): Promise<boolean>;
 }
 
+/** A `node:fs/promises` handle plus the synchronous write on its descriptor. */
+class NodeFileHandle implements FileHandleLike {
+  constructor(private readonly fh: nodeFs.FileHandle) {}
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    return this.fh.read(buffer, offset, length, position);
+  }
+  writev(buffers: readonly Uint8Array[], position: number): Promise<{ bytesWritten: number }> {
+    return this.fh.writev(buffers as Uint8Array[], position);
+  }
+  writevSync(buffers: readonly Uint8Array[], position: number): number {
+    return writevSync(this.fh.fd, buffers as Uint8Array[], position);
+  }
+  datasync(): Promise<void> {
+    return this.fh.datasync();
+  }
+  sync(): Promise<void> {
+    return this.fh.sync();
+  }
+  truncate(length: number): Promise<void> {
+    return this.fh.truncate(length);
+  }
+  stat(): Promise<{ size: number }> {
+    return this.fh.stat();
+  }
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
 /** The default {@link FileSystem}: `node:fs/promises`. */
 export const nodeFileSystem: FileSystem = {
-  open: (path, flags) => nodeFs.open(path, flags) as Promise<FileHandleLike>,
+  open: async (path, flags) => new NodeFileHandle(await nodeFs.open(path, flags)),
   readFile: (path) => nodeFs.readFile(path),
   writeFile: (path, data, flags) => nodeFs.writeFile(path, data, { flag: flags ?? 'w' }),
   mkdir: async (path) => {

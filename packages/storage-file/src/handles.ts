@@ -29,6 +29,16 @@ export class HandlePool {
     return this.lru.size;
   }
 
+  /** {@link HandlePool.acquire} without waiting, when the owner's handle is open; `undefined` otherwise. */
+  acquireOpen(owner: HandleOwner): FileHandleLike | undefined {
+    const fh = owner.fh;
+    if (fh === null) return undefined;
+    owner.users++;
+    this.lru.delete(owner);
+    this.lru.set(owner, true);
+    return fh;
+  }
+
   async acquire(owner: HandleOwner): Promise<FileHandleLike> {
     owner.users++;
     try {

@@ -99,11 +99,15 @@ export class Journal {
     private readonly fh: FileHandleLike,
     private salt: number,
     private readonly checkpointBytes: number,
+    private readonly inlineWriteBytes: number,
   ) {}
 
-  /** Starts an empty journal in `fh` (a fresh salt, so no stale record of an earlier journal can validate). */
-  static async create(fh: FileHandleLike, checkpointBytes: number): Promise<Journal> {
-    const j = new Journal(fh, newSalt(), checkpointBytes);
+  /**
+   * Starts an empty journal in `fh` (a fresh salt, so no stale record of an earlier journal can validate). Rounds of
+   * at most `inlineWriteBytes` are written synchronously.
+   */
+  static async create(fh: FileHandleLike, checkpointBytes: number, inlineWriteBytes = 0): Promise<Journal> {
+    const j = new Journal(fh, newSalt(), checkpointBytes, inlineWriteBytes);
     await j.reset();
     return j;
   }
@@ -203,7 +207,11 @@ export class Journal {
             await this.fh.truncate(this.size);
             this.needsTruncate = false;
           }
-          await writeAll(this.fh, buffers, this.size, bytes);
+          if (bytes <= this.inlineWriteBytes && this.fh.writevSync !== undefined) {
+            writeAllSync(this.fh, buffers, this.size, bytes);
+          } else {
+            await writeAll(this.fh, buffers, this.size, bytes);
+          }
           await this.fh.datasync();
         } catch (err) {
           this.mustCheckpoint = true;
@@ -295,4 +303,30 @@ export async function writeAll(
       rest = next;
     }
   }
+}
+
+/** {@link writeAll} with the handle's synchronous write (which the caller checked exists). */
+export function writeAllSync(fh: FileHandleLike, parts: Uint8Array[], position: number, total: number): void {
+  let written = 0;
+  let rest = parts;
+  while (written < total) {
+    const bytesWritten = fh.writevSync!(rest, position + written);
+    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+    written += bytesWritten;
+    if (written < total) rest = skipBytes(rest, bytesWritten);
+  }
+}
+
+function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let skip = n;
+  for (const p of parts) {
+    if (skip >= p.byteLength) {
+      skip -= p.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? p.subarray(skip) : p);
+    skip = 0;
+  }
+  return out;
 }

@@ -3,86 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FileHandleLike, FileStorage, type FileSystem, nodeFileSystem } from '../src/index.js';
+import { FileStorage } from '../src/index.js';
+import { FaultyFs } from './faulty-fs.js';
 import { dec, enc, ManualClock } from './helpers.js';
-
-type Op = 'writev' | 'datasync' | 'truncate' | 'rename' | 'mkdir' | 'sync';
-
-/** A file system that fails the next `times` calls of one operation with an errno code. */
-class FaultyFs implements FileSystem {
-  private faults: { op: Op; code: string; times: number; partial?: boolean; path?: string }[] = [];
-
-  /** Fails the next `times` calls of `op` (on files whose path contains `path`, when given). */
-  fail(op: Op, code: string, times = 1, partial = false, path?: string): void {
-    this.faults.push({ op, code, times, partial, path });
-  }
-  clear(): void {
-    this.faults = [];
-  }
-  private take(op: Op, path = ''): { code: string; partial?: boolean } | undefined {
-    const f = this.faults.find(
-      (x) => x.op === op && x.times > 0 && (x.path === undefined || path.includes(x.path)),
-    );
-    if (f === undefined) return undefined;
-    f.times--;
-    return f;
-  }
-  private raise(code: string): never {
-    throw Object.assign(new Error(`injected ${code}`), { code });
-  }
-
-  async open(path: string, flags: 'r' | 'r+' | 'wx+'): Promise<FileHandleLike> {
-    const fh = await nodeFileSystem.open(path, flags);
-    const self = this;
-    return {
-      read: (b, o, l, p) => fh.read(b, o, l, p),
-      async writev(buffers, position) {
-        const f = self.take('writev', path);
-        if (f !== undefined) {
-          // A partial write: the first half of the first buffer reaches the file before the error.
-          if (f.partial && buffers[0] !== undefined) {
-            await fh.writev([buffers[0].subarray(0, Math.ceil(buffers[0].byteLength / 2))], position);
-          }
-          self.raise(f.code);
-        }
-        return fh.writev(buffers, position);
-      },
-      async datasync() {
-        const f = self.take('datasync', path);
-        if (f !== undefined) self.raise(f.code);
-        return fh.datasync();
-      },
-      async sync() {
-        const f = self.take('sync', path);
-        if (f !== undefined) self.raise(f.code);
-        return fh.sync();
-      },
-      async truncate(len) {
-        const f = self.take('truncate', path);
-        if (f !== undefined) self.raise(f.code);
-        return fh.truncate(len);
-      },
-      stat: () => fh.stat(),
-      close: () => fh.close(),
-    };
-  }
-  readFile = nodeFileSystem.readFile;
-  writeFile = nodeFileSystem.writeFile;
-  async mkdir(path: string): Promise<void> {
-    const f = this.take('mkdir');
-    if (f !== undefined) this.raise(f.code);
-    return nodeFileSystem.mkdir(path);
-  }
-  readdir = nodeFileSystem.readdir;
-  async rename(from: string, to: string): Promise<void> {
-    const f = this.take('rename');
-    if (f !== undefined) this.raise(f.code);
-    return nodeFileSystem.rename(from, to);
-  }
-  unlink = nodeFileSystem.unlink;
-  rmrf = nodeFileSystem.rmrf;
-  exists = nodeFileSystem.exists;
-}
 
 let dir: string;
 let storage: FileStorage | undefined;
@@ -91,7 +14,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true, maxRetries: 5 });
 });
 
-async function setup(syncOnAppend: boolean, journal: boolean | 'always' = true) {
+async function setup(syncOnAppend: boolean, journal: boolean | 'always' = true, inlineWriteBytes?: number) {
   dir = await mkdtemp(join(tmpdir(), 'sk-file-fault-'));
   const fs = new FaultyFs();
   const clock = new ManualClock();
@@ -102,6 +25,7 @@ async function setup(syncOnAppend: boolean, journal: boolean | 'always' = true) 
     journal,
     fileSystem: fs,
     maxTotalBytes: 100_000,
+    inlineWriteBytes,
   });
   await storage.createStream('s', { contentType: 'text/plain', messages: [enc('first')] });
   return { fs, clock, s: storage };
@@ -155,9 +79,13 @@ const cases: {
 ];
 
 describe('injected I/O failures', () => {
-  for (const c of cases) {
-    it(`${c.code} on ${c.path ?? ''} ${c.op}${c.partial ? ' (partial)' : ''}${c.sync ? ' with syncOnAppend' : ''}: fails cleanly and resumes`, async () => {
-      const { fs, s } = await setup(c.sync, c.journal);
+  // Every case on the synchronous write path (the default for writes this small) and on the thread pool only.
+  for (const c of cases.flatMap((x) => [
+    { ...x, inline: undefined },
+    { ...x, inline: 0 },
+  ])) {
+    it(`${c.code} on ${c.path ?? ''} ${c.op}${c.partial ? ' (partial)' : ''}${c.sync ? ' with syncOnAppend' : ''}${c.inline === 0 ? ', thread-pool writes' : ', inline writes'}: fails cleanly and resumes`, async () => {
+      const { fs, s } = await setup(c.sync, c.journal, c.inline);
       await s.append('s', { messages: [enc('second')], contentType: 'text/plain', seq: '1' });
       const head = await s.head('s');
       const total = s.totalBytes();
@@ -186,6 +114,7 @@ describe('injected I/O failures', () => {
       });
       expect(ok.duplicate).toBe(false);
       expect(ok.startOffset).toBe(head.nextOffset);
+      expect(fs.syncWrites > 0).toBe(c.inline === undefined);
       await s.close();
       storage = await FileStorage.open({ rootDir: dir, syncOnAppend: c.sync });
       expect(storage.recovery.truncated).toEqual([]);
@@ -194,8 +123,11 @@ describe('injected I/O failures', () => {
     });
   }
 
-  it('a log write that fails while its journal entry succeeded is never replayed', async () => {
-    const { fs, s } = await setup(true, 'always');
+  it.each([
+    ['inline log writes', undefined],
+    ['thread-pool log writes', 0],
+  ])('a log write that fails while its journal entry succeeded is never replayed (%s)', async (_, inline) => {
+    const { fs, s } = await setup(true, 'always', inline);
     fs.fail('writev', 'EIO', 1, true, '/log');
     expect(await codeOf(s.append('s', { messages: [enc('failed')], contentType: 'text/plain' }))).toBe(
       'INTERNAL',
@@ -215,8 +147,11 @@ describe('injected I/O failures', () => {
     expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'next']);
   });
 
-  it('retries the cut-back of a failed write before the next write', async () => {
-    const { fs, s } = await setup(true);
+  it.each([
+    ['inline writes', undefined],
+    ['thread-pool writes', 0],
+  ])('retries the cut-back of a failed write before the next write (%s)', async (_, inline) => {
+    const { fs, s } = await setup(true, true, inline);
     fs.fail('writev', 'EIO', 1, true);
     fs.fail('truncate', 'EIO', 1);
     expect(await codeOf(s.append('s', { messages: [enc('a'.repeat(100))], contentType: 'text/plain' }))).toBe(
