@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStorage } from '../src/index.js';
-import { FaultyFs } from './faulty-fs.js';
+import { FaultyFs, type Op } from './faulty-fs.js';
 import { dec, enc, ManualClock } from './helpers.js';
 
 let dir: string;
