@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Storage } from '@streamkeep/storage';
+import type { ReadResult, Storage } from '@streamkeep/storage';
 import { type Logger, pino } from 'pino';
 import { HttpError, problemFor } from './error-status.js';
 import { type CursorPolicy, DEFAULT_CURSOR_POLICY } from './http/cursor.js';
 import { PROTOCOL_REQUEST_HEADERS, PROTOCOL_RESPONSE_HEADERS } from './http/headers.js';
 import { Admission, requestHeadBytes, StreamCounter } from './http/limits.js';
 import type { LiveWaiter } from './http/live.js';
-import { isReservedName, parseStreamName } from './http/names.js';
+import { isReservedName, parseStreamNameCached } from './http/names.js';
+import { baseHeaderFactory, setBaseHeaders, writeHead } from './http/respond.js';
+import { SharedReads } from './http/shared-read.js';
 import { handleDelete } from './routes/delete.js';
 import { handleGet } from './routes/get.js';
 import { handleHead } from './routes/head.js';
@@ -112,6 +114,44 @@ export interface RequestContext {
   admit(): () => void;
   /** The stream-count limit: reserve before creating, report deletes. */
   readonly streams: StreamCounter;
+  /**
+   * Reads up to `maxReadBytes` of this request's stream at `offset`, sharing a read of the same stream and offset
+   * that other requests started after tick `notBefore` (see {@link SharedReads}). The result is shared: read-only.
+   */
+  read(offset: string, notBefore: number): Promise<ReadResult>;
+}
+
+/** The {@link RequestContext} of one request; the query string is parsed only if a route asks for it. */
+class Context implements RequestContext {
+  private parsedQuery: URLSearchParams | undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly storage: Storage,
+    readonly config: AppConfig,
+    readonly logger: Logger,
+    readonly name: string,
+    readonly instance: string,
+    private readonly rawQuery: string,
+    private readonly track: (waiter: LiveWaiter, req: IncomingMessage) => () => void,
+    readonly admit: () => () => void,
+    readonly streams: StreamCounter,
+    private readonly reads: SharedReads,
+  ) {}
+
+  read(offset: string, notBefore: number): Promise<ReadResult> {
+    return this.reads.read(this.name, offset, this.config.maxReadBytes, notBefore);
+  }
+
+  get query(): URLSearchParams {
+    this.parsedQuery ??= new URLSearchParams(this.rawQuery);
+    return this.parsedQuery;
+  }
+
+  trackLive(waiter: LiveWaiter): () => void {
+    return this.track(waiter, this.req);
+  }
 }
 
 /** A Node request listener serving the Durable Streams protocol, plus lifecycle controls. */
@@ -189,31 +229,6 @@ export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>
   };
 }
 
-/**
- * Security headers on every response, errors included (§12.7): no MIME sniffing of stream bytes, and an explicit
- * cross-origin resource policy. Stream contents are untrusted (§12.3) and a writer chooses their `Content-Type`, so a
- * sandboxing CSP keeps a stream created as `text/html` or `image/svg+xml` from running script on this origin when a
- * browser opens its URL directly; `fetch` and `EventSource` readers are unaffected.
- */
-function setSecurityHeaders(res: ServerResponse): void {
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
-  res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
-  res.setHeader('Referrer-Policy', 'no-referrer');
-}
-
-function setCorsHeaders(req: IncomingMessage, res: ServerResponse, origins: '*' | readonly string[]): void {
-  if (origins === '*') {
-    res.setHeader('Access-Control-Allow-Origin', '*');
-  } else {
-    res.setHeader('Vary', 'Origin');
-    const origin = req.headers.origin;
-    if (origin === undefined || !origins.includes(origin)) return;
-    res.setHeader('Access-Control-Allow-Origin', origin);
-  }
-  res.setHeader('Access-Control-Expose-Headers', EXPOSE_HEADERS);
-}
-
 /** Sends a problem document for `err` (or just ends the response if streaming already began). */
 export function sendError(
   req: IncomingMessage,
@@ -230,7 +245,7 @@ export function sendError(
     return;
   }
   const body = req.method === 'HEAD' ? undefined : JSON.stringify(p.problem);
-  res.writeHead(p.status, {
+  writeHead(res, p.status, {
     ...p.headers,
     'Content-Type': 'application/problem+json',
     'Cache-Control': 'no-store',
@@ -250,9 +265,11 @@ export function sendError(
 export function createApp(options: AppOptions): StreamkeepApp {
   const config = resolveAppConfig(options);
   const logger = options.logger ?? pino({ level: 'silent' });
+  const baseHeaders = baseHeaderFactory(config.corsOrigins, EXPOSE_HEADERS);
   const streamPrefix = config.basePath === '/' ? '/' : `${config.basePath}/`;
   let storage: Storage | undefined;
   let streams: StreamCounter | undefined;
+  let reads: SharedReads | undefined;
   const admission = new Admission(config.maxInFlight);
   const admit = (): (() => void) => admission.admit();
   let storageError: unknown;
@@ -265,6 +282,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
     (s) => {
       storage = s;
       streams = new StreamCounter(s, config.maxStreams);
+      reads = new SharedReads(s);
       logger.debug({ capabilities: s.capabilities }, 'storage ready');
     },
     (err: unknown) => {
@@ -285,7 +303,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
   /** Open live reads per client address (only kept when there is a per-client limit). */
   const liveByClient = new Map<string, number>();
   const perClient = config.maxLiveReadsPerClient;
-  const trackLive = (waiter: LiveWaiter, client: string): (() => void) => {
+  const trackLive = (waiter: LiveWaiter, req: IncomingMessage): (() => void) => {
     if (live.size >= config.maxLiveReads) {
       throw new HttpError(
         'TOO_MANY_LIVE_READS',
@@ -295,6 +313,8 @@ export function createApp(options: AppOptions): StreamkeepApp {
         },
       );
     }
+    // The peer address is looked up (a system call) only when there is a per-client limit to keep.
+    const client = perClient === undefined ? '' : (req.socket.remoteAddress ?? '');
     if (perClient !== undefined) {
       const n = liveByClient.get(client) ?? 0;
       if (n >= perClient) {
@@ -338,8 +358,11 @@ export function createApp(options: AppOptions): StreamkeepApp {
     }
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    setSecurityHeaders(res);
-    setCorsHeaders(req, res, config.corsOrigins);
+    // Security headers on every response, errors included (§12.7): no MIME sniffing of stream bytes, and an explicit
+    // cross-origin resource policy. Stream contents are untrusted (§12.3) and a writer chooses their `Content-Type`,
+    // so a sandboxing CSP keeps a stream created as `text/html` or `image/svg+xml` from running script on this origin
+    // when a browser opens its URL directly; `fetch` and `EventSource` readers are unaffected.
+    setBaseHeaders(res, baseHeaders(req));
     if (requestHeadBytes(req) > config.maxHeaderBytes) {
       const err = new HttpError(
         'HEADERS_TOO_LARGE',
@@ -352,7 +375,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
 
     if (req.method === 'OPTIONS') {
       // CORS preflight: every protocol request header is allowed, If-None-Match included (conformance 0.3.6).
-      res.writeHead(204, {
+      writeHead(res, 204, {
         'Access-Control-Allow-Methods': ALLOW_METHODS,
         'Access-Control-Allow-Headers': ALLOW_HEADERS,
         'Access-Control-Max-Age': '86400',
@@ -362,7 +385,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
       return;
     }
     if (path === '/healthz') {
-      res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
+      writeHead(res, 200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : 'ok');
       return;
     }
@@ -374,7 +397,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
         status: ready ? 'ready' : shuttingDown ? 'shutting-down' : 'starting',
         ...(storage === undefined ? {} : { capabilities: storage.capabilities }),
       });
-      res.writeHead(ready ? 200 : 503, {
+      writeHead(res, ready ? 200 : 503, {
         'Content-Type': 'application/json',
         'Cache-Control': 'no-store',
         'Content-Length': Buffer.byteLength(body),
@@ -409,7 +432,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
     res.once('close', requestDone);
     let name: string;
     try {
-      name = parseStreamName(path.slice(streamPrefix.length));
+      name = parseStreamNameCached(path.slice(streamPrefix.length));
       if (isReservedName(name)) {
         throw new HttpError('ROUTE_NOT_FOUND', 'the __ds subscription API is not available on this server');
       }
@@ -417,7 +440,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
       sendError(req, res, err, instance, logger);
       return;
     }
-    const ctx: RequestContext = {
+    const ctx = new Context(
       req,
       res,
       storage,
@@ -425,11 +448,12 @@ export function createApp(options: AppOptions): StreamkeepApp {
       logger,
       name,
       instance,
-      query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
-      trackLive: (waiter) => trackLive(waiter, req.socket.remoteAddress ?? ''),
+      q === -1 ? '' : url.slice(q + 1),
+      trackLive,
       admit,
-      streams: streams!,
-    };
+      streams!,
+      reads!,
+    );
     let route: ((ctx: RequestContext) => Promise<void>) | undefined;
     switch (req.method) {
       case 'GET':

@@ -6,8 +6,8 @@ import { HttpError } from '../error-status.js';
  * read; a chunked body is refused as soon as the running total passes the limit, so an oversized body is never
  * buffered whole.
  *
- * @returns the body in one freshly allocated buffer (not a slice of a socket or pool buffer, so that messages cut
- *   from it and retained by a storage backend pin exactly the body and nothing else).
+ * @returns the body in one buffer that owns its memory exactly (not a slice of a socket or pool buffer, so that
+ *   messages cut from it and retained by a storage backend pin exactly the body and nothing else).
  * @throws HttpError `BODY_TOO_LARGE` (413).
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -49,6 +49,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (settled) return;
       settled = true;
       cleanup();
+      // Node's HTTP parser hands each body chunk over in a buffer of its own (not a view into a socket slab), so a
+      // body that arrived as one such chunk already has the property we want and needs no copy.
+      const only = chunks.length === 1 ? chunks[0]! : undefined;
+      if (only !== undefined && only.byteOffset === 0 && only.buffer.byteLength === only.length) {
+        resolve(only);
+        return;
+      }
       const body = Buffer.allocUnsafeSlow(total);
       let at = 0;
       for (const c of chunks) {

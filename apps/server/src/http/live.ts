@@ -1,3 +1,5 @@
+import { tick } from './shared-read.js';
+
 /** Why a live wait ended. */
 export type WakeReason = 'hint' | 'timeout' | 'shutdown' | 'disconnect';
 
@@ -12,6 +14,15 @@ export class LiveWaiter {
   private resolve: ((reason: WakeReason) => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private terminal: WakeReason | undefined;
+  private woken = tick();
+
+  /**
+   * The clock tick (see {@link tick}) of the latest wake-up: a read that serves it must have started after this.
+   * Before any wake-up, the moment the waiter was created.
+   */
+  get wokenAt(): number {
+    return this.woken;
+  }
 
   /** The storage listener: synchronous and never throws. */
   readonly hint = (): void => {
@@ -44,6 +55,7 @@ export class LiveWaiter {
   }
 
   private fire(reason: WakeReason): void {
+    this.woken = tick();
     const resolve = this.resolve;
     if (resolve === undefined) {
       if (reason !== 'timeout') this.pending = reason;

@@ -41,6 +41,23 @@ export function parseStreamName(raw: string): string {
   return name;
 }
 
+const NAME_CACHE_SIZE = 4096;
+const nameCache = new Map<string, string>();
+
+/**
+ * {@link parseStreamName} with a memo of recently valid names: a busy server sees the same few stream paths over and
+ * over, and decoding plus validating each costs more than a map lookup. Invalid names are not remembered (they throw
+ * every time); the memo is emptied when full, so it stays bounded whatever paths clients send.
+ */
+export function parseStreamNameCached(raw: string): string {
+  const hit = nameCache.get(raw);
+  if (hit !== undefined) return hit;
+  const name = parseStreamName(raw);
+  if (nameCache.size >= NAME_CACHE_SIZE) nameCache.clear();
+  nameCache.set(raw, name);
+  return name;
+}
+
 /** True when the name falls under the reserved `__ds` subscription namespace. */
 export function isReservedName(name: string): boolean {
   return name === RESERVED_SEGMENT || name.startsWith(`${RESERVED_SEGMENT}/`);

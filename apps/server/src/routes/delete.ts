@@ -1,4 +1,5 @@
 import type { RequestContext } from '../app.js';
+import { writeHead } from '../http/respond.js';
 
 /** `DELETE {stream}` (§5.4): 204; 404 when missing; 410 when already soft-deleted. Forks keep their data. */
 export async function handleDelete(ctx: RequestContext): Promise<void> {
@@ -9,6 +10,6 @@ export async function handleDelete(ctx: RequestContext): Promise<void> {
     release();
   }
   ctx.streams.deleted();
-  ctx.res.writeHead(204, { 'Cache-Control': 'no-store' });
+  writeHead(ctx.res, 204, { 'Cache-Control': 'no-store' });
   ctx.res.end();
 }

@@ -4,6 +4,8 @@ import { isJsonContentType, parseOffset } from '@streamkeep/storage';
 import type { RequestContext } from '../app.js';
 import { HttpError } from '../error-status.js';
 import { acceptsGzip, ifNoneMatchHits } from '../http/headers.js';
+import { varyWith, writeHead } from '../http/respond.js';
+import { tick } from '../http/shared-read.js';
 import { handleLongPoll } from './long-poll.js';
 import { handleSse } from './sse.js';
 
@@ -45,8 +47,9 @@ export async function handleGet(ctx: RequestContext): Promise<void> {
   if (q.live === 'sse') return handleSse(ctx, q);
   const release = ctx.admit();
   try {
+    const arrived = tick();
     const meta = await ctx.storage.head(ctx.name);
-    const result = await ctx.storage.read(ctx.name, q.offset, { maxBytes: ctx.config.maxReadBytes });
+    const result = await ctx.read(q.offset, arrived);
     await sendRead(ctx, q, meta, result, undefined);
   } finally {
     release();
@@ -115,14 +118,14 @@ export async function sendRead(
     headers.ETag = etag;
     headers['Cache-Control'] = config.readCacheControl;
     if (ifNoneMatchHits(req.headers, etag)) {
-      res.writeHead(304, headers);
+      writeHead(res, 304, headers);
       res.end();
       return;
     }
   }
   let body = readBody(meta, result.messages);
   if (config.compression) {
-    appendVary(ctx, 'Accept-Encoding');
+    headers.Vary = varyWith(res, 'Accept-Encoding');
     if (body.length >= config.compressionMinBytes && acceptsGzip(req.headers)) {
       // Asynchronous gzip runs on the libuv thread pool, never blocking the event loop.
       body = await new Promise<Buffer>((resolve, reject) =>
@@ -132,11 +135,6 @@ export async function sendRead(
     }
   }
   headers['Content-Length'] = body.length;
-  res.writeHead(200, headers);
+  writeHead(res, 200, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
-}
-
-function appendVary(ctx: RequestContext, value: string): void {
-  const prev = ctx.res.getHeader('Vary');
-  ctx.res.setHeader('Vary', prev === undefined ? value : `${String(prev)}, ${value}`);
 }

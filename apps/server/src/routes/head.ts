@@ -1,5 +1,6 @@
 import type { StreamMetadata } from '@streamkeep/storage';
 import type { RequestContext } from '../app.js';
+import { writeHead } from '../http/respond.js';
 
 /** The expiry headers of a stream: its configured TTL, or its absolute deadline (§5.5). */
 export function expiryHeaders(meta: StreamMetadata): Record<string, string> {
@@ -28,6 +29,6 @@ export async function handleHead(ctx: RequestContext): Promise<void> {
     ...expiryHeaders(meta),
   };
   if (meta.closed) headers['Stream-Closed'] = 'true';
-  ctx.res.writeHead(200, headers);
+  writeHead(ctx.res, 200, headers);
   ctx.res.end();
 }

@@ -2,6 +2,8 @@ import type { ReadResult, StreamMetadata, Subscription } from '@streamkeep/stora
 import type { RequestContext } from '../app.js';
 import { nextCursor } from '../http/cursor.js';
 import { LiveWaiter } from '../http/live.js';
+import { writeHead } from '../http/respond.js';
+import { tick } from '../http/shared-read.js';
 import { type ReadQuery, sendRead } from './get.js';
 
 /**
@@ -26,9 +28,10 @@ export async function handleLongPoll(ctx: RequestContext, q: ReadQuery): Promise
     // The storage slot covers the first read only: a waiting long-poll holds no slot.
     release = ctx.admit();
     sub = await storage.subscribe(name, waiter.hint);
+    const subscribed = tick();
     const meta = await storage.head(name);
     const deadline = Date.now() + config.longPollTimeoutMs;
-    let result = await storage.read(name, q.offset, { maxBytes: config.maxReadBytes });
+    let result = await ctx.read(q.offset, subscribed);
     for (;;) {
       if (waiter.ended === 'disconnect') return;
       if (result.messages.length > 0) {
@@ -40,7 +43,8 @@ export async function handleLongPoll(ctx: RequestContext, q: ReadQuery): Promise
       if (reason === 'disconnect') return;
       // Re-read on every wake-up, the timeout included: data committed just before the deadline is returned rather
       // than skipped by an empty 204.
-      result = await storage.read(name, result.nextOffset, { maxBytes: config.maxReadBytes });
+      // Waiters woken by the same commit at the same offset share one read (the storage call and its result).
+      result = await ctx.read(result.nextOffset, Math.max(subscribed, waiter.wokenAt));
       if (result.messages.length === 0 && (reason === 'timeout' || reason === 'shutdown')) {
         return sendEmpty(ctx, meta, result);
       }
@@ -62,6 +66,6 @@ function sendEmpty(ctx: RequestContext, _meta: StreamMetadata, result: ReadResul
   };
   headers['Stream-Cursor'] = nextCursor(ctx.query.get('cursor'), Date.now(), ctx.config.cursor);
   if (result.closed && result.upToDate) headers['Stream-Closed'] = 'true';
-  ctx.res.writeHead(204, headers);
+  writeHead(ctx.res, 204, headers);
   ctx.res.end();
 }

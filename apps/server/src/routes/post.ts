@@ -11,6 +11,7 @@ import {
   parseStreamSeq,
 } from '../http/headers.js';
 import { splitJsonBody } from '../http/json.js';
+import { writeHead } from '../http/respond.js';
 
 /**
  * `POST {stream}`: append, close, or append-and-close, optionally as an idempotent producer (§5.2, §5.2.1, §5.3).
@@ -87,7 +88,7 @@ async function appendBody(
   }
   headers['Stream-Next-Offset'] = result.nextOffset;
   if (result.closed) headers['Stream-Closed'] = 'true';
-  res.writeHead(status, headers);
+  writeHead(res, status, headers);
   res.end();
 }
 

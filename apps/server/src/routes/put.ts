@@ -12,6 +12,7 @@ import {
 } from '../http/headers.js';
 import { splitJsonBody } from '../http/json.js';
 import { encodeStreamName, parseForkSource } from '../http/names.js';
+import { writeHead } from '../http/respond.js';
 
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -118,7 +119,7 @@ export async function handlePut(ctx: RequestContext): Promise<void> {
     if (effectiveType !== undefined) headers['Content-Type'] = effectiveType;
     if (result.closed) headers['Stream-Closed'] = 'true';
     if (result.created) headers.Location = locationOf(ctx);
-    res.writeHead(result.created ? 201 : 200, headers);
+    writeHead(res, result.created ? 201 : 200, headers);
     res.end();
   } finally {
     release();

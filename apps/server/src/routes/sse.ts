@@ -4,6 +4,8 @@ import { isStorageError } from '@streamkeep/storage';
 import type { RequestContext } from '../app.js';
 import { advanceCursor, nextCursor } from '../http/cursor.js';
 import { LiveWaiter } from '../http/live.js';
+import { writeHead } from '../http/respond.js';
+import { tick } from '../http/shared-read.js';
 import { SSE_KEEP_ALIVE, sseControl, sseData, sseEncodingFor } from '../http/sse.js';
 import type { ReadQuery } from './get.js';
 
@@ -34,9 +36,10 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
     // The storage slot covers the first read only: an open SSE stream holds no slot.
     release = ctx.admit();
     sub = await storage.subscribe(name, waiter.hint);
+    const subscribed = tick();
     const meta = await storage.head(name);
     const encoding = sseEncodingFor(meta.config.contentType);
-    let result = await storage.read(name, q.offset, { maxBytes: config.maxReadBytes });
+    let result = await ctx.read(q.offset, subscribed);
     release();
 
     const headers: Record<string, string> = {
@@ -45,7 +48,7 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
       'X-Accel-Buffering': 'no',
     };
     if (encoding === 'base64') headers['Stream-SSE-Data-Encoding'] = 'base64';
-    res.writeHead(200, headers);
+    writeHead(res, 200, headers);
     if (config.sseReconnectMs > 0) {
       reconnectTimer = setTimeout(() => waiter.end('shutdown'), config.sseReconnectMs);
     }
@@ -80,7 +83,8 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
         break;
       }
       try {
-        result = await storage.read(name, result.nextOffset, { maxBytes: config.maxReadBytes });
+        // Connections woken by the same commit at the same offset share one read.
+        result = await ctx.read(result.nextOffset, Math.max(subscribed, waiter.wokenAt));
       } catch (err) {
         // Deleted or expired while we were streaming: end cleanly; a reconnect then gets the 404 / 410.
         if (isStorageError(err, 'NOT_FOUND') || isStorageError(err, 'GONE') || isStorageError(err, 'EXPIRED'))
