@@ -29,6 +29,7 @@ Starts Streamkeep (memory; file with and without sync on append) and the referen
   --targets <list>      ${TARGETS.map((t) => t.id).join(',')}
   --out <file>          report path (default: <repo>/docs/benchmarks.md; SVGs go to <dir>/benchmarks/)
   --no-write            do not write the report (results JSON is still written)
+                        raw figures go to apps/bench/results/<mode>.json, or next to the report when --out is given
   --profile             run the servers under node --cpu-prof and summarise the top self-time functions into
                         apps/bench/profiles/<mode>.md (figures from a profiled run are not representative)
   --note <text>         a sentence for the report (e.g. other work running on the machine)
@@ -215,7 +216,8 @@ async function main(): Promise<void> {
     ...(write ? { onPartial: (r: Results) => writeReport(r, false) } : {}),
   });
 
-  const resultsDir = join(pkgDir, 'results');
+  // A run written elsewhere (--out) keeps its raw figures next to its report, so it never touches the committed ones.
+  const resultsDir = values.out ? dirname(resolve(values.out)) : join(pkgDir, 'results');
   await mkdir(resultsDir, { recursive: true });
   await writeFile(
     join(resultsDir, `${mode}${values.profile ? '-profiled' : ''}.json`),

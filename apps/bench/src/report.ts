@@ -477,10 +477,7 @@ export function postgresSection(r: Results, c: BenchConfig, nproc: number): stri
         'it is done, WAL flush included (see `packages/storage-postgres/README.md`, "Cost of wake-ups"). So the ' +
         "appends of all instances together are bounded by the database's commit latency, and a second instance adds " +
         'HTTP and connection capacity, not commit capacity.' +
-        (hi >= 1.2
-          ? ' Where two instances are faster, one instance (its CPU, or its pool of connections) was the limit ' +
-            'before the commit lock was.'
-          : '') +
+        separation(appends) +
         (info.durable && probe && best > 0 ? ` ${diskBound(probe, best, bestAt, nproc)}` : '') +
         (info.durable ? '' : ' This cluster runs with `fsync` off, so no commit waits for the disk here.'),
     );
@@ -501,6 +498,33 @@ export function postgresSection(r: Results, c: BenchConfig, nproc: number): stri
   }
   if (what.length) md.push(...what, '');
   return md;
+}
+
+/** Which cells the two configurations differ in beyond their run-to-run spread (the ranges do not overlap). */
+function separation(appends: readonly Figure[]): string {
+  const faster: string[] = [];
+  const slower: string[] = [];
+  for (const f of appends) {
+    const one = sum(f, 'pg-one');
+    const two = sum(f, 'pg-two');
+    if (!one || !two || one.runs < 2 || two.runs < 2) continue;
+    if (two.min > one.max) faster.push(f.label);
+    else if (two.max < one.min) slower.push(f.label);
+  }
+  const parts: string[] = [];
+  if (faster.length)
+    parts.push(
+      `Two instances are faster beyond the spread of the runs (their slowest run above one instance's fastest) ` +
+        `with ${faster.join('; ')}: there one instance (its CPU or its pool of connections) was the limit before ` +
+        'the commit lock was.',
+    );
+  if (slower.length) parts.push(`Two instances are slower beyond the spread with ${slower.join('; ')}.`);
+  parts.push(
+    faster.length || slower.length
+      ? 'In the other cells the runs of the two configurations overlap.'
+      : 'In every cell the runs of the two configurations overlap.',
+  );
+  return ` ${parts.join(' ')}`;
 }
 
 /** Whether the disk or the CPU bounds a durable cluster's notifying commits, from the probe and the best rate. */

@@ -102,6 +102,10 @@ describe('postgres section', () => {
     expect(text).toContain('caps them at about 500/s');
     expect(text).toContain("the disk's flush latency is the bound");
     expect(text).toContain('SSE +1.00 ms');
+    expect(text).toContain(
+      "faster beyond the spread of the runs (their slowest run above one instance's fastest) with pg/append/shared/16/perSec",
+    );
+    expect(text).toContain('slower beyond the spread with pg/append/own/16/perSec');
   });
 
   it('says why the scenario was skipped', () => {
