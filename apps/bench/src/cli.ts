@@ -18,9 +18,11 @@ const HELP = `Usage: node dist/cli.js [--quick | --full | --smoke] [options]
 
 Starts Streamkeep (memory; file with and without sync on append) and the reference server @durable-streams/server
 (memory and file) on loopback, drives the same workloads against each, and writes docs/benchmarks.md plus SVG charts.
+The postgres scenario also starts a throwaway PostgreSQL cluster and compares one Streamkeep instance with two on it.
 
-  --quick               short runs, scaled-down loads (default; under two minutes)
+  --quick               short runs, scaled-down loads (default; about two and a half minutes)
   --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
+                        (about 21 minutes on an idle 2-core machine)
   --smoke               a few seconds; what CI runs
   --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres
                         (postgres: one Streamkeep instance vs two on one PostgreSQL database; the harness starts a

@@ -12,7 +12,13 @@ import { appendThroughput, liveLatency, warmUp } from './scenarios.js';
 import { type PgSeriesId, type RunningTarget, startTarget, type TargetSpec } from './targets.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const CLUSTER_SCRIPT = resolve(here, '..', '..', '..', 'scripts', 'postgres', 'cluster.sh');
+/** The repository's cluster script; `STREAMKEEP_BENCH_PG_SCRIPT` replaces it (tests of the skip path). */
+function clusterScript(): string {
+  return (
+    process.env.STREAMKEEP_BENCH_PG_SCRIPT ??
+    resolve(here, '..', '..', '..', 'scripts', 'postgres', 'cluster.sh')
+  );
+}
 
 /** A throwaway cluster started by `scripts/postgres/cluster.sh`. */
 export interface PgCluster {
@@ -50,7 +56,8 @@ function serverInstalled(): boolean {
  * signal handlers), so an interrupted run leaves no server behind.
  */
 export async function startPgCluster(durable: boolean, install: boolean): Promise<PgCluster> {
-  if (!existsSync(CLUSTER_SCRIPT)) throw new PgUnavailable(`${CLUSTER_SCRIPT} is missing`);
+  const script = clusterScript();
+  if (!existsSync(script)) throw new PgUnavailable(`${script} is missing`);
   if (!install && !serverInstalled()) {
     throw new PgUnavailable('PostgreSQL is not installed, and this mode does not install it');
   }
@@ -58,7 +65,7 @@ export async function startPgCluster(durable: boolean, install: boolean): Promis
   const { stdout } = await new Promise<{ stdout: string }>((ok, fail) => {
     execFile(
       'bash',
-      [CLUSTER_SCRIPT, 'start', ...(durable ? ['--durable'] : [])],
+      [script, 'start', ...(durable ? ['--durable'] : [])],
       { encoding: 'utf8', timeout: 15 * 60_000, maxBuffer: 1024 * 1024 },
       (err, out, errOut) => {
         if (err) {
@@ -81,7 +88,7 @@ export async function startPgCluster(durable: boolean, install: boolean): Promis
     stopped = true;
     process.off('exit', stopNow);
     try {
-      execFileSync('bash', [CLUSTER_SCRIPT, 'stop', dir], { stdio: 'ignore' });
+      execFileSync('bash', [script, 'stop', dir], { stdio: 'ignore' });
     } catch {
       // best effort while exiting
     }
@@ -103,7 +110,7 @@ export async function startPgCluster(durable: boolean, install: boolean): Promis
       if (stopped) return;
       stopped = true;
       process.off('exit', stopNow);
-      await new Promise<void>((ok) => execFile('bash', [CLUSTER_SCRIPT, 'stop', dir], () => ok()));
+      await new Promise<void>((ok) => execFile('bash', [script, 'stop', dir], () => ok()));
     },
   };
 }

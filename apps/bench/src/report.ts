@@ -257,6 +257,7 @@ export function buildReport(
     `- Load average before / after: ${info.loadBefore} / ${info.loadAfter}.`,
     ...(info.revision ? [`- Source: commit ${info.revision} (servers built from the working tree).`] : []),
     ...(r.fsyncProbe ? [`- Disk probe: ${probeText(r.fsyncProbe)}.`] : []),
+    ...r.notes.map((n) => `- ${n}`),
     ...(info.note ? [`- ${info.note}`] : []),
     '- Servers: Streamkeep (`apps/server/dist/main.js`) with `--storage memory`, `--storage file --sync-on-append` and ' +
       '`--storage file --no-sync-on-append`; the reference `@durable-streams/server` 0.3.7 (`DurableStreamTestServer`) ' +
