@@ -36,7 +36,8 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
                         apps/bench/profiles/<mode>.md (figures from a profiled run are not representative)
   --note <text>         a sentence for the report (e.g. other work running on the machine)
   --sizes, --writers, --layouts, --duration <ms>, --readers, --catchup-messages, --rss-per-stream, --reps
-                        override the mode's configuration (comma-separated lists), e.g. for profiling one cell
+                        override the mode's configuration (comma-separated lists; --reps: runs of the append
+                        cells), e.g. for profiling one cell
   --pg-writers <list>   writer counts of the postgres scenario (default 1,16,64; smoke 1,4)
   --pg-fsync <on|off>   the cluster's fsync and synchronous_commit (default on; smoke off)
   -h, --help`;
