@@ -1,5 +1,6 @@
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import type { ReadOptions, ReadResult, Storage } from '@streamkeep/storage';
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -213,6 +214,50 @@ describe('long-poll fan-out shares one read per stream and offset', () => {
     for (const r of d) expect(Number(r.headers['stream-cursor'])).toBeGreaterThan(Number(ahead));
   });
 
+  it('shares one encoded body among waiters, gzipped for those that accept it and raw for the others', async () => {
+    const url = `${base}/json-${Date.now()}`;
+    await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'application/json' } });
+    const tail = (await fetch(url, { method: 'HEAD' })).headers.get('stream-next-offset')!;
+    const before = storage.reads;
+    const waiter = (gz: boolean): Promise<Answer & { raw: Buffer }> =>
+      new Promise((resolve, reject) => {
+        const req = request(
+          `${url}?offset=${tail}&live=long-poll`,
+          { agent: false, headers: { 'Accept-Encoding': gz ? 'gzip' : 'identity' } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const raw = Buffer.concat(chunks);
+              resolve({ status: res.statusCode!, headers: res.headers, body: '', raw });
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    const zipped = Array.from({ length: 30 }, () => waiter(true));
+    const plain = Array.from({ length: 30 }, () => waiter(false));
+    await until(() => storage.reads - before >= 60);
+    await new Promise((r) => setTimeout(r, 50));
+    const messages = [{ n: 1, pad: 'x'.repeat(2000) }, { n: 2 }];
+    await fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(messages),
+    });
+    for (const r of await Promise.all(zipped)) {
+      expect(r.headers['content-encoding']).toBe('gzip');
+      expect(JSON.parse(gunzipSync(r.raw).toString())).toEqual(messages);
+      expect(r.headers.vary).toContain('Accept-Encoding');
+    }
+    for (const r of await Promise.all(plain)) {
+      expect(r.headers['content-encoding']).toBeUndefined();
+      expect(Number(r.headers['content-length'])).toBe(r.raw.length);
+      expect(JSON.parse(r.raw.toString())).toEqual(messages);
+    }
+  });
+
   it('does not give a waiter at another offset or on another stream the shared answer', async () => {
     const url = `${base}/apart-${Date.now()}`;
     const other = `${base}/other-${Date.now()}`;
@@ -284,31 +329,33 @@ describe.each<Backend>(['memory', 'file'])('SSE fan-out on the %s backend', (bac
   });
   afterAll(() => server.stop());
 
-  it('every connection gets every message once, in order', async () => {
+  it.each([
+    ['text/plain', (data: string) => data],
+    ['application/octet-stream', (data: string) => Buffer.from(data, 'base64').toString()],
+  ])('every %s connection gets every message once, in order', async (type, decode) => {
     const url = `${server.url}/v1/stream/sse-${Date.now()}`;
-    expect((await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'text/plain' } })).status).toBe(201);
+    expect((await fetch(url, { method: 'PUT', headers: { 'Content-Type': type } })).status).toBe(201);
     const readers = Array.from({ length: 40 }, async () => {
       const ac = new AbortController();
       const res = await fetch(`${url}?offset=-1&live=sse`, { signal: ac.signal });
       const reader = res.body!.getReader();
       const decoder = new TextDecoder();
       let text = '';
-      while (!text.includes('m9')) {
+      let got = '';
+      while (!got.includes('m9')) {
         const { value, done } = await reader.read();
         if (done) break;
         text += decoder.decode(value, { stream: true });
+        got = [...text.matchAll(/event: data\ndata:(.*)\n/g)].map((m) => decode(m[1]!)).join('');
       }
       ac.abort();
-      return text;
+      return got;
     });
     await new Promise((r) => setTimeout(r, 200));
     for (let i = 0; i < 10; i++) {
-      await fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: `m${i}` });
+      await fetch(url, { method: 'POST', headers: { 'Content-Type': type }, body: `m${i}` });
     }
-    for (const text of await Promise.all(readers)) {
-      const data = [...text.matchAll(/event: data\ndata:(.*)\n/g)].map((m) => m[1]).join('');
-      expect(data).toBe('m0m1m2m3m4m5m6m7m8m9');
-    }
+    for (const got of await Promise.all(readers)) expect(got).toBe('m0m1m2m3m4m5m6m7m8m9');
   });
 });
 

@@ -1,3 +1,5 @@
+import type { ReadResult } from '@streamkeep/storage';
+
 /**
  * Server-Sent Events framing for §5.8.
  *
@@ -77,6 +79,20 @@ export function sseData(messages: readonly Uint8Array[], encoding: SseEncoding):
     case 'base64':
       return sseEvent('data', concat(messages).toString('base64'));
   }
+}
+
+const framed = new WeakMap<ReadResult, { encoding: SseEncoding; text: string }>();
+
+/**
+ * {@link sseData} of a read result's messages, framed once per result and encoding: SSE connections that share a read
+ * result (see `SharedReads`) send the same string.
+ */
+export function sseDataOf(result: ReadResult, encoding: SseEncoding): string {
+  const hit = framed.get(result);
+  if (hit !== undefined && hit.encoding === encoding) return hit.text;
+  const text = sseData(result.messages, encoding);
+  framed.set(result, { encoding, text });
+  return text;
 }
 
 /** Concatenates messages into one Buffer, without copying when there is only one. */

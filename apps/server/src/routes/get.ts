@@ -78,6 +78,29 @@ export function readBody(meta: StreamMetadata, messages: readonly Uint8Array[]):
   return out;
 }
 
+interface EncodedRead {
+  readonly json: boolean;
+  readonly body: Buffer;
+  gzipped?: Promise<Buffer>;
+}
+
+const encodedReads = new WeakMap<ReadResult, EncodedRead>();
+
+/**
+ * The body of a read result, built (and gzipped) once however many requests share the result (see `SharedReads`):
+ * 1,000 long-polls woken by one append send the same buffer. Keyed weakly by the result, so it lives as long as
+ * someone still holds the result.
+ */
+function encodedRead(meta: StreamMetadata, result: ReadResult): EncodedRead {
+  const json = isJsonContentType(meta.config.contentType);
+  let encoded = encodedReads.get(result);
+  if (encoded === undefined || encoded.json !== json) {
+    encoded = { json, body: readBody(meta, result.messages) };
+    encodedReads.set(result, encoded);
+  }
+  return encoded;
+}
+
 /**
  * The ETag of a read: `"{stream id}:{start}:{end}[:c]"` (§10.1 suggestion). The stream id is the creation instant, so a
  * stream re-created at the same URL gets different tags; `:c` marks a response that reaches the end of a closed
@@ -123,14 +146,16 @@ export async function sendRead(
       return;
     }
   }
-  let body = readBody(meta, result.messages);
+  const encoded = encodedRead(meta, result);
+  let body = encoded.body;
   if (config.compression) {
     headers.Vary = varyWith(res, 'Accept-Encoding');
     if (body.length >= config.compressionMinBytes && acceptsGzip(req.headers)) {
       // Asynchronous gzip runs on the libuv thread pool, never blocking the event loop.
-      body = await new Promise<Buffer>((resolve, reject) =>
-        gzip(body, { level: 6 }, (err, out) => (err ? reject(err) : resolve(out))),
+      encoded.gzipped ??= new Promise<Buffer>((resolve, reject) =>
+        gzip(encoded.body, { level: 6 }, (err, out) => (err ? reject(err) : resolve(out))),
       );
+      body = await encoded.gzipped;
       headers['Content-Encoding'] = 'gzip';
     }
   }

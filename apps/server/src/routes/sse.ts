@@ -6,7 +6,7 @@ import { advanceCursor, nextCursor } from '../http/cursor.js';
 import { LiveWaiter } from '../http/live.js';
 import { writeHead } from '../http/respond.js';
 import { tick } from '../http/shared-read.js';
-import { SSE_KEEP_ALIVE, sseControl, sseData, sseEncodingFor } from '../http/sse.js';
+import { SSE_KEEP_ALIVE, sseControl, sseDataOf, sseEncodingFor } from '../http/sse.js';
 import type { ReadQuery } from './get.js';
 
 /**
@@ -57,7 +57,7 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
     let first = true;
     for (;;) {
       let out = '';
-      if (result.messages.length > 0) out += sseData(result.messages, encoding);
+      if (result.messages.length > 0) out += sseDataOf(result, encoding);
       if (result.messages.length > 0 || first || (result.closed && result.upToDate)) {
         const closedAtTail = result.closed && result.upToDate;
         cursor = advanceCursor(cursor, Date.now(), config.cursor);
