@@ -211,6 +211,8 @@ class StreamEntry implements HandleOwner {
   refs = 0;
   /** The newest committed messages, kept in memory (see {@link TailCache}). */
   readonly cached = new StreamTail();
+  /** Groups committed since this stream's queue last waited for the event loop. */
+  inlineRun = 0;
 
   constructor(
     readonly id: string,
@@ -616,7 +618,6 @@ export class FileStorage implements Storage {
 
   /** Runs a stream's queue: exclusive jobs alone, consecutive commits as groups (one write, one sync each). */
   private async drain(entry: StreamEntry): Promise<void> {
-    let run = 0;
     try {
       while (entry.queue.length > 0 || (entry.touchPending && !entry.removed)) {
         const head = entry.queue[0];
@@ -634,6 +635,12 @@ export class FileStorage implements Storage {
           }
           continue;
         }
+        // Inline writes complete without leaving the microtask queue: a caller awaiting each append in a loop would
+        // otherwise starve timers and I/O, so every so many groups of a stream one waits for the event loop.
+        if (++entry.inlineRun >= INLINE_RUN) {
+          entry.inlineRun = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
         const group: CommitJob[] = [];
         let bytes = 0;
         while (group.length < MAX_GROUP_JOBS) {
@@ -648,11 +655,9 @@ export class FileStorage implements Storage {
         await this.commitGroup(entry, group);
         // Several writers were waiting: give the ones just acknowledged one turn of the event loop to submit their
         // next appends, so that they join the next group instead of forming one of their own after it (a commit
-        // delay of one turn, only under concurrency; a lone writer never waits).
-        // Inline writes complete without leaving the microtask queue: a writer awaiting each append in a loop would
-        // otherwise starve timers and I/O, so a run of groups yields now and then.
-        if (group.length > 1 || ++run >= INLINE_RUN) {
-          run = 0;
+        // delay of one turn, only under concurrency).
+        if (group.length > 1) {
+          entry.inlineRun = 0;
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
       }

@@ -51,12 +51,15 @@ export class TailCache {
   bytes = 0;
   /** The first chunk's capacity: small streams stay cheap, and a small per-stream budget still holds several. */
   private readonly minChunk: number;
+  /** Chunks grow by doubling up to this, so that a stream's budget holds at least two of them. */
+  private readonly maxChunk: number;
 
   constructor(
     readonly maxBytes: number,
     readonly maxStreamBytes: number,
   ) {
     this.minChunk = Math.max(64, Math.min(4096, maxStreamBytes >>> 3));
+    this.maxChunk = Math.max(this.minChunk, Math.min(MAX_CHUNK, (maxStreamBytes >>> 1) - CHUNK_OVERHEAD));
   }
 
   /** Streams holding cached messages. */
@@ -90,7 +93,8 @@ export class TailCache {
       let c = tail.empty ? undefined : tail.chunks[tail.chunks.length - 1];
       if (c === undefined || c.buf.byteLength - c.used < len) {
         const prev = c === undefined ? 0 : c.buf.byteLength;
-        const cap = len > MAX_CHUNK ? len : Math.min(MAX_CHUNK, Math.max(this.minChunk, prev * 2, len));
+        const cap =
+          len > this.maxChunk ? len : Math.min(this.maxChunk, Math.max(this.minChunk, prev * 2, len));
         c = {
           buf: Buffer.allocUnsafeSlow(cap),
           first: k,

@@ -3,26 +3,49 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Storage } from '@streamkeep/storage';
 import { describeStorageConformance } from '@streamkeep/storage-conformance';
-import { FileStorage } from '../src/index.js';
+import { FileStorage, type FileStorageOptions } from '../src/index.js';
 
-describeStorageConformance('FileStorage', {
-  async create({ clock, limits }) {
-    const dir = await mkdtemp(join(tmpdir(), 'sk-file-'));
-    const open = () => FileStorage.open({ rootDir: dir, clock, syncOnAppend: false, ...limits });
-    let storage: Storage = await open();
-    return {
-      get storage() {
-        return storage;
-      },
-      reopen: async () => {
-        await storage.close();
-        storage = await open();
-        return storage;
-      },
-      teardown: async () => {
-        await storage.close();
-        await rm(dir, { recursive: true, force: true, maxRetries: 5 });
-      },
-    };
-  },
-});
+function harness(extra: Partial<FileStorageOptions>) {
+  return {
+    async create({
+      clock,
+      limits,
+    }: {
+      clock: FileStorageOptions['clock'];
+      limits: Partial<FileStorageOptions>;
+    }) {
+      const dir = await mkdtemp(join(tmpdir(), 'sk-file-'));
+      const open = () => FileStorage.open({ rootDir: dir, clock, syncOnAppend: false, ...limits, ...extra });
+      let storage: Storage = await open();
+      return {
+        get storage() {
+          return storage;
+        },
+        reopen: async () => {
+          await storage.close();
+          storage = await open();
+          return storage;
+        },
+        teardown: async () => {
+          await storage.close();
+          await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+        },
+      };
+    },
+  };
+}
+
+// The defaults: tail cache on, small writes inline.
+describeStorageConformance('FileStorage', harness({}));
+// Every read from the log, every write through the thread pool.
+describeStorageConformance(
+  'FileStorage (tail cache off, thread-pool writes)',
+  harness({ tailCacheBytes: 0, inlineWriteBytes: 0 }),
+  { numRuns: 40 },
+);
+// A cache so small that nearly every append evicts something.
+describeStorageConformance(
+  'FileStorage (tiny tail cache)',
+  harness({ tailCacheBytes: 2000, tailCacheStreamBytes: 700 }),
+  { numRuns: 40 },
+);
