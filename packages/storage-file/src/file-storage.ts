@@ -676,6 +676,8 @@ export class FileStorage implements Storage {
       get: (id: string) => overlay?.get(id) ?? entry.producers.get(id),
     } as unknown as ReadonlyMap<string, ProducerState>;
     let groupBytes = 0;
+    let hint = 0;
+    for (const job of jobs) hint += batchBytes(job.request.messages) + job.request.messages.length * 4 + 96;
     let encoder: GroupEncoder | undefined;
     let applied = 0;
     const ttl = entry.config.ttlSeconds !== null;
@@ -718,7 +720,8 @@ export class FileStorage implements Storage {
           ttl && plan.expiresAt !== null && entry.config.expiresAt !== null
             ? Math.max(plan.expiresAt, entry.config.expiresAt)
             : plan.expiresAt;
-        encoder ??= new GroupEncoder(entry.logSize, entry.salt);
+        // Messages below 16 KiB are copied into the encoder's buffer: size it for the whole group.
+        encoder ??= new GroupEncoder(entry.logSize, entry.salt, hint);
         job.posStart = encoder.positions.length;
         encoder.commit(
           {

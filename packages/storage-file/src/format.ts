@@ -81,12 +81,17 @@ export class GroupEncoder {
   private runStart = 0;
   private runEnd = 0;
 
+  /** Capacity of the next chunk allocated: the size hint first (a 100-byte append needs no 64 KiB buffer). */
+  private nextChunk: number;
+
   constructor(
     startPos: number,
     private readonly salt: number,
+    sizeHint = CHUNK_BYTES,
   ) {
     this.pos = startPos;
     this.startPos = startPos;
+    this.nextChunk = Math.min(CHUNK_BYTES, Math.max(64, sizeHint));
   }
 
   get empty(): boolean {
@@ -96,7 +101,8 @@ export class GroupEncoder {
   private reserve(n: number): void {
     if (this.cur.byteLength - this.curPos >= n) return;
     this.flushCur();
-    this.cur = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
+    this.cur = Buffer.allocUnsafe(Math.max(this.nextChunk, n));
+    this.nextChunk = CHUNK_BYTES;
     this.curPos = 0;
     this.curStart = 0;
   }
