@@ -5,7 +5,7 @@ import { HttpError, problemFor, STORAGE_ERROR_STATUS } from '../src/error-status
 import { advanceCursor, DEFAULT_CURSOR_POLICY, nextCursor } from '../src/http/cursor.js';
 import { acceptsGzip, ifNoneMatchHits, parseProducer, parseRfc3339, parseTtl } from '../src/http/headers.js';
 import { splitJsonBody } from '../src/http/json.js';
-import { parseForkSource, parseStreamName } from '../src/http/names.js';
+import { parseForkSource, parseStreamName, parseStreamNameCached } from '../src/http/names.js';
 import { sseControl, sseData, sseEncodingFor, sseEvent } from '../src/http/sse.js';
 
 const text = (bufs: Buffer[]) => bufs.map((b) => b.toString('utf8'));
@@ -174,6 +174,27 @@ describe('stream names', () => {
       expect(() => parseStreamName(bad), bad).toThrow(StorageError);
     }
     expect(() => parseStreamName('x'.repeat(1025))).toThrow(StorageError);
+  });
+  it('answers the same through the name memo, first time and again, valid or not', () => {
+    const outcome = (f: () => string): string => {
+      try {
+        return `ok:${f()}`;
+      } catch (err) {
+        return `err:${(err as StorageError).code}`;
+      }
+    };
+    const raw = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom('a%20b/c', 'a//b', '%E0%A4%A', 'a%00b', 'x'.repeat(300), `${'x/'.repeat(8)}x`),
+    );
+    fc.assert(
+      fc.property(raw, (r) => {
+        const expected = outcome(() => parseStreamName(r));
+        expect(outcome(() => parseStreamNameCached(r))).toBe(expected);
+        expect(outcome(() => parseStreamNameCached(r))).toBe(expected);
+      }),
+      { seed: 20261125, numRuns: 2000 },
+    );
   });
   it('resolves Stream-Forked-From paths, URLs and names', () => {
     expect(parseForkSource('/v1/stream/src-1', '/v1/stream')).toBe('src-1');

@@ -42,6 +42,8 @@ export function parseStreamName(raw: string): string {
 }
 
 const NAME_CACHE_SIZE = 4096;
+/** Longer paths are validated every time, so that the memo holds at most a few MiB whatever clients send. */
+const NAME_CACHE_MAX_RAW = 256;
 const nameCache = new Map<string, string>();
 
 /**
@@ -53,6 +55,7 @@ export function parseStreamNameCached(raw: string): string {
   const hit = nameCache.get(raw);
   if (hit !== undefined) return hit;
   const name = parseStreamName(raw);
+  if (raw.length > NAME_CACHE_MAX_RAW) return name;
   if (nameCache.size >= NAME_CACHE_SIZE) nameCache.clear();
   nameCache.set(raw, name);
   return name;
