@@ -19,6 +19,11 @@ export interface BenchConfig {
   readonly bulkDataRoot: string;
   /** Mixed load sent to each server after it starts, before any measurement. */
   readonly serverWarmupMs: number;
+  /**
+   * Fan-out rounds (long-poll and SSE each, to `fanout.readers` readers) sent to each server before the live scenarios:
+   * the first rounds at a new scale are slow on both ends (JIT, socket buffers), for every server alike.
+   */
+  readonly liveWarmupRounds: number;
   readonly append: {
     readonly sizes: readonly number[];
     readonly writers: readonly number[];
@@ -74,6 +79,7 @@ export function configFor(mode: Mode): BenchConfig {
         longPollTimeoutMs: 30_000,
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 100,
+        liveWarmupRounds: 1,
         append: { sizes: [100], writers: [1, 8], layouts: ['own', 'shared'], durationMs: 60, warmupMs: 20 },
         catchup: { messages: 200, size: 100, loadConcurrency: 8, reps: 2 },
         latency: { samples: 5, intervalMs: 5, reps: 2 },
@@ -109,6 +115,7 @@ export function configFor(mode: Mode): BenchConfig {
         longPollTimeoutMs: 60_000,
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 600,
+        liveWarmupRounds: 1,
         append: {
           sizes: [100, 65536],
           writers: [1, 64],
@@ -149,6 +156,7 @@ export function configFor(mode: Mode): BenchConfig {
         longPollTimeoutMs: 120_000,
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 1_500,
+        liveWarmupRounds: 2,
         append: {
           sizes: [100, 4096, 65536],
           writers: [1, 8, 64],
@@ -157,7 +165,7 @@ export function configFor(mode: Mode): BenchConfig {
           warmupMs: 200,
         },
         catchup: { messages: 100_000, size: 100, loadConcurrency: 64, reps: 5 },
-        latency: { samples: 1_000, intervalMs: 5, reps: 2 },
+        latency: { samples: 1_000, intervalMs: 5, reps: 3 },
         fanout: { readers: 1_000, settleMs: 400, reps: 3 },
         rss: {
           streams: 100,

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from './client.js';
@@ -78,9 +79,10 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   // Phase 1: durability-sensitive scenarios, file targets on disk (the OS temporary directory). All servers run at
   // once and every measurement cell visits the targets in turn, so slow drifts in machine load hit them alike.
   if (only.some((x) => x === 'append' || x === 'latency' || x === 'fanout')) {
-    await withTargets(config.serverWarmupMs, config.targets, base, progress, async (clients) => {
+    const live = only.includes('latency') || only.includes('fanout');
+    await withTargets(config, config.targets, base, progress, live, async (clients, targets) => {
       if (only.includes('append'))
-        await marked('append', () => appendScenarios(config, clients, results, progress));
+        await marked('append', () => appendScenarios(config, clients, targets, results, progress));
       if (only.includes('latency'))
         await marked('latency', () => latencyScenarios(config, clients, results, progress));
       if (only.includes('fanout'))
@@ -97,10 +99,11 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   // does not take hours on the reference (see the report's method section). They measure reads, memory and recovery.
   if (only.includes('catchup')) {
     await withTargets(
-      config.serverWarmupMs,
+      config,
       config.targets,
       { ...base, dataRoot: config.bulkDataRoot },
       progress,
+      false,
       async (clients) => {
         await catchupScenario(config, clients, results, progress);
       },
@@ -120,40 +123,66 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
 }
 
 type Clients = ReadonlyMap<TargetId, Client>;
+type Targets = ReadonlyMap<TargetId, RunningTarget>;
 
-/** Starts every target, warms each up (JIT, connection pool), runs `body`, then stops them all. */
+/**
+ * Starts every target, warms each up (JIT, connection pool; with `live`, also rounds of long-poll and SSE fan-out so
+ * that the live-read paths are compiled before they are measured), runs `body`, then stops them all.
+ */
 async function withTargets(
-  warmupMs: number,
+  c: BenchConfig,
   ids: readonly TargetId[],
   options: Parameters<typeof startTarget>[1],
   progress: Progress,
-  body: (clients: Clients) => Promise<void>,
+  live: boolean,
+  body: (clients: Clients, targets: Targets) => Promise<void>,
 ): Promise<void> {
-  const running: RunningTarget[] = [];
+  const running = new Map<TargetId, RunningTarget>();
   const clients = new Map<TargetId, Client>();
   try {
     for (const id of ids) {
       const target = await startTarget(targetById(id), options);
-      running.push(target);
+      running.set(id, target);
       clients.set(id, new Client(target.url, 128));
       progress.info(
         `${target.spec.label}: pid ${target.pid} at ${target.url}, data ${target.dataDir ?? 'in memory'}`,
       );
     }
     for (const [id, client] of clients) {
-      const n = await warmUp(client, warmupMs);
-      progress.info(`${id}: warmed up (${n} appends and reads)`);
+      const n = await warmUp(client, c.serverWarmupMs);
+      let rounds = 0;
+      if (live) {
+        for (let i = 0; i < c.liveWarmupRounds; i++) {
+          for (const mode of ['long-poll', 'sse'] as const) {
+            await fanout(client, mode, c.fanout.readers, c.fanout.settleMs);
+            rounds++;
+          }
+        }
+      }
+      progress.info(
+        `${id}: warmed up (${n} appends and reads` +
+          (rounds > 0 ? `, ${rounds} fan-outs to ${c.fanout.readers} live readers)` : ')'),
+      );
     }
-    await body(clients);
+    await body(clients, running);
   } finally {
     for (const c of clients.values()) await c.close().catch(() => {});
-    for (const t of running) await t.dispose().catch(() => {});
+    for (const t of running.values()) await t.dispose().catch(() => {});
   }
+}
+
+/**
+ * Flushes the file systems (`sync`) between append cells, so that the write-back and journal work a cell leaves behind
+ * (its streams are deleted, but the file system still commits that) is not charged to the next cell's target.
+ */
+async function settleDisks(): Promise<void> {
+  await new Promise<void>((resolve) => execFile('sync', () => resolve()));
 }
 
 async function appendScenarios(
   c: BenchConfig,
   clients: Clients,
+  targets: Targets,
   results: Results,
   progress: Progress,
 ): Promise<void> {
@@ -168,7 +197,9 @@ async function appendScenarios(
               layout,
               durationMs: c.append.durationMs,
               warmupMs: c.append.warmupMs,
+              cpuSeconds: targets.get(id)?.cpuSeconds,
             });
+            await settleDisks();
             const where = layout === 'own' ? 'own streams' : 'one shared stream';
             const base = `append/${layout}/${size}/${writers}`;
             const group = `Appends on ${where}`;
@@ -189,9 +220,21 @@ async function appendScenarios(
               id,
               r.p99Ms,
             );
+            results.record(
+              {
+                key: `${base}/cpu`,
+                group: `Server CPU per append, ${where}`,
+                label,
+                unit: 'µs',
+                better: 'lower',
+              },
+              id,
+              r.cpuUsPerAppend,
+            );
             progress.step(
               `${id} append ${label} ${layout} rep ${rep + 1}: ${Math.round(r.perSec)}/s, ` +
-                `${r.mibPerSec.toFixed(1)} MiB/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms` +
+                `${r.mibPerSec.toFixed(1)} MiB/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ` +
+                `server CPU ${r.cpuUsPerAppend.toFixed(0)} µs/append` +
                 (r.errors ? `, ${r.errors} errors` : ''),
             );
           }

@@ -19,6 +19,8 @@ export interface AppendParams {
   readonly layout: 'own' | 'shared';
   readonly durationMs: number;
   readonly warmupMs: number;
+  /** The server's CPU time so far in seconds (see `readCpuSeconds`), to report CPU per append; one server only. */
+  readonly cpuSeconds?: () => number;
 }
 
 export interface AppendResult {
@@ -27,6 +29,12 @@ export interface AppendResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
+  /**
+   * Server CPU time (user + system) per counted append, in microseconds: from the end of the warm-up until the last
+   * counted append was acknowledged. Unlike appends/s it does not depend on how much CPU the load generator or other
+   * processes took meanwhile. `NaN` without `cpuSeconds`.
+   */
+  readonly cpuUsPerAppend: number;
 }
 
 /**
@@ -52,6 +60,12 @@ export async function appendThroughput(
   const start = performance.now();
   const countFrom = start + p.warmupMs;
   const stopAt = countFrom + p.durationMs;
+  let cpuFrom = Number.NaN;
+  const cpuTimer = p.cpuSeconds
+    ? setTimeout(() => {
+        cpuFrom = (p.cpuSeconds as () => number)();
+      }, p.warmupMs)
+    : undefined;
   const writer = async (w: number): Promise<void> => {
     const name = names[p.layout === 'own' ? w : 0] as string;
     let i = w;
@@ -69,6 +83,8 @@ export async function appendThroughput(
   };
   await Promise.all(Array.from({ length: p.writers }, (_, w) => writer(w)));
   const elapsed = performance.now() - countFrom;
+  clearTimeout(cpuTimer);
+  const cpuUsPerAppend = p.cpuSeconds ? ((p.cpuSeconds() - cpuFrom) * 1e6) / latencies.length : Number.NaN;
   for (const n of names) await first.remove(n).catch(() => {});
   latencies.sort((a, b) => a - b);
   const perSec = (latencies.length / elapsed) * 1000;
@@ -78,6 +94,7 @@ export async function appendThroughput(
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     errors,
+    cpuUsPerAppend,
   };
 }
 

@@ -1,4 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -74,6 +75,8 @@ export interface RunningTarget<Id extends string = TargetId> {
   readonly startMs: number;
   /** Resident set size of the server process, in bytes. */
   rss(): Promise<Rss>;
+  /** CPU time the server process has used so far (user + system, all threads), in seconds. */
+  cpuSeconds(): number;
   /** Graceful stop (SIGTERM); waits for the process to exit. Keeps the data directory. */
   stop(): Promise<void>;
   /** Stops and removes the data directory if the harness made it. */
@@ -225,6 +228,7 @@ export async function startTarget<Id extends string>(
     dataDir,
     startMs,
     rss: () => readRss(pid),
+    cpuSeconds: () => readCpuSeconds(pid),
     stop,
     async dispose() {
       await stop();
@@ -290,6 +294,26 @@ export interface Rss {
   readonly total: number;
   /** RssAnon (heap, buffers), bytes. */
   readonly anon: number;
+}
+
+let clockTicks: number | undefined;
+
+/**
+ * User + system CPU time of a process (every thread), in seconds, from `/proc/<pid>/stat` (fields 14 and 15, in clock
+ * ticks of `getconf CLK_TCK`, usually 100 per second). Synchronous: one small read, taken between measurements.
+ */
+export function readCpuSeconds(pid: number): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may contain spaces: count fields after its closing one.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / clockTicks;
 }
 
 export async function readRss(pid: number): Promise<Rss> {

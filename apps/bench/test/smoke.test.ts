@@ -13,6 +13,8 @@ describe('benchmark harness smoke run', () => {
     const expected = [
       'append/own/100/1/perSec',
       'append/shared/100/8/perSec',
+      // Server CPU per append (from /proc/<pid>/stat; 10 ms ticks, so 0 is possible in these tiny cells).
+      'append/own/100/1/cpu',
       'catchup/identity',
       'catchup/gzip',
       'latency/long-poll/p99',
