@@ -7,10 +7,10 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { configFor, type Mode } from './config.js';
+import { type BenchConfig, configFor, type Mode } from './config.js';
 import { profileMarkdown, profileWindows, summariseProfile } from './profile.js';
-import { buildReport } from './report.js';
-import type { Results } from './results.js';
+import { buildReport, type RunInfo } from './report.js';
+import { Results, type ResultsJson } from './results.js';
 import { ALL_SCENARIOS, runBench, type Scenario } from './run.js';
 import { TARGETS, type TargetId } from './targets.js';
 
@@ -40,7 +40,15 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
                         cells), e.g. for profiling one cell
   --pg-writers <list>   writer counts of the postgres scenario (default 1,16,64; smoke 1,4)
   --pg-fsync <on|off>   the cluster's fsync and synchronous_commit (default on; smoke off)
+  --render <json>       run nothing: rewrite the report from a recorded run (results/<mode>.json) with the current
+                        analysis.md and profiles/summary.md, e.g. after editing the analysis
   -h, --help`;
+
+/** What `results/<mode>.json` holds: the figures, and the configuration and run details to render them again. */
+interface RecordedRun extends ResultsJson {
+  readonly config: BenchConfig;
+  readonly info: RunInfo;
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkgDir = resolve(here, '..');
@@ -89,6 +97,7 @@ async function main(): Promise<void> {
       'rss-per-stream': { type: 'string' },
       'pg-writers': { type: 'string' },
       'pg-fsync': { type: 'string' },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -153,13 +162,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const writeReport = async (results: Results, final: boolean): Promise<void> => {
-    const out = resolve(values.out ?? join(repoDir, 'docs', 'benchmarks.md'));
-    const svgDir = join(dirname(out), 'benchmarks');
-    const readOpt = async (p: string): Promise<string | undefined> =>
-      existsSync(p) ? readFile(p, 'utf8') : undefined;
-    const profiles = await readOpt(join(pkgDir, 'profiles', 'summary.md'));
-    const analysis = await readOpt(join(pkgDir, 'analysis.md'));
+  const runInfo = (): RunInfo => {
     let memory = '';
     try {
       memory =
@@ -168,31 +171,40 @@ async function main(): Promise<void> {
     } catch {
       memory = 'unknown';
     }
-    const report = buildReport(
-      results,
-      config,
-      {
-        date: new Date().toISOString(),
-        mode,
-        command: `pnpm bench${mode === 'quick' ? '' : ` --${mode}`}`,
-        nproc: cpus().length,
-        cpu: cpus()[0]?.model ?? 'unknown CPU',
-        memory,
-        node: process.version,
-        loadBefore,
-        loadAfter: loadavg()
-          .map((x) => x.toFixed(2))
-          .join(' '),
-        durationS: (performance.now() - started) / 1000,
-        note: values.note ?? '',
-        revision: gitRevision(),
-      },
-      {
-        svgDir: 'benchmarks',
-        ...(profiles ? { profile: profiles } : {}),
-        ...(analysis ? { analysis } : {}),
-      },
-    );
+    return {
+      date: new Date().toISOString(),
+      mode,
+      command: `pnpm bench${mode === 'quick' ? '' : ` --${mode}`}`,
+      nproc: cpus().length,
+      cpu: cpus()[0]?.model ?? 'unknown CPU',
+      memory,
+      node: process.version,
+      loadBefore,
+      loadAfter: loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' '),
+      durationS: (performance.now() - started) / 1000,
+      note: values.note ?? '',
+      revision: gitRevision(),
+    };
+  };
+  const writeReport = async (
+    results: Results,
+    final: boolean,
+    info: RunInfo = runInfo(),
+    runConfig: BenchConfig = config,
+  ): Promise<void> => {
+    const out = resolve(values.out ?? join(repoDir, 'docs', 'benchmarks.md'));
+    const svgDir = join(dirname(out), 'benchmarks');
+    const readOpt = async (p: string): Promise<string | undefined> =>
+      existsSync(p) ? readFile(p, 'utf8') : undefined;
+    const profiles = await readOpt(join(pkgDir, 'profiles', 'summary.md'));
+    const analysis = await readOpt(join(pkgDir, 'analysis.md'));
+    const report = buildReport(results, runConfig, info, {
+      svgDir: 'benchmarks',
+      ...(profiles ? { profile: profiles } : {}),
+      ...(analysis ? { analysis } : {}),
+    });
     await mkdir(svgDir, { recursive: true });
     for (const [name, svg] of report.svgs) await writeFile(join(svgDir, name), svg);
     await writeFile(out, report.markdown);
@@ -206,11 +218,19 @@ async function main(): Promise<void> {
       );
     }
   };
-  const profDir = values.profile ? await mkdtemp(join(tmpdir(), 'sk-bench-prof-')) : undefined;
   const loadBefore = loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
   const started = performance.now();
+  if (values.render !== undefined) {
+    const recorded = JSON.parse(await readFile(values.render, 'utf8')) as RecordedRun;
+    if (recorded.config === undefined || recorded.info === undefined) {
+      throw new Error(`--render: ${values.render} has no run details (recorded by an older harness)`);
+    }
+    await writeReport(Results.fromJSON(recorded), true, recorded.info, recorded.config);
+    return;
+  }
+  const profDir = values.profile ? await mkdtemp(join(tmpdir(), 'sk-bench-prof-')) : undefined;
   process.stderr.write(`streamkeep bench: ${mode} mode, targets ${targets.join(', ')}\n`);
   const write = !values['no-write'] && !values.profile;
   const results = await runBench(config, {
@@ -222,9 +242,11 @@ async function main(): Promise<void> {
   // A run written elsewhere (--out) keeps its raw figures next to its report, so it never touches the committed ones.
   const resultsDir = values.out ? dirname(resolve(values.out)) : join(pkgDir, 'results');
   await mkdir(resultsDir, { recursive: true });
+  const info = runInfo();
+  const recorded: RecordedRun = { ...results.toJSON(), config, info };
   await writeFile(
     join(resultsDir, `${mode}${values.profile ? '-profiled' : ''}.json`),
-    `${JSON.stringify(results.toJSON(), null, 1)}\n`,
+    `${JSON.stringify(recorded, null, 1)}\n`,
   );
 
   let profileText: string | undefined;
@@ -253,7 +275,7 @@ async function main(): Promise<void> {
     process.stderr.write(`profile summaries written to ${relative(process.cwd(), profOut)}\n`);
   }
 
-  if (write) await writeReport(results, true);
+  if (write) await writeReport(results, true, info);
 }
 
 main().catch((err: unknown) => {

@@ -38,6 +38,14 @@ export interface PostgresInfo {
   readonly startS?: number;
 }
 
+/** The recorded figures of a run, as written to `results/<mode>.json`. */
+export interface ResultsJson {
+  readonly figures: Figure[];
+  readonly notes: string[];
+  readonly fsyncProbe: FsyncProbe | undefined;
+  readonly postgres: PostgresInfo | undefined;
+}
+
 export class Results {
   readonly figures: Figure[] = [];
   readonly notes: string[] = [];
@@ -63,7 +71,17 @@ export class Results {
     return this.figures.find((f) => f.key === key);
   }
 
-  toJSON(): unknown {
+  toJSON(): ResultsJson {
     return { figures: this.figures, notes: this.notes, fsyncProbe: this.fsyncProbe, postgres: this.postgres };
+  }
+
+  /** The inverse of {@link Results.toJSON}, for re-rendering a recorded run. */
+  static fromJSON(json: ResultsJson): Results {
+    const r = new Results();
+    r.figures.push(...json.figures);
+    r.notes.push(...json.notes);
+    r.fsyncProbe = json.fsyncProbe;
+    r.postgres = json.postgres;
+    return r;
   }
 }

@@ -117,3 +117,24 @@ describe('postgres section', () => {
     expect(postgresSection(new Results(), config, 2)).toEqual([]);
   });
 });
+
+describe('recorded runs', () => {
+  it('render the same goals after a JSON round trip (what --render reads back)', () => {
+    const r = new Results();
+    record(r, 'append/own/100/64/perSec', {
+      'sk-file-nosync': [12_000, 11_000],
+      'ref-memory': [10_000, 12_000],
+    });
+    record(r, 'append/own/100/64/cpu', { 'sk-file-nosync': [60, 62], 'ref-memory': [70, 75] }, 'lower');
+    r.notes.push('a note');
+    const back = Results.fromJSON(JSON.parse(JSON.stringify(r.toJSON())));
+    const config = configFor('full');
+    expect(evaluateGoals(back, config)).toEqual(evaluateGoals(r, config));
+    expect(back.notes).toEqual(['a note']);
+    const nosync = evaluateGoals(back, config).find((g) => g.goal.startsWith('File without sync'));
+    expect(nosync?.met).toBe(true);
+    // The aggregate and the CPU view are stated beside the per-cell verdict.
+    expect(nosync?.measured).toContain('≥ 1× in 1 of 1 cells');
+    expect(nosync?.measured).toContain('server CPU per append');
+  });
+});
