@@ -21,7 +21,8 @@ export interface BenchConfig {
   readonly serverWarmupMs: number;
   /**
    * Fan-out rounds (long-poll and SSE each, to `fanout.readers` readers) sent to each server before the live scenarios:
-   * the first rounds at a new scale are slow on both ends (JIT, socket buffers), for every server alike.
+   * the first rounds at a new scale are slow on both ends (JIT, socket buffers), for every server alike. The fan-out
+   * scenario adds one more unmeasured round per mode right before it measures.
    */
   readonly liveWarmupRounds: number;
   readonly append: {
@@ -156,7 +157,7 @@ export function configFor(mode: Mode): BenchConfig {
         longPollTimeoutMs: 120_000,
         bulkDataRoot: BULK_DATA_ROOT,
         serverWarmupMs: 1_500,
-        liveWarmupRounds: 2,
+        liveWarmupRounds: 1,
         append: {
           sizes: [100, 4096, 65536],
           writers: [1, 8, 64],

@@ -379,7 +379,8 @@ export function buildReport(
     `- **Fan-out**: ${c.fanout.readers.toLocaleString('en')} readers, each on its own connection, wait at the tail (long-poll, or SSE); once every request is on the wire ` +
       `(SSE: every response has started), a ${c.fanout.settleMs} ms settle pause and a HEAD round trip, one append. "All delivered" = time from the start of the POST until ` +
       'the last reader has the message; "writer\'s acknowledgement" = the POST\'s own round trip; "acknowledgement with no readers" = the median of 5 appends to the same stream just before. ' +
-      `Before the live scenarios each server gets ${c.liveWarmupRounds} unmeasured fan-out round(s) of each kind at the same reader count: the first round at a new scale is slow on both ends (JIT, socket buffers), for every server alike.`,
+      `Each server gets ${c.liveWarmupRounds} unmeasured fan-out round(s) of each kind at the same reader count before the live scenarios, and one more right before the fan-out runs: ` +
+      'the first round at a new scale, or after the append scenarios, is slow on both ends (JIT, socket buffers, a grown heap), for every server alike.',
     `- **Memory and restart**: a fresh server is loaded with ${c.rss.streams} streams × ${c.rss.perStream.toLocaleString('en')} × ${fmtSize(c.rss.size)} (${c.rss.concurrency} appends in flight), then \`VmRSS\` of the server process ` +
       '(`/proc/<pid>/status`) is read after 0.5 s. File targets are then stopped (SIGTERM) and restarted on the same data directory; "restart to first read" runs from spawning ' +
       `the process to the first successful non-empty read of a stream (process start-up included, same for both servers). ${c.rss.loads === 1 ? 'One load per target (a million HTTP appends per target does not fit twice in the time of a full run); the restarts are repeated.' : `${c.rss.loads} loads per target, each on a fresh server, ${c.rss.restarts} restarts after each.`}`,
