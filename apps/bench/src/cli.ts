@@ -22,7 +22,7 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
 
   --quick               short runs, scaled-down loads (default; about two and a half minutes)
   --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
-                        (about 21 minutes on an idle 2-core machine)
+                        (about 25 minutes on an idle 2-core machine)
   --smoke               a few seconds; what CI runs
   --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres
                         (postgres: one Streamkeep instance vs two on one PostgreSQL database; the harness starts a
