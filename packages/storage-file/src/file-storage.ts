@@ -136,6 +136,29 @@ export interface FileStorageOptions {
    * @default `node:fs/promises`
    */
   readonly fileSystem?: FileSystem | undefined;
+  /**
+   * Called while a long open is under way (a migration of an older data directory, a journal replay, an eager
+   * verification), at most once per {@link FileStorageOptions.progressIntervalMs}, and once when it ends.
+   */
+  readonly onProgress?: ((progress: RecoveryProgress) => void) | undefined;
+  /** How often {@link FileStorageOptions.onProgress} is called. @default 2000 */
+  readonly progressIntervalMs?: number | undefined;
+  /**
+   * Called once for each stream refused as damaged (`CORRUPTED`), whether found at open or on the stream's first
+   * access after it (logs are verified lazily). {@link FileStorage.quarantined} lists them all.
+   */
+  readonly onQuarantine?: ((stream: QuarantinedStream) => void) | undefined;
+}
+
+/** How far a long open has come (see {@link FileStorageOptions.onProgress}). */
+export interface RecoveryProgress {
+  /** `migrate`: converting an older on-disk format; `replay`: re-applying the journal; `verify`: eager log checks. */
+  readonly phase: 'migrate' | 'replay' | 'verify';
+  readonly streamsDone: number;
+  readonly streamsTotal: number;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly elapsedMs: number;
 }
 
 /** A stream that failed an integrity check at open and is refused (`CORRUPTED`) instead of served. */

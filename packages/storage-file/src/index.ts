@@ -1,4 +1,4 @@
-export type { FileStorageOptions, QuarantinedStream, RecoveryReport } from './file-storage.js';
+export type { FileStorageOptions, QuarantinedStream, RecoveryProgress, RecoveryReport } from './file-storage.js';
 export { FileStorage } from './file-storage.js';
 export type { FileHandleLike, FileSystem } from './fs.js';
 export { nodeFileSystem } from './fs.js';
