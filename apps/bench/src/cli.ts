@@ -24,10 +24,12 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
   --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
                         (about 25 minutes on an idle 2-core machine)
   --smoke               a few seconds; what CI runs
-  --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres
+  --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres,many
                         (postgres: one Streamkeep instance vs two on one PostgreSQL database; the harness starts a
                         throwaway cluster with scripts/postgres/cluster.sh and skips the scenario, with a note in the
-                        report, when PostgreSQL cannot be started)
+                        report, when PostgreSQL cannot be started. many: N streams per target (quick 10,000, full
+                        100,000): creates/s, appends spread over them, restart, RSS per idle stream, reader bursts;
+                        then Streamkeep on PostgreSQL at --many-pg-streams)
   --targets <list>      ${TARGETS.map((t) => t.id).join(',')}
   --out <file>          report path (default: <repo>/docs/benchmarks.md; SVGs go to <dir>/benchmarks/)
   --no-write            do not write the report (results JSON is still written)
@@ -40,6 +42,10 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
                         cells), e.g. for profiling one cell
   --pg-writers <list>   writer counts of the postgres scenario (default 1,16,64; smoke 1,4)
   --pg-fsync <on|off>   the cluster's fsync and synchronous_commit (default on; smoke off)
+  --many-streams <n>    streams per target of the many scenario
+  --many-pg-streams <n> streams of its PostgreSQL part (0: skip it)
+  --many-readers <n>    long-poll readers on one stream in its reader burst
+  --many-timeout <s>    time budget of its creates per target (the rest runs on the streams created by then)
   --render <json>       run nothing: rewrite the report from a recorded run (results/<mode>.json) with the current
                         analysis.md and profiles/summary.md, e.g. after editing the analysis
   -h, --help`;
@@ -97,6 +103,10 @@ async function main(): Promise<void> {
       'rss-per-stream': { type: 'string' },
       'pg-writers': { type: 'string' },
       'pg-fsync': { type: 'string' },
+      'many-streams': { type: 'string' },
+      'many-pg-streams': { type: 'string' },
+      'many-readers': { type: 'string' },
+      'many-timeout': { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -132,6 +142,15 @@ async function main(): Promise<void> {
     catchup: {
       ...base.catchup,
       messages: values['catchup-messages'] ? Number(values['catchup-messages']) : base.catchup.messages,
+    },
+    many: {
+      ...base.many,
+      streams: values['many-streams'] ? Number(values['many-streams']) : base.many.streams,
+      pgStreams: values['many-pg-streams'] ? Number(values['many-pg-streams']) : base.many.pgStreams,
+      burstReaders: values['many-readers'] ? Number(values['many-readers']) : base.many.burstReaders,
+      createTimeoutMs: values['many-timeout']
+        ? Number(values['many-timeout']) * 1000
+        : base.many.createTimeoutMs,
     },
     postgres: {
       ...base.postgres,

@@ -51,6 +51,38 @@ export interface BenchConfig {
     /** Fresh loads per target (each on a new server). */
     readonly loads: number;
   };
+  /**
+   * Many streams: creates, appends spread over them, restart of a directory holding them, RSS per idle stream, and
+   * bursts of live readers (see `many.ts`). Runs one target at a time, each on a fresh server.
+   */
+  readonly many: {
+    /** Streams each target creates. */
+    readonly streams: number;
+    /** Streams of the PostgreSQL part (0: not run). */
+    readonly pgStreams: number;
+    /** Creates in flight. */
+    readonly concurrency: number;
+    /** Writers of the append comparisons (own streams vs spread over the N). */
+    readonly writers: number;
+    readonly size: number;
+    readonly durationMs: number;
+    readonly warmupMs: number;
+    /** Runs of each append cell (own, spread), alternating. */
+    readonly reps: number;
+    /** Creating stops here; the rest of the scenario runs on the streams created so far. */
+    readonly createTimeoutMs: number;
+    /** Pause before reading RSS, so the server can collect its garbage. */
+    readonly settleMs: number;
+    /** Restarts of each persisting target, each paired with a restart of an empty data directory. */
+    readonly restarts: number;
+    /** Long-poll readers on one stream, woken by one append. */
+    readonly burstReaders: number;
+    /** Long-poll readers each on its own stream (one of the N), each woken by an append to it. */
+    readonly streamReaders: number;
+    /** How long the readers may take to connect, and to be served after the append(s). */
+    readonly readerTimeoutMs: number;
+    readonly targets: readonly TargetId[];
+  };
   /** One Streamkeep instance vs two on one PostgreSQL database (issue #7). */
   readonly postgres: {
     readonly size: number;
@@ -94,6 +126,24 @@ export function configFor(mode: Mode): BenchConfig {
           restarts: 2,
           loads: 1,
         },
+        many: {
+          streams: 100,
+          // The PostgreSQL part runs in quick and full mode (CI's smoke run covers the cluster in its own scenario).
+          pgStreams: 0,
+          concurrency: 8,
+          writers: 8,
+          size: 100,
+          durationMs: 60,
+          warmupMs: 20,
+          reps: 2,
+          createTimeoutMs: 20_000,
+          settleMs: 100,
+          restarts: 1,
+          burstReaders: 20,
+          streamReaders: 20,
+          readerTimeoutMs: 20_000,
+          targets: ['sk-memory', 'sk-file-nosync', 'ref-file'],
+        },
         // Runs only where PostgreSQL is already installed: CI must not depend on installing it.
         postgres: {
           size: 100,
@@ -136,6 +186,23 @@ export function configFor(mode: Mode): BenchConfig {
           restarts: 2,
           loads: 2,
         },
+        many: {
+          streams: 10_000,
+          pgStreams: 10_000,
+          concurrency: 64,
+          writers: 64,
+          size: 100,
+          durationMs: 500,
+          warmupMs: 100,
+          reps: 2,
+          createTimeoutMs: 60_000,
+          settleMs: 1_000,
+          restarts: 2,
+          burstReaders: 10_000,
+          streamReaders: 1_000,
+          readerTimeoutMs: 60_000,
+          targets: ALL,
+        },
         postgres: {
           size: 100,
           writers: [1, 16, 64],
@@ -176,6 +243,23 @@ export function configFor(mode: Mode): BenchConfig {
           targets: ['sk-file-nosync', 'ref-memory', 'ref-file'],
           restarts: 2,
           loads: 1,
+        },
+        many: {
+          streams: 100_000,
+          pgStreams: 10_000,
+          concurrency: 64,
+          writers: 64,
+          size: 100,
+          durationMs: 2_000,
+          warmupMs: 200,
+          reps: 3,
+          createTimeoutMs: 180_000,
+          settleMs: 2_000,
+          restarts: 3,
+          burstReaders: 10_000,
+          streamReaders: 1_000,
+          readerTimeoutMs: 90_000,
+          targets: ALL,
         },
         postgres: {
           size: 100,

@@ -1,9 +1,10 @@
 import type { BenchConfig } from './config.js';
+import { cell, num, ratio, ratioText, SHORT, sum } from './format.js';
+import { manyGoals, manySection } from './report-many.js';
 import type { Figure, FsyncProbe, Results } from './results.js';
 import { fmtSize } from './run.js';
-import { type Summary, spreadPercent, summarise } from './stats.js';
 import { barChart, lineChart } from './svg.js';
-import { type PgSeriesId, type SeriesId, TARGETS, type TargetId } from './targets.js';
+import { type PgSeriesId, TARGETS, type TargetId } from './targets.js';
 
 export interface RunInfo {
   readonly date: string;
@@ -27,46 +28,6 @@ const RATIOS: ReadonlyArray<readonly [TargetId, TargetId]> = [
   ['sk-file-nosync', 'ref-file'],
   ['sk-file-nosync', 'ref-memory'],
 ];
-const SHORT: Record<TargetId, string> = {
-  'sk-memory': 'SK mem',
-  'sk-file-sync': 'SK file+sync',
-  'sk-file-nosync': 'SK file nosync',
-  'ref-memory': 'Ref mem',
-  'ref-file': 'Ref file',
-};
-
-function num(v: number): string {
-  if (!Number.isFinite(v)) return '—';
-  const a = Math.abs(v);
-  if (a >= 100_000) return `${(v / 1000).toFixed(0)}k`;
-  if (a >= 10_000) return `${(v / 1000).toFixed(1)}k`;
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
-
-function cell(s: Summary | undefined): string {
-  if (!s || !Number.isFinite(s.median)) return '—';
-  if (s.runs < 2) return `${num(s.median)} (1 run)`;
-  const sp = spreadPercent(s);
-  return `${num(s.median)} ±${Number.isFinite(sp) ? sp.toFixed(0) : '?'}%`;
-}
-
-function ratioText(r: number): string {
-  if (!Number.isFinite(r)) return '—';
-  return `${r >= 10 ? r.toFixed(1) : r >= 1 ? r.toFixed(2) : r.toFixed(3)}×`;
-}
-
-function sum(f: Figure | undefined, t: SeriesId): Summary | undefined {
-  const v = f?.values[t];
-  return v && v.length > 0 ? summarise(v) : undefined;
-}
-
-function ratio(f: Figure | undefined, a: SeriesId, b: SeriesId): number {
-  const x = sum(f, a)?.median;
-  const y = sum(f, b)?.median;
-  return x !== undefined && y !== undefined && y !== 0 ? x / y : Number.NaN;
-}
 
 function table(figs: readonly Figure[], targets: readonly TargetId[]): string {
   const ratios = RATIOS.filter(([a, b]) => targets.includes(a) && targets.includes(b));
@@ -294,6 +255,7 @@ export function buildReport(
       `| ${g.goal} | ${g.measured} | ${g.ratio} | ${g.target} | ${status}${g.note ? ` (${g.note})` : ''} |`,
     );
   }
+  if (r.many) md.push('', 'The goals of the many-streams scenario are in [its own section](#many-streams).');
   md.push(
     '',
     'Every figure below is the **median** of its runs, followed by **±spread**: half the range (max − min) of the runs as a ' +
@@ -302,7 +264,10 @@ export function buildReport(
     '',
   );
   const groups: string[] = [];
-  for (const f of r.figures) if (!f.key.startsWith('pg/') && !groups.includes(f.group)) groups.push(f.group);
+  for (const f of r.figures) {
+    if (!f.key.startsWith('pg/') && !f.key.startsWith('many/') && !groups.includes(f.group))
+      groups.push(f.group);
+  }
   for (const g of groups) {
     md.push(
       `## ${g}`,
@@ -361,6 +326,8 @@ export function buildReport(
     md.push(`![latency](${extra.svgDir}/latency.svg)`, '');
   }
   md.push(...postgresSection(r, c, info.nproc));
+  const many = manyGoals(r, c);
+  md.push(...manySection(r, c, many));
   md.push(
     '## Method',
     '',
@@ -391,7 +358,7 @@ export function buildReport(
   );
   if (extra.profile) md.push('## Profiles (`node --cpu-prof`)', '', extra.profile.trim(), '');
   if (extra.analysis) md.push(extra.analysis.trim(), '');
-  return { markdown: `${md.join('\n')}\n`, svgs, goals };
+  return { markdown: `${md.join('\n')}\n`, svgs, goals: [...goals, ...many] };
 }
 
 function probeText(p: FsyncProbe): string {

@@ -38,12 +38,24 @@ export interface PostgresInfo {
   readonly startS?: number;
 }
 
+/** How the many-streams scenario ran: what each server was asked for, and what cut a figure short. */
+export interface ManyInfo {
+  /** Streams each series was asked to create. */
+  readonly streams: Partial<Record<SeriesId, number>>;
+  /** Per series: figure key → why it is missing or what cut it short (shown in that cell of the report). */
+  readonly issues: Partial<Record<SeriesId, Record<string, string>>>;
+  /** The PostgreSQL part: how it ran, or why it was skipped. */
+  postgres?: PostgresInfo;
+}
+
 /** The recorded figures of a run, as written to `results/<mode>.json`. */
 export interface ResultsJson {
   readonly figures: Figure[];
   readonly notes: string[];
   readonly fsyncProbe: FsyncProbe | undefined;
   readonly postgres: PostgresInfo | undefined;
+  /** Absent in runs recorded before the many-streams scenario existed. */
+  readonly many?: ManyInfo | undefined;
 }
 
 export class Results {
@@ -51,6 +63,7 @@ export class Results {
   readonly notes: string[] = [];
   fsyncProbe: FsyncProbe | undefined;
   postgres: PostgresInfo | undefined;
+  many: ManyInfo | undefined;
 
   record(
     meta: { key: string; group: string; label: string; unit: string; better: 'higher' | 'lower' },
@@ -72,7 +85,13 @@ export class Results {
   }
 
   toJSON(): ResultsJson {
-    return { figures: this.figures, notes: this.notes, fsyncProbe: this.fsyncProbe, postgres: this.postgres };
+    return {
+      figures: this.figures,
+      notes: this.notes,
+      fsyncProbe: this.fsyncProbe,
+      postgres: this.postgres,
+      many: this.many,
+    };
   }
 
   /** The inverse of {@link Results.toJSON}, for re-rendering a recorded run. */
@@ -82,6 +101,7 @@ export class Results {
     r.notes.push(...json.notes);
     r.fsyncProbe = json.fsyncProbe;
     r.postgres = json.postgres;
+    r.many = json.many;
     return r;
   }
 }

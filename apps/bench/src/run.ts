@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from './client.js';
 import type { BenchConfig } from './config.js';
+import { countManySteps, manyScenarios } from './many.js';
 import { countPostgresSteps, postgresScenarios } from './postgres.js';
 import { probeFdatasync } from './probe.js';
 import { marked } from './profile.js';
@@ -28,7 +29,7 @@ export interface RunOptions {
   readonly onPartial?: (results: Results) => Promise<void>;
 }
 
-export type Scenario = 'append' | 'catchup' | 'latency' | 'fanout' | 'rss' | 'postgres';
+export type Scenario = 'append' | 'catchup' | 'latency' | 'fanout' | 'rss' | 'postgres' | 'many';
 export const ALL_SCENARIOS: readonly Scenario[] = [
   'append',
   'catchup',
@@ -36,6 +37,7 @@ export const ALL_SCENARIOS: readonly Scenario[] = [
   'fanout',
   'rss',
   'postgres',
+  'many',
 ];
 
 export const fmtSize = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
@@ -54,6 +56,7 @@ function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
       steps += c.rss.loads * (1 + (targetById(t).storage === 'file' ? c.rss.restarts : 0));
   }
   if (only.includes('postgres')) steps += countPostgresSteps(c);
+  if (only.includes('many')) steps += countManySteps(c);
   return steps;
 }
 
@@ -118,6 +121,10 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
       }
       await options.onPartial?.(results);
     }
+  }
+  // Phase 4: many streams, one target at a time on a fresh server (file targets on disk), then on PostgreSQL.
+  if (only.includes('many')) {
+    await marked('many', () => manyScenarios(config, results, progress, base, options.onPartial));
   }
   return results;
 }

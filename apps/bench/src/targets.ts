@@ -24,8 +24,11 @@ export type TargetId = 'sk-memory' | 'sk-file-sync' | 'sk-file-nosync' | 'ref-me
  */
 export type PgSeriesId = 'pg-one' | 'pg-two';
 
+/** Streamkeep on PostgreSQL in the many-streams scenario (one instance). */
+export type ManyPgSeriesId = 'sk-postgres';
+
 /** Every column a figure can have a value in. */
-export type SeriesId = TargetId | PgSeriesId;
+export type SeriesId = TargetId | PgSeriesId | ManyPgSeriesId;
 
 export const TARGETS: readonly TargetSpec[] = [
   { id: 'sk-memory', label: 'Streamkeep memory', system: 'streamkeep', storage: 'memory' },
