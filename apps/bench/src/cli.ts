@@ -46,6 +46,8 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
   --many-pg-streams <n> streams of its PostgreSQL part (0: skip it)
   --many-readers <n>    long-poll readers on one stream in its reader burst
   --many-timeout <s>    time budget of its creates per target (the rest runs on the streams created by then)
+  --many-server-limits  run Streamkeep in the many scenario with its own admission limits (sized by memory and
+                        ulimit -n) instead of the raised ones, to count what admission control refuses
   --render <json>       run nothing: rewrite the report from a recorded run (results/<mode>.json) with the current
                         analysis.md and profiles/summary.md, e.g. after editing the analysis
   -h, --help`;
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
       'many-pg-streams': { type: 'string' },
       'many-readers': { type: 'string' },
       'many-timeout': { type: 'string' },
+      'many-server-limits': { type: 'boolean' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -151,6 +154,7 @@ async function main(): Promise<void> {
       createTimeoutMs: values['many-timeout']
         ? Number(values['many-timeout']) * 1000
         : base.many.createTimeoutMs,
+      serverLimits: values['many-server-limits'] ?? base.many.serverLimits,
     },
     postgres: {
       ...base.postgres,

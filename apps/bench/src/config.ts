@@ -81,6 +81,11 @@ export interface BenchConfig {
     readonly streamReaders: number;
     /** How long the readers may take to connect, and to be served after the append(s). */
     readonly readerTimeoutMs: number;
+    /**
+     * Run Streamkeep with its own admission limits (sized by memory and `ulimit -n`) rather than the raised ones of
+     * every other scenario, to see what its admission control refuses. Off by default.
+     */
+    readonly serverLimits: boolean;
     readonly targets: readonly TargetId[];
   };
   /** One Streamkeep instance vs two on one PostgreSQL database (issue #7). */
@@ -142,6 +147,7 @@ export function configFor(mode: Mode): BenchConfig {
           burstReaders: 20,
           streamReaders: 20,
           readerTimeoutMs: 20_000,
+          serverLimits: false,
           targets: ['sk-memory', 'sk-file-nosync', 'ref-file'],
         },
         // Runs only where PostgreSQL is already installed: CI must not depend on installing it.
@@ -201,6 +207,7 @@ export function configFor(mode: Mode): BenchConfig {
           burstReaders: 10_000,
           streamReaders: 1_000,
           readerTimeoutMs: 60_000,
+          serverLimits: false,
           targets: ALL,
         },
         postgres: {
@@ -259,6 +266,7 @@ export function configFor(mode: Mode): BenchConfig {
           burstReaders: 10_000,
           streamReaders: 1_000,
           readerTimeoutMs: 90_000,
+          serverLimits: false,
           targets: ALL,
         },
         postgres: {

@@ -190,7 +190,7 @@ async function manyOne(
   };
   const live = new Set<RunningTarget<string>>();
   let client: Client | undefined;
-  const startOpts = { ...base };
+  const startOpts = { ...base, serverLimits: m.serverLimits };
   try {
     const main = await storage.fresh();
     let target: RunningTarget<string>;

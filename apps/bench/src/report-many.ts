@@ -71,7 +71,9 @@ function manyTable(r: Results, cols: readonly ManyColumn[], rows: readonly Row[]
       if (!issue) return text;
       return text === '—' ? issue : `${text} (${issue})`;
     });
-    const ratios = pairs.map(([a, b]) => (row.derive ? '' : ratioText(f ? ratio(f, a, b) : Number.NaN)));
+    const ratios = pairs.map(([a, b]) =>
+      row.derive || COUNTS.includes(row.unit) ? '' : ratioText(f ? ratio(f, a, b) : Number.NaN),
+    );
     lines.push(`| ${[row.label, row.unit, ...cells, ...ratios].join(' | ')} |`);
   }
   return lines.join('\n');
@@ -320,8 +322,11 @@ export function manySection(r: Results, c: BenchConfig, goals: readonly Goal[]):
       `timed out), a connection error, or nothing within ${Math.round(m.readerTimeoutMs / 1000)} s. Times run from the start ` +
       'of the append (the first append, for the readers on their own streams). The load generator may open ' +
       '`ulimit -n` files; the burst is capped below that, and the report says so when it was.',
-    '- Streamkeep runs with the admission limits raised (see the method above), so 503s come from elsewhere ' +
-      '(e.g. running out of file descriptors).',
+    m.serverLimits
+      ? '- Streamkeep runs with **its own admission limits** here (`--many-server-limits`: sized by memory and ' +
+          '`ulimit -n`; no `STREAMKEEP_MAX_*` overrides), so the refusals are its admission control at work.'
+      : '- Streamkeep runs with the admission limits raised, as in every other scenario (see the method below), so a ' +
+          '503 here comes from elsewhere (`--many-server-limits` runs it with its own limits).',
     ...(pg
       ? [
           `- **PostgreSQL**: Streamkeep \`--storage postgres\` on a throwaway ${pg.version ?? ''} cluster ` +

@@ -66,6 +66,8 @@ export interface StartOptions {
   readonly cpuProfDir?: string;
   /** The database of a `postgres` target. */
   readonly postgres?: { readonly url: string; readonly schema: string };
+  /** Streamkeep keeps its own admission limits (sized by memory and `ulimit -n`) instead of the raised ones. */
+  readonly serverLimits?: boolean;
 }
 
 /** A server running in its own child process. */
@@ -186,7 +188,7 @@ export async function startTarget<Id extends string>(
     cwd: here,
     // Admission limits raised so no benchmark is refused with 503; given as environment variables, which a server
     // build without these settings ignores (an unknown flag would stop it).
-    env: { ...process.env, ...ADMISSION_ENV },
+    env: options.serverLimits ? process.env : { ...process.env, ...ADMISSION_ENV },
   });
   track(child);
   let hasExited = false;

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { configFor } from '../src/config.js';
+import { MANY_GROUPS } from '../src/many.js';
 import { evaluateGoals, nthWorst, postgresSection } from '../src/report.js';
+import { manyGoals, manySection } from '../src/report-many.js';
 import { Results } from '../src/results.js';
 import type { SeriesId } from '../src/targets.js';
 
@@ -136,5 +138,84 @@ describe('recorded runs', () => {
     // The aggregate and the CPU view are stated beside the per-cell verdict.
     expect(nosync?.measured).toContain('≥ 1× in 1 of 1 cells');
     expect(nosync?.measured).toContain('server CPU per append');
+  });
+});
+
+describe('many-streams section', () => {
+  const config = configFor('full');
+  const rec = (r: Results, key: string, unit: string, vals: Partial<Record<SeriesId, number[]>>) => {
+    for (const [t, vs] of Object.entries(vals))
+      for (const v of vs ?? [])
+        r.record(
+          { key: `many/${key}`, group: MANY_GROUPS.writes, label: key, unit, better: 'lower' },
+          t as SeriesId,
+          v,
+        );
+  };
+  const run = (): Results => {
+    const r = new Results();
+    r.many = {
+      streams: { 'sk-file-sync': 100_000, 'ref-file': 100_000, 'sk-postgres': 10_000 },
+      issues: { 'ref-file': { 'many/creates': 'timed out after 120 s at 31,000 of 100,000 creates' } },
+      postgres: { version: '15', durable: true },
+    };
+    rec(r, 'created', 'streams', {
+      'sk-file-sync': [100_000],
+      'ref-file': [31_000],
+      'sk-postgres': [10_000],
+    });
+    rec(r, 'creates', 'per s', { 'sk-file-sync': [3_000], 'ref-file': [258], 'sk-postgres': [400] });
+    rec(r, 'append/own', 'per s', { 'sk-file-sync': [5_000, 5_200], 'ref-file': [300, 310] });
+    rec(r, 'append/spread', 'per s', { 'sk-file-sync': [3_900, 4_100], 'ref-file': [290, 300] });
+    rec(r, 'restart/ready0', 'ms', { 'sk-file-sync': [200, 220] });
+    rec(r, 'restart/readyN', 'ms', { 'sk-file-sync': [330, 350] });
+    rec(r, 'restart/read0', 'ms', { 'sk-file-sync': [5, 5] });
+    rec(r, 'restart/readN', 'ms', { 'sk-file-sync': [30, 40] });
+    rec(r, 'rss/livePerStream', 'bytes', { 'sk-file-sync': [900] });
+    rec(r, 'rss/restartPerStream', 'bytes', { 'sk-file-sync': [1_500, 1_400] });
+    return r;
+  };
+
+  it('evaluates the goals from the medians, on file + sync', () => {
+    const goals = manyGoals(run(), config);
+    const find = (s: string) => goals.find((g) => g.goal.includes(s));
+    // 3,000 creates/s ÷ 5,100 appends/s.
+    expect(find('creates/s')?.ratio).toBe('0.588×');
+    expect(find('creates/s')?.met).toBe(true);
+    // 4,000 ÷ 5,100 < 0.8.
+    expect(find('random streams')?.met).toBe(false);
+    // 340 ms ≤ 1.5 × 210 + 50 = 365 ms, and ≤ 1 s.
+    expect(find('(start → ready)')?.met).toBe(true);
+    expect(find('(start → ready)')?.measured).toContain('limit 365 ms');
+    // 340 + 35 = 375 ms > 1.5 × 215 + 50 = 372.5 ms.
+    expect(find('(start → first read')?.met).toBe(false);
+    expect(find('after creating them')?.met).toBe(true);
+    expect(find('after a restart')?.met).toBe(false);
+    expect(goals.every((g) => g.goal.includes('SK file+sync'))).toBe(true);
+    expect(goals.every((g) => g.note === undefined)).toBe(true);
+  });
+
+  it('renders the same after a JSON round trip, with what cut a figure short in its cell', () => {
+    const r = run();
+    const back = Results.fromJSON(JSON.parse(JSON.stringify(r.toJSON())));
+    expect(manyGoals(back, config)).toEqual(manyGoals(r, config));
+    const md = manySection(back, config, manyGoals(back, config)).join('\n');
+    expect(md).toEqual(manySection(r, config, manyGoals(r, config)).join('\n'));
+    expect(md).toContain(
+      '| SK file+sync | Ref file | SK postgres (10,000 streams) | SK file+sync / Ref file |',
+    );
+    expect(md).toContain('| 258 (1 run) (timed out after 120 s at 31,000 of 100,000 creates) |');
+    expect(md).toContain('| created | streams | 100,000 | 31,000 | 10,000 |  |');
+    expect(md).toContain('- Ref file, creates: timed out after 120 s at 31,000 of 100,000 creates');
+    expect(md).toContain('`fsync` and `synchronous_commit` on');
+  });
+
+  it('is absent from runs without the scenario, and scaled-down runs say so', () => {
+    expect(manySection(new Results(), config, [])).toEqual([]);
+    expect(manyGoals(new Results(), config)).toEqual([]);
+    const r = run();
+    r.many = { ...(r.many as NonNullable<Results['many']>), streams: { 'sk-file-sync': 10_000 } };
+    const goals = manyGoals(r, configFor('quick'));
+    expect(goals[0]?.note).toContain('scaled down to 10,000 streams');
   });
 });

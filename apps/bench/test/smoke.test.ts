@@ -52,6 +52,10 @@ describe('benchmark harness smoke run', () => {
         }
       }
     }
+    // Many streams (also in test/many.test.ts): every configured target created its streams.
+    for (const t of config.many.targets) {
+      expect(results.get('many/created')?.values[t], `many/created on ${t}`).toEqual([config.many.streams]);
+    }
     for (const key of ['rss/loaded', 'restart/firstRead']) {
       for (const t of config.rss.targets) {
         expect(results.get(key)?.values[t]?.length ?? 0, `${key} on ${t}`).toBeGreaterThan(0);
@@ -81,9 +85,10 @@ describe('benchmark harness smoke run', () => {
       expect(report.markdown).toContain('SK file+sync / Ref file');
       expect(report.goals.length).toBeGreaterThanOrEqual(11);
       expect(report.markdown).toContain('## PostgreSQL: one instance vs two instances');
+      expect(report.markdown).toContain('## Many streams');
       expect(report.markdown).toContain('Disk probe: `fdatasync`');
       expect([...report.svgs.keys()]).toContain('append-own-100.svg');
       for (const svg of report.svgs.values()) expect(svg.startsWith('<svg')).toBe(true);
     }
-  }, 90_000);
+  }, 150_000);
 });
