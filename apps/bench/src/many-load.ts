@@ -102,7 +102,7 @@ export interface SpreadResult {
   readonly perSec: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
-  readonly errors: number;
+  readonly errors: Tally;
   /** Distinct streams appended to in the counted window. */
   readonly touched: number;
 }
@@ -119,7 +119,7 @@ export async function spreadAppends(
   const body = Buffer.alloc(p.size, 0x61);
   const latencies: number[] = [];
   const touched = new Set<number>();
-  let errors = 0;
+  const errors = new Tally();
   const countFrom = performance.now() + p.warmupMs;
   const stopAt = countFrom + p.durationMs;
   const writer = async (): Promise<void> => {
@@ -132,8 +132,10 @@ export async function spreadAppends(
           latencies.push(performance.now() - t);
           touched.add(i);
         }
-      } catch {
-        if (++errors > 1000) throw new Error('too many append errors');
+      } catch (err) {
+        // Client.append throws "POST <name>: <status>": keep the status.
+        errors.add(/: (\d{3})$/.exec((err as Error).message)?.[1] ?? errorName(err));
+        if (errors.total > 1000) throw new Error(`too many append errors: ${errors}`);
       }
     }
   };
@@ -236,13 +238,21 @@ export async function liveReaders(
     }
   };
   const t = performance.now();
-  const all = Array.from({ length: n }, (_, i) => one(i));
+  const all: Promise<void>[] = [];
   try {
+    // In waves: 10,000 connections at once overflow the server's accept queue (SYNs dropped and retried seconds
+    // later), which measures a connection storm rather than readers waiting. After each wave is on the wire, a HEAD
+    // on a new connection, queued behind the wave's: once answered, the server has taken the wave in.
     const connectBy = t + o.timeoutMs;
-    for (;;) {
-      const s = pool.stats;
-      if (s.running + settled >= n || performance.now() > connectBy) break;
-      await sleep(10);
+    for (let from = 0; from < n; from += WAVE) {
+      const to = Math.min(n, from + WAVE);
+      for (let i = from; i < to; i++) all.push(one(i));
+      for (;;) {
+        const s = pool.stats;
+        if (s.running + settled >= to || performance.now() > connectBy) break;
+        await sleep(5);
+      }
+      await behind(origin, Math.max(0, connectBy - performance.now()));
     }
     const connectMs = performance.now() - t;
     await sleep(o.settleMs);
@@ -281,6 +291,25 @@ export async function liveReaders(
   } finally {
     for (const b of bodies) b.destroy();
     await Promise.race([Promise.all(all), sleep(5_000)]);
+    await pool.destroy().catch(() => {});
+  }
+}
+
+/** Readers connected at a time (see `liveReaders`). */
+const WAVE = 1_000;
+
+/** A HEAD request on a connection of its own, waited for at most `ms`; its answer does not matter. */
+async function behind(origin: string, ms: number): Promise<void> {
+  const pool = new Pool(origin, { connections: 1, headersTimeout: 0, bodyTimeout: 0 });
+  try {
+    await bounded(
+      ms,
+      'HEAD behind a wave of readers',
+      pool.request({ method: 'HEAD', path: '/' }).then((res) => res.body.dump()),
+    );
+  } catch {
+    // slow or refused: the deadline of the caller bounds it
+  } finally {
     await pool.destroy().catch(() => {});
   }
 }

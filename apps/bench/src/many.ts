@@ -165,7 +165,8 @@ async function manyOne(
     progress.step(`${id} many: ${message}`);
   };
   const issue = (key: string, text: string): void => {
-    info.issues[id] = { ...(info.issues[id] ?? {}), [`many/${key}`]: text };
+    const before = info.issues[id]?.[`many/${key}`];
+    info.issues[id] = { ...(info.issues[id] ?? {}), [`many/${key}`]: before ? `${before}; ${text}` : text };
     progress.info(`${id} many: ${text}`);
   };
   const rec = (
@@ -247,13 +248,14 @@ async function manyOne(
           appendThroughput(client as Client, { ...pw, layout: 'own' }),
         );
         rec('writes', 'append/own', `appends/s, ${own}`, 'per s', 'higher', r.perSec);
+        if (r.errors) issue('append/own', `run ${rep + 1}: ${r.errors} append errors`);
         line += ` own ${Math.round(r.perSec)}/s (p99 ${r.p99Ms.toFixed(1)} ms)`;
       });
       await part('append/spread', async () => {
         const r = await bounded(budget, 'appends', spreadAppends(client as Client, created, pw));
         rec('writes', 'append/spread', `appends/s, ${spread}`, 'per s', 'higher', r.perSec);
         line += `, spread ${Math.round(r.perSec)}/s (p99 ${r.p99Ms.toFixed(1)} ms, ${r.touched} streams)`;
-        if (r.errors) issue('append/spread', `${r.errors} append errors`);
+        if (r.errors.total) issue('append/spread', `run ${rep + 1}: append errors ${r.errors}`);
       });
       step(line);
     }
@@ -303,6 +305,7 @@ async function manyOne(
         ),
       );
       const what = `${k.toLocaleString('en')} long-poll readers on ${k.toLocaleString('en')} streams, one append to each`;
+      rec('readers', 'readers/connect', `${what}: all requests on the wire`, 'ms', 'lower', r.connectMs);
       rec('readers', 'readers/served', `${what}: served`, 'readers', 'higher', r.served);
       rec('readers', 'readers/refused', `${what}: refused (503)`, 'readers', 'lower', r.refused);
       rec('readers', 'readers/other', `${what}: other outcome`, 'readers', 'lower', r.other);
@@ -320,7 +323,7 @@ async function manyOne(
       step(
         `${k} readers on ${k} streams: ${r.served} served, ${r.refused} refused, ${r.other} other${r.other ? ` (${r.otherWhy})` : ''}; ` +
           `all served ${r.lastServedMs.toFixed(1)} ms after the first of the appends (${r.appendsMs.toFixed(0)} ms for them all), ` +
-          `p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms`,
+          `p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms; connected in ${r.connectMs.toFixed(0)} ms`,
       );
     });
     if (!persisting) return;

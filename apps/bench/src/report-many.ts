@@ -276,6 +276,7 @@ export function manySection(r: Results, c: BenchConfig, goals: readonly Goal[]):
         'readers/served',
         'readers/refused',
         'readers/other',
+        'readers/connect',
         'readers/p50',
         'readers/p99',
         'readers/last',
