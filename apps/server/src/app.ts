@@ -2,91 +2,38 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReadResult, Storage } from '@streamkeep/storage';
 import { type Logger, pino } from 'pino';
 import { HttpError, problemFor } from './error-status.js';
-import { type CursorPolicy, DEFAULT_CURSOR_POLICY } from './http/cursor.js';
+import { AdmissionQueue, admitRequest, type Release } from './http/admission.js';
 import { PROTOCOL_REQUEST_HEADERS, PROTOCOL_RESPONSE_HEADERS } from './http/headers.js';
-import { Admission, requestHeadBytes, StreamCounter } from './http/limits.js';
+import { LiveReadLimit, requestHeadBytes, StreamCounter } from './http/limits.js';
 import type { LiveWaiter } from './http/live.js';
 import { isReservedName, parseStreamNameCached } from './http/names.js';
 import { baseHeaderFactory, setBaseHeaders, writeHead } from './http/respond.js';
 import { SharedReads } from './http/shared-read.js';
+import { StartupWait } from './http/startup.js';
+import { type AppConfig, type AppOptions, resolveAppConfig } from './options.js';
 import { handleDelete } from './routes/delete.js';
 import { handleGet } from './routes/get.js';
 import { handleHead } from './routes/head.js';
 import { handlePost } from './routes/post.js';
 import { handlePut } from './routes/put.js';
 
-/** Options of {@link createApp}. Every field but `storage` has a default. */
-export interface AppOptions {
-  /** The backend, or a promise of it: until it resolves, `/readyz` and stream routes answer 503. */
-  readonly storage: Storage | Promise<Storage>;
-  /** Where streams live: `{basePath}/{name}`. @default '/v1/stream' */
-  readonly basePath?: string | undefined;
-  /** How long a long-poll waits for data before answering 204. @default 30000 */
-  readonly longPollTimeoutMs?: number | undefined;
-  /** Largest request body; larger bodies are refused with 413 while they stream in. @default 10 MiB */
-  readonly maxRequestBodyBytes?: number | undefined;
-  /** Largest catch-up response (and SSE data event) in payload bytes; longer reads are cut into chunks. @default 1 MiB */
-  readonly maxReadBytes?: number | undefined;
-  /**
-   * Largest request head: the request line plus every header as `Name: value\r\n`, in bytes; larger ones get 431.
-   * (`startServer` also sets Node's own parser limit to this.) @default 16 KiB
-   */
-  readonly maxHeaderBytes?: number | undefined;
-  /** Most streams the server holds; creating one more gets 507 (`undefined` = no limit). @default 100000 */
-  readonly maxStreams?: number | undefined;
-  /** Most long-poll and SSE requests open at once; one more gets 503 with `Retry-After`. @default 1000 */
-  readonly maxLiveReads?: number | undefined;
-  /**
-   * Most long-poll and SSE requests one client address may hold open; one more gets 429 with `Retry-After`. Behind a
-   * proxy every client has the proxy's address, so leave it off there and limit per client in the proxy.
-   * @default undefined (no per-client limit)
-   */
-  readonly maxLiveReadsPerClient?: number | undefined;
-  /**
-   * Most requests inside their storage calls at once (taken after the body has arrived; live reads give it back while
-   * they wait); one more gets 503 with `Retry-After`. @default 64
-   */
-  readonly maxInFlight?: number | undefined;
-  /** SSE keep-alive comment after this long without output. @default 15000 */
-  readonly sseKeepAliveMs?: number | undefined;
-  /** SSE connections are closed cleanly after this long so that clients reconnect (§5.8: about 60 s). @default 60000 */
-  readonly sseReconnectMs?: number | undefined;
-  /** Allowed CORS origins: `'*'` or a list of exact origins. @default '*' */
-  readonly corsOrigins?: '*' | readonly string[] | undefined;
-  /** Gzip GET bodies for clients that accept it. @default true */
-  readonly compression?: boolean | undefined;
-  /** Smallest body worth compressing. @default 1024 */
-  readonly compressionMinBytes?: number | undefined;
-  /** `Cache-Control` of catch-up and long-poll 200 responses. @default 'public, max-age=60, stale-while-revalidate=300' */
-  readonly readCacheControl?: string | undefined;
-  /** Cursor interval and epoch (§10.1). */
-  readonly cursor?: CursorPolicy | undefined;
-  /** Absolute origin used in `Location` (e.g. `https://streams.example.com`); default: the request's `Host`. */
-  readonly publicOrigin?: string | undefined;
-  /** Structured logger. @default a silent pino logger */
-  readonly logger?: Logger | undefined;
-}
-
-/** The resolved options shared by the routes. */
-export interface AppConfig {
-  readonly basePath: string;
-  readonly longPollTimeoutMs: number;
-  readonly maxRequestBodyBytes: number;
-  readonly maxReadBytes: number;
-  readonly maxHeaderBytes: number;
-  readonly maxStreams: number | undefined;
-  readonly maxLiveReads: number;
-  readonly maxLiveReadsPerClient: number | undefined;
-  readonly maxInFlight: number;
-  readonly sseKeepAliveMs: number;
-  readonly sseReconnectMs: number;
-  readonly corsOrigins: '*' | readonly string[];
-  readonly compression: boolean;
-  readonly compressionMinBytes: number;
-  readonly readCacheControl: string;
-  readonly cursor: CursorPolicy;
-  readonly publicOrigin: string | undefined;
-}
+export type { AppConfig, AppOptions } from './options.js';
+export {
+  DEFAULT_BASE_PATH,
+  DEFAULT_LONG_POLL_TIMEOUT_MS,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_LIVE_READS,
+  DEFAULT_MAX_QUEUED,
+  DEFAULT_MAX_READ_BYTES,
+  DEFAULT_MAX_REQUEST_BODY_BYTES,
+  DEFAULT_MAX_STREAMS,
+  DEFAULT_QUEUE_INTERVAL_MS,
+  DEFAULT_QUEUE_TARGET_MS,
+  DEFAULT_READ_CACHE_CONTROL,
+  DEFAULT_STARTUP_WAIT_MS,
+  resolveAppConfig,
+} from './options.js';
 
 /** What a route gets for one request. */
 export interface RequestContext {
@@ -107,11 +54,12 @@ export interface RequestContext {
    */
   trackLive(waiter: LiveWaiter): () => void;
   /**
-   * Takes a storage slot (see {@link AppOptions.maxInFlight}); returns its release, which is idempotent.
+   * Takes a storage slot (see {@link AppOptions.maxInFlight}), at once or after queueing; returns its release, which
+   * is idempotent.
    *
-   * @throws HttpError `OVERLOADED` (503).
+   * @throws HttpError `OVERLOADED` (503) when shed; `REQUEST_ABORTED` when the client leaves the queue.
    */
-  admit(): () => void;
+  admit(): Release | Promise<Release>;
   /** The stream-count limit: reserve before creating, report deletes. */
   readonly streams: StreamCounter;
   /**
@@ -135,7 +83,7 @@ class Context implements RequestContext {
     readonly instance: string,
     private readonly rawQuery: string,
     private readonly track: (waiter: LiveWaiter, req: IncomingMessage) => () => void,
-    readonly admit: () => () => void,
+    private readonly admission: AdmissionQueue,
     readonly streams: StreamCounter,
     private readonly reads: SharedReads,
   ) {}
@@ -152,6 +100,10 @@ class Context implements RequestContext {
   trackLive(waiter: LiveWaiter): () => void {
     return this.track(waiter, this.req);
   }
+
+  admit(): Release | Promise<Release> {
+    return admitRequest(this.admission, this.res);
+  }
 }
 
 /** A Node request listener serving the Durable Streams protocol, plus lifecycle controls. */
@@ -161,6 +113,8 @@ export interface StreamkeepApp {
   readonly ready: boolean;
   /** The storage, once open. */
   readonly storage: Storage | undefined;
+  /** Load now: requests inside storage, queued for it, live reads open, requests shed so far (see `maxQueued`). */
+  readonly load: { inFlight: number; queued: number; liveReads: number; shed: number };
   /**
    * Graceful shutdown: `/readyz` turns 503, new stream requests are refused with 503, long-polls answer 204 at once,
    * SSE streams end after their current event, and the promise resolves when in-flight requests have finished (or
@@ -169,65 +123,9 @@ export interface StreamkeepApp {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-export const DEFAULT_BASE_PATH = '/v1/stream';
-export const DEFAULT_LONG_POLL_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024;
-export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
-export const DEFAULT_READ_CACHE_CONTROL = 'public, max-age=60, stale-while-revalidate=300';
-export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-export const DEFAULT_MAX_STREAMS = 100_000;
-export const DEFAULT_MAX_LIVE_READS = 1_000;
-export const DEFAULT_MAX_IN_FLIGHT = 64;
-
 const ALLOW_METHODS = 'GET, HEAD, PUT, POST, DELETE, OPTIONS';
 const ALLOW_HEADERS = PROTOCOL_REQUEST_HEADERS.join(', ');
 const EXPOSE_HEADERS = PROTOCOL_RESPONSE_HEADERS.join(', ');
-
-function normalizeBasePath(p: string): string {
-  let s = p.trim();
-  if (!s.startsWith('/')) s = `/${s}`;
-  while (s.length > 1 && s.endsWith('/')) s = s.slice(0, -1);
-  return s;
-}
-
-function positive(name: string, v: number | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`${name} must be a non-negative number`);
-  return v;
-}
-
-/** Resolves {@link AppOptions} into the config the routes read. */
-export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>): AppConfig {
-  return {
-    basePath: normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH),
-    longPollTimeoutMs: positive('longPollTimeoutMs', options.longPollTimeoutMs, DEFAULT_LONG_POLL_TIMEOUT_MS),
-    maxRequestBodyBytes: positive(
-      'maxRequestBodyBytes',
-      options.maxRequestBodyBytes,
-      DEFAULT_MAX_REQUEST_BODY_BYTES,
-    ),
-    maxReadBytes: Math.max(1, positive('maxReadBytes', options.maxReadBytes, DEFAULT_MAX_READ_BYTES)),
-    maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES),
-    maxStreams:
-      'maxStreams' in options && options.maxStreams === undefined
-        ? undefined
-        : positive('maxStreams', options.maxStreams, DEFAULT_MAX_STREAMS),
-    maxLiveReads: positive('maxLiveReads', options.maxLiveReads, DEFAULT_MAX_LIVE_READS),
-    maxLiveReadsPerClient:
-      options.maxLiveReadsPerClient === undefined
-        ? undefined
-        : positive('maxLiveReadsPerClient', options.maxLiveReadsPerClient, 0),
-    maxInFlight: Math.max(1, positive('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT)),
-    sseKeepAliveMs: Math.max(10, positive('sseKeepAliveMs', options.sseKeepAliveMs, 15_000)),
-    sseReconnectMs: positive('sseReconnectMs', options.sseReconnectMs, 60_000),
-    corsOrigins: options.corsOrigins ?? '*',
-    compression: options.compression ?? true,
-    compressionMinBytes: positive('compressionMinBytes', options.compressionMinBytes, 1024),
-    readCacheControl: options.readCacheControl ?? DEFAULT_READ_CACHE_CONTROL,
-    cursor: options.cursor ?? DEFAULT_CURSOR_POLICY,
-    publicOrigin: options.publicOrigin?.replace(/\/+$/, ''),
-  };
-}
 
 /** Sends a problem document for `err` (or just ends the response if streaming already began). */
 export function sendError(
@@ -270,11 +168,17 @@ export function createApp(options: AppOptions): StreamkeepApp {
   let storage: Storage | undefined;
   let streams: StreamCounter | undefined;
   let reads: SharedReads | undefined;
-  const admission = new Admission(config.maxInFlight);
-  const admit = (): (() => void) => admission.admit();
+  const admission = new AdmissionQueue({
+    concurrency: config.maxInFlight,
+    maxQueued: config.maxQueued,
+    targetMs: config.queueTargetMs,
+    intervalMs: config.queueIntervalMs,
+  });
+  const starting = new StartupWait(config.startupWaitMs, config.maxQueued);
   let storageError: unknown;
   let shuttingDown = false;
-  const live = new Set<LiveWaiter>();
+  const liveReads = new LiveReadLimit<LiveWaiter>(config.maxLiveReads, config.maxLiveReadsPerClient);
+  const live = liveReads.open;
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
 
@@ -284,10 +188,12 @@ export function createApp(options: AppOptions): StreamkeepApp {
       streams = new StreamCounter(s, config.maxStreams);
       reads = new SharedReads(s);
       logger.debug({ capabilities: s.capabilities }, 'storage ready');
+      starting.settle();
     },
     (err: unknown) => {
       storageError = err;
       logger.error({ err }, 'storage failed to open');
+      starting.settle();
     },
   );
 
@@ -300,48 +206,16 @@ export function createApp(options: AppOptions): StreamkeepApp {
     }
   };
 
-  /** Open live reads per client address (only kept when there is a per-client limit). */
-  const liveByClient = new Map<string, number>();
-  const perClient = config.maxLiveReadsPerClient;
   const trackLive = (waiter: LiveWaiter, req: IncomingMessage): (() => void) => {
-    if (live.size >= config.maxLiveReads) {
-      throw new HttpError(
-        'TOO_MANY_LIVE_READS',
-        `${config.maxLiveReads} live reads are open; retry shortly`,
-        {
-          'Retry-After': '1',
-        },
-      );
-    }
-    // The peer address is looked up (a system call) only when there is a per-client limit to keep.
-    const client = perClient === undefined ? '' : (req.socket.remoteAddress ?? '');
-    if (perClient !== undefined) {
-      const n = liveByClient.get(client) ?? 0;
-      if (n >= perClient) {
-        throw new HttpError('TOO_MANY_CLIENT_LIVE_READS', `this client has ${perClient} live reads open`, {
-          'Retry-After': '1',
-        });
-      }
-      liveByClient.set(client, n + 1);
-    }
+    const untrack = liveReads.add(waiter, req);
     if (shuttingDown) waiter.end('shutdown');
-    live.add(waiter);
-    let tracked = true;
-    return () => {
-      if (!tracked) return;
-      tracked = false;
-      live.delete(waiter);
-      if (perClient === undefined) return;
-      const n = (liveByClient.get(client) ?? 1) - 1;
-      if (n > 0) liveByClient.set(client, n);
-      else liveByClient.delete(client);
-    };
+    return untrack;
   };
 
   const logRequests = logger.isLevelEnabled('debug');
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const url = req.url ?? '/';
     if (logRequests) {
+      const url = req.url;
       const started = performance.now();
       res.once('close', () => {
         logger.debug(
@@ -356,6 +230,11 @@ export function createApp(options: AppOptions): StreamkeepApp {
         );
       });
     }
+    serve(req, res);
+  };
+
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     // Security headers on every response, errors included (§12.7): no MIME sniffing of stream bytes, and an explicit
@@ -394,7 +273,13 @@ export function createApp(options: AppOptions): StreamkeepApp {
       // protocol features (forks, expiry, producers) this deployment refuses with 501.
       const ready = storage !== undefined && !shuttingDown;
       const body = JSON.stringify({
-        status: ready ? 'ready' : shuttingDown ? 'shutting-down' : 'starting',
+        status: ready
+          ? 'ready'
+          : shuttingDown
+            ? 'shutting-down'
+            : storageError === undefined
+              ? 'starting'
+              : 'failed',
         ...(storage === undefined ? {} : { capabilities: storage.capabilities }),
       });
       writeHead(res, ready ? 200 : 503, {
@@ -423,8 +308,15 @@ export function createApp(options: AppOptions): StreamkeepApp {
       return;
     }
     if (storage === undefined) {
-      const why = storageError === undefined ? 'storage is not open yet' : 'storage failed to open';
-      sendError(req, res, new HttpError('SERVICE_UNAVAILABLE', why), instance, logger);
+      if (storageError === undefined) {
+        // Starting: wait for storage (bounded), then serve the request as if it had just arrived.
+        starting.wait(res).then(
+          () => serve(req, res),
+          (err: unknown) => sendError(req, res, err, instance, logger),
+        );
+      } else {
+        sendError(req, res, new HttpError('SERVICE_UNAVAILABLE', 'storage failed to open'), instance, logger);
+      }
       return;
     }
 
@@ -450,7 +342,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
       instance,
       q === -1 ? '' : url.slice(q + 1),
       trackLive,
-      admit,
+      admission,
       streams!,
       reads!,
     );
@@ -490,9 +382,18 @@ export function createApp(options: AppOptions): StreamkeepApp {
   Object.defineProperties(app, {
     ready: { get: () => storage !== undefined && !shuttingDown },
     storage: { get: () => storage },
+    load: {
+      get: () => ({
+        inFlight: admission.inFlight,
+        queued: admission.queued + starting.waiting,
+        liveReads: live.size,
+        shed: admission.shed,
+      }),
+    },
   });
   (app as { shutdown: StreamkeepApp['shutdown'] }).shutdown = async (graceMs = 10_000) => {
     shuttingDown = true;
+    starting.settle();
     for (const w of live) w.end('shutdown');
     if (inFlight === 0) return;
     await new Promise<void>((resolve) => {

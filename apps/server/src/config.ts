@@ -5,10 +5,12 @@ import {
   DEFAULT_MAX_HEADER_BYTES,
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_LIVE_READS,
+  DEFAULT_MAX_QUEUED,
   DEFAULT_MAX_READ_BYTES,
   DEFAULT_MAX_REQUEST_BODY_BYTES,
   DEFAULT_MAX_STREAMS,
-} from './app.js';
+  DEFAULT_QUEUE_TARGET_MS,
+} from './options.js';
 
 /** Everything the `streamkeep` binary can be told, from flags or environment variables. */
 export interface ServerConfig {
@@ -36,6 +38,8 @@ export interface ServerConfig {
   /** Live reads per client address; `undefined` = no per-client limit. */
   readonly maxLiveReadsPerClient: number | undefined;
   readonly maxInFlight: number;
+  readonly maxQueued: number;
+  readonly queueTargetMs: number;
   readonly sseKeepAliveMs: number;
   readonly sseReconnectMs: number;
   readonly corsOrigins: '*' | readonly string[];
@@ -67,6 +71,8 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   maxLiveReads: DEFAULT_MAX_LIVE_READS,
   maxLiveReadsPerClient: undefined,
   maxInFlight: DEFAULT_MAX_IN_FLIGHT,
+  maxQueued: DEFAULT_MAX_QUEUED,
+  queueTargetMs: DEFAULT_QUEUE_TARGET_MS,
   sseKeepAliveMs: 15_000,
   sseReconnectMs: 60_000,
   corsOrigins: '*',
@@ -315,6 +321,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'STREAMKEEP_MAX_LIVE_READS',
     help: 'most long-poll + SSE requests open at once; one more gets 503 with Retry-After',
     parse: integer(0),
+    defaultText: `${DEFAULT_MAX_LIVE_READS}, sized by memory and ulimit -n`,
   },
   {
     key: 'maxLiveReadsPerClient',
@@ -327,7 +334,23 @@ export const SETTINGS: readonly Setting[] = [
     key: 'maxInFlight',
     flags: '--max-in-flight <count>',
     env: 'STREAMKEEP_MAX_IN_FLIGHT',
-    help: 'most requests using storage at once; one more gets 503 with Retry-After',
+    help: 'most requests using storage at once; more wait in a queue (see --queue-target)',
+    parse: integer(1),
+    defaultText: `${DEFAULT_MAX_IN_FLIGHT}, sized by memory`,
+  },
+  {
+    key: 'maxQueued',
+    flags: '--max-queued <count>',
+    env: 'STREAMKEEP_MAX_QUEUED',
+    help: 'most requests waiting for storage; one more gets 503 with Retry-After at once',
+    parse: integer(0),
+    defaultText: `${DEFAULT_MAX_QUEUED}, sized by memory`,
+  },
+  {
+    key: 'queueTargetMs',
+    flags: '--queue-target <ms>',
+    env: 'STREAMKEEP_QUEUE_TARGET',
+    help: 'queueing delay to stay under: once it has stayed above for 1 s, older waiters get 503 + Retry-After',
     parse: integer(1),
   },
   {

@@ -35,14 +35,12 @@ async function main(): Promise<void> {
     },
     'listening',
   );
-  running.storage.then(
-    (s) => logger.info({ capabilities: s.capabilities }, 'storage open'),
-    async (err: unknown) => {
-      logger.fatal({ err }, 'cannot open storage');
-      await running.close().catch(() => {});
-      process.exit(1);
-    },
-  );
+  // startServer logs "storage open" with what recovery found; only a failure is ours to handle.
+  running.storage.catch(async (err: unknown) => {
+    logger.fatal({ err }, 'cannot open storage');
+    await running.close().catch(() => {});
+    process.exit(1);
+  });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {

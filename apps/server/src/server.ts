@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Storage } from '@streamkeep/storage';
+import type { QuarantinedStream } from '@streamkeep/storage-file';
 import { type Logger, pino } from 'pino';
 import { createApp, type StreamkeepApp } from './app.js';
 import type { ServerConfig } from './config.js';
@@ -19,29 +20,84 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Opens the backend the configuration names. */
-export async function openStorage(config: ServerConfig): Promise<Storage> {
+/**
+ * Opens the backend the configuration names, logging through `logger`: the file backend's recovery progress
+ * ("recovering storage", at most every 2 s while a long open is under way), a warning per quarantined stream, and
+ * for every backend one "storage open" summary line.
+ */
+export async function openStorage(
+  config: ServerConfig,
+  logger: Logger = pino({ level: 'silent' }),
+): Promise<Storage> {
   const limits = {
     ...(config.maxTotalBytes === undefined ? {} : { maxTotalBytes: config.maxTotalBytes }),
     ...(config.maxStreamBytes === undefined ? {} : { maxStreamBytes: config.maxStreamBytes }),
   };
+  const started = performance.now();
+  const opened = (storage: Storage, fields: Record<string, unknown> = {}): Storage => {
+    const durationMs = Math.round(performance.now() - started);
+    logger.info(
+      { storage: config.storage, ...fields, durationMs, capabilities: storage.capabilities },
+      'storage open',
+    );
+    return storage;
+  };
   // Loaded on demand, so a server loads only the backend it uses (and the postgres driver only when asked for).
   if (config.storage === 'memory') {
     const { MemoryStorage } = await import('@streamkeep/storage-memory');
-    return new MemoryStorage(limits);
+    return opened(new MemoryStorage(limits));
   }
   if (config.storage === 'postgres') {
     if (config.postgresUrl === undefined) throw new RangeError('the postgres backend needs postgresUrl');
     const { PostgresStorage } = await import('@streamkeep/storage-postgres');
-    return PostgresStorage.open({
+    const storage = await PostgresStorage.open({
       connectionString: config.postgresUrl,
       schema: config.postgresSchema,
       pool: { max: config.postgresPoolMax },
       ...limits,
     });
+    return opened(storage);
   }
   const { FileStorage } = await import('@streamkeep/storage-file');
-  return FileStorage.open({ rootDir: resolve(config.dataDir), syncOnAppend: config.syncOnAppend, ...limits });
+  const rootDir = resolve(config.dataDir);
+  const warned = new Set<string>();
+  const quarantined = (q: QuarantinedStream): void => {
+    if (warned.has(q.dir)) return;
+    warned.add(q.dir);
+    logger.warn({ stream: q.name, path: q.dir, reason: q.reason }, 'stream quarantined: damaged, refused');
+  };
+  const storage = await FileStorage.open({
+    rootDir,
+    syncOnAppend: config.syncOnAppend,
+    ...limits,
+    onProgress: (p) => logger.info({ ...p, elapsedMs: Math.round(p.elapsedMs) }, 'recovering storage'),
+    onQuarantine: quarantined,
+  });
+  const r = storage.recovery;
+  // Streams found damaged at open are in the report too: warn about any the callback did not already name.
+  for (const q of r.quarantined) quarantined(q);
+  // The lists are capped: after a crash every stream may have had a torn tail.
+  const few = <T>(list: readonly T[]): T[] => list.slice(0, 20);
+  return opened(storage, {
+    rootDir,
+    streams: r.streams,
+    messages: r.messages,
+    logBytes: r.logBytes,
+    tailsTruncated: r.truncated.length,
+    ...(r.truncated.length === 0 ? {} : { truncated: few(r.truncated) }),
+    redone: r.redone,
+    quarantined: r.quarantined.length,
+    ...(r.quarantined.length === 0
+      ? {}
+      : {
+          quarantinedStreams: few(r.quarantined).map((q) => ({
+            stream: q.name,
+            path: q.dir,
+            reason: q.reason,
+          })),
+        }),
+    recoveryMs: Math.round(r.durationMs),
+  });
 }
 
 /**
@@ -53,7 +109,7 @@ export async function startServer(
   options: { logger?: Logger; storage?: Storage | Promise<Storage> } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: 'silent' });
-  const storage = Promise.resolve(options.storage ?? openStorage(config));
+  const storage = Promise.resolve(options.storage ?? openStorage(config, logger));
   // The app observes failures through its own handler; this keeps the rejection from being reported as unhandled.
   storage.catch(() => {});
   const app = createApp({
@@ -67,6 +123,10 @@ export async function startServer(
     maxLiveReads: config.maxLiveReads,
     maxLiveReadsPerClient: config.maxLiveReadsPerClient,
     maxInFlight: config.maxInFlight,
+    maxQueued: config.maxQueued,
+    queueTargetMs: config.queueTargetMs,
+    // A request waiting for storage to open is bounded like one whose body is still arriving.
+    startupWaitMs: config.requestTimeoutMs,
     sseKeepAliveMs: config.sseKeepAliveMs,
     sseReconnectMs: config.sseReconnectMs,
     corsOrigins: config.corsOrigins,
@@ -119,7 +179,9 @@ export async function startServer(
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
-    server.listen(config.port, config.host, () => {
+    // A deep accept queue (the kernel caps it at net.core.somaxconn) lets a burst of thousands of connections wait
+    // for the event loop instead of being dropped; Node's default is 511.
+    server.listen({ port: config.port, host: config.host, backlog: 65_535 }, () => {
       server.off('error', fail);
       ok();
     });

@@ -308,8 +308,12 @@ class GatedStorage extends MemoryStorage {
   }
 }
 
-describe('in-flight storage limit (--max-in-flight)', () => {
-  it('admits exactly the limit into storage, sheds the next with 503, and waiting live reads hold no slot', async () => {
+const until = async (cond: () => boolean): Promise<void> => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+};
+
+describe('storage admission (--max-in-flight, --max-queued, --queue-target)', () => {
+  it('admits the limit into storage, queues the rest in order, and waiting live reads hold no slot', async () => {
     const storage = new GatedStorage();
     const server = await startTestServer('memory', { maxInFlight: 2, longPollTimeoutMs: 10_000 }, storage);
     try {
@@ -317,26 +321,70 @@ describe('in-flight storage limit (--max-in-flight)', () => {
       expect((await put(url)).status).toBe(201);
       // Three long-polls wait at the tail: they are admitted, read, and give their slots back.
       const polls = [1, 2, 3].map(() => fetch(`${url}?offset=now&live=long-poll`));
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => server.app.load.liveReads === 3);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(server.app.load.inFlight).toBe(0);
       storage.hold();
       const post = (body: string) =>
         fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body });
       const held = [post('one'), post('two')];
-      while (storage.entered < 2) await new Promise((r) => setTimeout(r, 5));
-      const shed = await post('three');
-      expect(shed.status).toBe(503);
-      expect(shed.headers.get('retry-after')).toBe('1');
-      expect(await shed.json()).toMatchObject({ code: 'OVERLOADED' });
-      expect((await fetch(`${url}?offset=-1`)).status).toBe(503);
-      expect((await fetch(url, { method: 'HEAD' })).status).toBe(503);
+      await until(() => storage.entered === 2);
+      // More requests wait their turn instead of being refused.
+      const third = post('three');
+      const head = fetch(url, { method: 'HEAD' });
+      await until(() => server.app.load.queued === 2);
+      expect(server.app.load).toMatchObject({ inFlight: 2, queued: 2, shed: 0 });
       // Health stays up while storage is saturated.
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
       expect(storage.entered).toBe(2);
       storage.release();
       expect((await Promise.all(held)).map((r) => r.status)).toEqual([204, 204]);
+      expect((await third).status).toBe(204);
+      expect((await head).status).toBe(200);
       for (const p of await Promise.all(polls)) expect(p.status).toBe(200);
-      expect((await post('four')).status).toBe(204);
-      expect(await (await fetch(`${url}?offset=-1`)).text()).toMatch(/^(onetwo|twoone)four$/);
+      expect(await (await fetch(`${url}?offset=-1`)).text()).toMatch(/^(onetwo|twoone)three$/);
+      expect(server.app.load).toMatchObject({ inFlight: 0, queued: 0, shed: 0 });
+    } finally {
+      storage.release();
+      await server.stop();
+    }
+  });
+
+  it('sheds with 503 + Retry-After when storage stalls or the queue is full, and serves again after', async () => {
+    const storage = new GatedStorage();
+    const server = await startTestServer(
+      'memory',
+      { maxInFlight: 1, maxQueued: 2, queueTargetMs: 50 },
+      storage,
+    );
+    try {
+      const url = `${server.url}/v1/stream/stalled`;
+      expect((await put(url)).status).toBe(201);
+      const post = (body: string) =>
+        fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body });
+      storage.hold();
+      const held = post('one');
+      await until(() => storage.entered === 1);
+      const queued = [post('two'), post('three')];
+      await until(() => server.app.load.queued === 2);
+      // The queue is full: refused at once.
+      const full = await post('four');
+      expect(full.status).toBe(503);
+      expect(full.headers.get('retry-after')).toBe('1');
+      expect(await full.json()).toMatchObject({ code: 'OVERLOADED' });
+      // Storage stays stalled: the waiting requests are answered 503 once the queue has stood above the target for
+      // the interval (1 s), not left hanging.
+      for (const res of await Promise.all(queued)) {
+        expect(res.status).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('1');
+        expect(await res.json()).toMatchObject({ code: 'OVERLOADED' });
+      }
+      expect(server.app.load).toMatchObject({ inFlight: 1, queued: 0, shed: 3 });
+      expect(storage.entered).toBe(1);
+      storage.release();
+      expect((await held).status).toBe(204);
+      expect((await post('five')).status).toBe(204);
+      expect(await (await fetch(`${url}?offset=-1`)).text()).toBe('onefive');
     } finally {
       storage.release();
       await server.stop();

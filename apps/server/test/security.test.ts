@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../src/config.js';
 import { HttpError, problemFor } from '../src/error-status.js';
 import { MAX_NAME_BYTES, MAX_NAME_SEGMENTS, parseStreamName } from '../src/http/names.js';
+import { machineResources, sizeLimits } from '../src/http/sizing.js';
 import { startTestServer } from './helpers.js';
 
 /** Sends a path exactly as written (no client-side dot-segment folding). */
@@ -153,13 +154,17 @@ describe('security headers', () => {
 
 describe('limit settings', () => {
   it('reads every limit from flags and environment variables, with documented defaults', () => {
+    // Connection and admission limits are sized from this machine's memory and descriptors (see sizeLimits).
+    const sized = sizeLimits(machineResources(), 1024 * 1024);
     expect(parseServerConfig([], {})).toMatchObject({
       maxBodyBytes: 10 * 1024 * 1024,
       maxHeaderBytes: 16 * 1024,
       maxStreams: 100_000,
-      maxLiveReads: 1_000,
+      maxLiveReads: sized.maxLiveReads,
       maxLiveReadsPerClient: undefined,
-      maxInFlight: 64,
+      maxInFlight: sized.maxInFlight,
+      maxQueued: sized.maxQueued,
+      queueTargetMs: 100,
     });
     expect(parseServerConfig(['--max-live-reads-per-client', '5'], {}).maxLiveReadsPerClient).toBe(5);
     const env = {
@@ -167,16 +172,24 @@ describe('limit settings', () => {
       STREAMKEEP_MAX_STREAMS: '50',
       STREAMKEEP_MAX_LIVE_READS: '10',
       STREAMKEEP_MAX_IN_FLIGHT: '4',
+      STREAMKEEP_MAX_QUEUED: '0',
+      STREAMKEEP_QUEUE_TARGET: '250',
     };
     expect(parseServerConfig([], env)).toMatchObject({
       maxHeaderBytes: 8192,
       maxStreams: 50,
       maxLiveReads: 10,
       maxInFlight: 4,
+      maxQueued: 0,
+      queueTargetMs: 250,
     });
     expect(
       parseServerConfig(['--max-streams', '0', '--max-in-flight', '2', '--max-live-reads', '3'], env),
     ).toMatchObject({ maxStreams: undefined, maxInFlight: 2, maxLiveReads: 3 });
+    expect(parseServerConfig(['--max-queued', '5', '--queue-target', '300'], env)).toMatchObject({
+      maxQueued: 5,
+      queueTargetMs: 300,
+    });
     const quiet = (cmd: import('commander').Command) => {
       cmd.exitOverride();
       cmd.configureOutput({ writeErr: () => {}, writeOut: () => {} });

@@ -16,37 +16,52 @@ export function requestHeadBytes(req: IncomingMessage): number {
 }
 
 /**
- * Admission for storage work: at most `limit` requests may be inside their storage calls at once; beyond that a
- * request is shed with 503 and `Retry-After` before it touches storage. A slot is taken after the request body has
- * arrived, so slow uploads (slowloris) never hold one, and a live request gives its slot back while it waits.
+ * The live-read limits: at most `max` long-poll and SSE requests open at once (503 `TOO_MANY_LIVE_READS` beyond),
+ * and, when `perClient` is set, at most that many from one client address (429 `TOO_MANY_CLIENT_LIVE_READS`).
  */
-export class Admission {
-  private active = 0;
+export class LiveReadLimit<T> {
+  readonly open = new Set<T>();
+  /** Open live reads per client address (only kept when there is a per-client limit). */
+  private readonly byClient = new Map<string, number>();
 
-  constructor(private readonly limit: number) {}
-
-  /** Currently admitted requests. */
-  get inFlight(): number {
-    return this.active;
-  }
+  constructor(
+    private readonly max: number,
+    private readonly perClient: number | undefined,
+  ) {}
 
   /**
-   * Takes a slot or throws `OVERLOADED` (503). The returned release is idempotent.
+   * Counts `item` as open for the request `req`; returns the idempotent deregistration.
    *
-   * @throws HttpError `OVERLOADED`.
+   * @throws HttpError `TOO_MANY_LIVE_READS` (503) or `TOO_MANY_CLIENT_LIVE_READS` (429).
    */
-  admit(): () => void {
-    if (this.active >= this.limit) {
-      throw new HttpError('OVERLOADED', `more than ${this.limit} requests are using storage; retry shortly`, {
+  add(item: T, req: IncomingMessage): () => void {
+    if (this.open.size >= this.max) {
+      throw new HttpError('TOO_MANY_LIVE_READS', `${this.max} live reads are open; retry shortly`, {
         'Retry-After': '1',
       });
     }
-    this.active++;
-    let released = false;
+    const perClient = this.perClient;
+    // The peer address is looked up (a system call) only when there is a per-client limit to keep.
+    const client = perClient === undefined ? '' : (req.socket.remoteAddress ?? '');
+    if (perClient !== undefined) {
+      const n = this.byClient.get(client) ?? 0;
+      if (n >= perClient) {
+        throw new HttpError('TOO_MANY_CLIENT_LIVE_READS', `this client has ${perClient} live reads open`, {
+          'Retry-After': '1',
+        });
+      }
+      this.byClient.set(client, n + 1);
+    }
+    this.open.add(item);
+    let tracked = true;
     return () => {
-      if (released) return;
-      released = true;
-      this.active--;
+      if (!tracked) return;
+      tracked = false;
+      this.open.delete(item);
+      if (perClient === undefined) return;
+      const n = (this.byClient.get(client) ?? 1) - 1;
+      if (n > 0) this.byClient.set(client, n);
+      else this.byClient.delete(client);
     };
   }
 }

@@ -45,7 +45,7 @@ export async function handleGet(ctx: RequestContext): Promise<void> {
   const q = parseReadQuery(ctx.query);
   if (q.live === 'long-poll') return handleLongPoll(ctx, q);
   if (q.live === 'sse') return handleSse(ctx, q);
-  const release = ctx.admit();
+  const release = await ctx.admit();
   try {
     const arrived = tick();
     const meta = await ctx.storage.head(ctx.name);

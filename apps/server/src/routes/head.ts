@@ -15,7 +15,7 @@ export function expiryHeaders(meta: StreamMetadata): Record<string, string> {
  * `Cache-Control: no-store` (§12.7).
  */
 export async function handleHead(ctx: RequestContext): Promise<void> {
-  const release = ctx.admit();
+  const release = await ctx.admit();
   let meta: StreamMetadata;
   try {
     meta = await ctx.storage.head(ctx.name);

@@ -25,8 +25,8 @@ export async function handleLongPoll(ctx: RequestContext, q: ReadQuery): Promise
   let sub: Subscription | undefined;
   let release: (() => void) | undefined;
   try {
-    // The storage slot covers the first read only: a waiting long-poll holds no slot.
-    release = ctx.admit();
+    // The storage slot (queued for, if storage is busy) covers the first read only: a waiting long-poll holds none.
+    release = await ctx.admit();
     sub = await storage.subscribe(name, waiter.hint);
     const subscribed = tick();
     const meta = await storage.head(name);

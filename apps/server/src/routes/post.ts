@@ -30,7 +30,7 @@ export async function handlePost(ctx: RequestContext): Promise<void> {
   }
 
   const body = await readBody(req, config.maxRequestBodyBytes);
-  const release = ctx.admit();
+  const release = await ctx.admit();
   try {
     await appendBody(ctx, body, close, producer, seq);
   } finally {

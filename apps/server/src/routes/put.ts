@@ -67,7 +67,7 @@ export async function handlePut(ctx: RequestContext): Promise<void> {
 
   const body = await readBody(req, config.maxRequestBodyBytes);
 
-  const release = ctx.admit();
+  const release = await ctx.admit();
   try {
     // A fork without Content-Type inherits the source's type (it must not default before storage sees it).
     const contentType = rawContentType ?? (source === undefined ? DEFAULT_CONTENT_TYPE : undefined);

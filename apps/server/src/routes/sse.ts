@@ -33,8 +33,8 @@ export async function handleSse(ctx: RequestContext, q: ReadQuery): Promise<void
   let reconnectTimer: NodeJS.Timeout | undefined;
   let release: (() => void) | undefined;
   try {
-    // The storage slot covers the first read only: an open SSE stream holds no slot.
-    release = ctx.admit();
+    // The storage slot (queued for, if storage is busy) covers the first read only: an open SSE stream holds none.
+    release = await ctx.admit();
     sub = await storage.subscribe(name, waiter.hint);
     const subscribed = tick();
     const meta = await storage.head(name);
