@@ -265,7 +265,7 @@ export function configFor(mode: Mode): BenchConfig {
           restarts: 5,
           burstReaders: 10_000,
           streamReaders: 1_000,
-          readerTimeoutMs: 90_000,
+          readerTimeoutMs: 60_000,
           serverLimits: false,
           targets: ALL,
         },

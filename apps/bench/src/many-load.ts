@@ -358,12 +358,13 @@ export async function perStreamReaders(
   writers: number,
   settleMs: number,
   timeoutMs: number,
-): Promise<LiveOutcome & { appendsMs: number }> {
+): Promise<LiveOutcome & { appendsMs: number; appendFailures: Tally }> {
   const offsets: string[] = new Array(names.length).fill('-1');
   await runBounded(names.length, writers, async (i) => {
     offsets[i] = await client.tail(names[i] as string);
   });
   const markers = names.map((_, i) => `reader-marker-${process.pid}-${i};`);
+  const appendFailures = new Tally();
   const paths = names.map(
     (n, i) => `${client.path(n)}?offset=${encodeURIComponent(offsets[i] as string)}&live=long-poll`,
   );
@@ -375,11 +376,15 @@ export async function perStreamReaders(
       const sentAt = new Float64Array(names.length).fill(Number.NaN);
       await runBounded(names.length, writers, async (i) => {
         sentAt[i] = performance.now();
-        await client.append(names[i] as string, Buffer.from(markers[i] as string), OCTET).catch(() => {});
+        try {
+          await client.append(names[i] as string, Buffer.from(markers[i] as string), OCTET);
+        } catch (err) {
+          appendFailures.add(/: (\d{3})$/.exec((err as Error).message)?.[1] ?? errorName(err));
+        }
       });
       return sentAt;
     },
-  }).then((r) => ({ ...r, appendsMs: r.triggerMs }));
+  }).then((r) => ({ ...r, appendsMs: r.triggerMs, appendFailures }));
 }
 
 export interface Timed {

@@ -320,6 +320,12 @@ async function manyOne(
       rec('readers', 'readers/p50', `${what}: reader served after its append, p50`, 'ms', 'lower', r.p50Ms);
       rec('readers', 'readers/p99', `${what}: reader served after its append, p99`, 'ms', 'lower', r.p99Ms);
       if (r.other > 0) issue('readers/other', r.otherWhy);
+      if (r.appendFailures.total > 0) {
+        issue(
+          'readers/other',
+          `the appends to ${r.appendFailures.total} of the ${k} streams failed (${r.appendFailures}), so their readers were never woken`,
+        );
+      }
       step(
         `${k} readers on ${k} streams: ${r.served} served, ${r.refused} refused, ${r.other} other${r.other ? ` (${r.otherWhy})` : ''}; ` +
           `all served ${r.lastServedMs.toFixed(1)} ms after the first of the appends (${r.appendsMs.toFixed(0)} ms for them all), ` +

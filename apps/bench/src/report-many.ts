@@ -318,7 +318,9 @@ export function manySection(r: Results, c: BenchConfig, goals: readonly Goal[]):
     `- **Live readers**: up to ${m.burstReaders.toLocaleString('en')} long-poll readers at the tail of one stream, each on ` +
       `its own connection, then one append; and ${m.streamReaders.toLocaleString('en')} readers at the tails of ` +
       `${m.streamReaders.toLocaleString('en')} of the N streams, then one append to each (${m.writers} in flight). ` +
-      'Once every request is on the wire, a pause (half the settle time plus 0.1 ms per reader) and a HEAD round trip. ' +
+      'Readers connect in waves of 1,000 (all at once, 10,000 connections overflow the accept queue and measure a ' +
+      'connection storm instead): once a wave is on the wire, a HEAD on a new connection, queued behind it; after the ' +
+      'last wave, a pause (half the settle time plus 0.1 ms per reader) and a HEAD round trip, then the append(s). ' +
       '"Served" = got the appended message; "refused" = answered 503; "other" = any other answer (204: the long-poll ' +
       `timed out), a connection error, or nothing within ${Math.round(m.readerTimeoutMs / 1000)} s. Times run from the start ` +
       'of the append (the first append, for the readers on their own streams). The load generator may open ' +
