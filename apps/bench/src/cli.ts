@@ -20,9 +20,10 @@ Starts Streamkeep (memory; file with and without sync on append) and the referen
 (memory and file) on loopback, drives the same workloads against each, and writes docs/benchmarks.md plus SVG charts.
 The postgres scenario also starts a throwaway PostgreSQL cluster and compares one Streamkeep instance with two on it.
 
-  --quick               short runs, scaled-down loads (default; about two and a half minutes)
+  --quick               short runs, scaled-down loads (default; about two and a half minutes, plus about five for
+                        the many-streams scenario at 10,000 streams)
   --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
-                        (about 25 minutes on an idle 2-core machine)
+                        (about 25 minutes on an idle 2-core machine, plus about 15 for many streams at 100,000)
   --smoke               a few seconds; what CI runs
   --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres,many
                         (postgres: one Streamkeep instance vs two on one PostgreSQL database; the harness starts a
