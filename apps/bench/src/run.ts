@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from './client.js';
@@ -496,5 +497,7 @@ async function rssScenario(
   } finally {
     await client.close().catch(() => {});
     await target.dispose();
+    // A restarted server does not own the directory the first one made: remove it here.
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   }
 }
