@@ -1,4 +1,4 @@
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { ForkInfo, ProducerState, StreamConfig } from '@streamkeep/storage';
 import { crc32Range } from './crc.js';
@@ -325,7 +325,8 @@ export function decodeBody(b: Buffer, start: number, end: number, base: number, 
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Stream metadata file (meta.json): the immutable identity of a stream plus its tombstone flag.
+// Stream metadata file of format 1 (meta.json): the immutable identity of a stream plus its tombstone flag. Read
+// when migrating a format-1 root; format 2 keeps the same facts in the catalog.
 // ---------------------------------------------------------------------------------------------------------------
 
 export interface StreamMeta {
@@ -387,10 +388,3 @@ export function decodeMeta(bytes: Uint8Array): StreamMeta {
   }
   return m;
 }
-
-/** The directory name of a stream: a SHA-256 of its name, so any name maps to a short, safe, fixed-length name. */
-export function streamId(name: string): string {
-  return createHash('sha256').update(name, 'utf8').digest('hex');
-}
-
-export const STREAM_ID_RE = /^[0-9a-f]{64}$/;

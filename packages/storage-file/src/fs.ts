@@ -1,4 +1,5 @@
-import { writevSync } from 'node:fs';
+import * as fsCb from 'node:fs';
+import { openSync, writevSync } from 'node:fs';
 import * as nodeFs from 'node:fs/promises';
 import { StorageError, type StorageErrorCode } from '@streamkeep/storage';
 
@@ -30,8 +31,15 @@ export interface FileHandleLike {
  * tests that inject failures (`ENOSPC`, `EIO`, …) and must behave like the real thing otherwise.
  */
 export interface FileSystem {
-  /** `flags` is one of `r`, `r+`, `wx+` (create exclusively). */
-  open(path: string, flags: 'r' | 'r+' | 'wx+'): Promise<FileHandleLike>;
+  /** `flags` is one of `r`, `r+`, `wx+` (create exclusively), `w+` (create or empty). */
+  open(path: string, flags: OpenFlags): Promise<FileHandleLike>;
+  /**
+   * The same open done synchronously (a few microseconds, no thread-pool round trip): used to open logs on the
+   * write path. Without it, every open goes through {@link FileSystem.open}.
+   */
+  openSync?(path: string, flags: OpenFlags): FileHandleLike;
+  /** Creates a hard link `to` of the file `from` (used when migrating an older layout). */
+  link(from: string, to: string): Promise<void>;
   readFile(path: string): Promise<Uint8Array>;
   /** Creates or replaces a file's content (not synced). */
   writeFile(path: string, data: Uint8Array, flags?: 'w' | 'wx'): Promise<void>;
@@ -44,6 +52,8 @@ export interface FileSystem {
   /** True when the path exists. */
   exists(path: string): Promise<boolean>;
 }
+
+export type OpenFlags = 'r' | 'r+' | 'wx+' | 'w+';
 
 /** A `node:fs/promises` handle plus the synchronous write on its descriptor. */
 class NodeFileHandle implements FileHandleLike {
@@ -77,6 +87,8 @@ class NodeFileHandle implements FileHandleLike {
 /** The default {@link FileSystem}: `node:fs/promises`. */
 export const nodeFileSystem: FileSystem = {
   open: async (path, flags) => new NodeFileHandle(await nodeFs.open(path, flags)),
+  openSync: (path, flags) => new NodeFdHandle(openSync(path, flags)),
+  link: (from, to) => nodeFs.link(from, to),
   readFile: (path) => nodeFs.readFile(path),
   writeFile: (path, data, flags) => nodeFs.writeFile(path, data, { flag: flags ?? 'w' }),
   mkdir: async (path) => {
@@ -96,6 +108,43 @@ export const nodeFileSystem: FileSystem = {
     }
   },
 };
+
+/** A descriptor from a synchronous open (Node has no public way to wrap one in a promise-API `FileHandle`). */
+class NodeFdHandle implements FileHandleLike {
+  constructor(readonly fd: number) {}
+  writevSync(buffers: readonly Uint8Array[], position: number): number {
+    return writevSync(this.fd, buffers as Uint8Array[], position);
+  }
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    return new Promise((ok, fail) =>
+      fsCb.read(this.fd, buffer, offset, length, position, (err, bytesRead) =>
+        err ? fail(err) : ok({ bytesRead }),
+      ),
+    );
+  }
+  writev(buffers: readonly Uint8Array[], position: number): Promise<{ bytesWritten: number }> {
+    return new Promise((ok, fail) =>
+      fsCb.writev(this.fd, buffers as Uint8Array[], position, (err, bytesWritten) =>
+        err ? fail(err) : ok({ bytesWritten }),
+      ),
+    );
+  }
+  datasync(): Promise<void> {
+    return new Promise((ok, fail) => fsCb.fdatasync(this.fd, (err) => (err ? fail(err) : ok())));
+  }
+  sync(): Promise<void> {
+    return new Promise((ok, fail) => fsCb.fsync(this.fd, (err) => (err ? fail(err) : ok())));
+  }
+  truncate(length: number): Promise<void> {
+    return new Promise((ok, fail) => fsCb.ftruncate(this.fd, length, (err) => (err ? fail(err) : ok())));
+  }
+  stat(): Promise<{ size: number }> {
+    return new Promise((ok, fail) => fsCb.fstat(this.fd, (err, st) => (err ? fail(err) : ok(st))));
+  }
+  close(): Promise<void> {
+    return new Promise((ok, fail) => fsCb.close(this.fd, (err) => (err ? fail(err) : ok())));
+  }
+}
 
 export function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'

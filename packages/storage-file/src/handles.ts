@@ -1,16 +1,13 @@
-import { join } from 'node:path';
 import type { FileHandleLike, FileSystem } from './fs.js';
 
 /** What the pool needs from a stream: where its log is and the slots it keeps the handle in. */
 export interface HandleOwner {
-  readonly dir: string;
+  readonly path: string;
   removed: boolean;
   fh: FileHandleLike | null;
   opening: Promise<FileHandleLike> | null;
   users: number;
 }
-
-export const LOG_FILE = 'log';
 
 /**
  * Keeps at most `max` log files open, least recently used first out. A handle in use (a write, sync or positional
@@ -47,8 +44,16 @@ export class HandlePool {
         this.lru.set(owner, true);
         return owner.fh;
       }
+      if (owner.opening === null && this.fs.openSync !== undefined) {
+        // A synchronous open costs a few microseconds on the event loop; through the thread pool it costs a round
+        // trip, which dominates appends spread over more streams than there are handles.
+        owner.fh = this.fs.openSync(owner.path, 'r+');
+        this.lru.set(owner, true);
+        this.evict();
+        return owner.fh;
+      }
       if (owner.opening === null) {
-        owner.opening = this.fs.open(join(owner.dir, LOG_FILE), 'r+').then(
+        owner.opening = this.fs.open(owner.path, 'r+').then(
           (fh) => {
             owner.fh = fh;
             owner.opening = null;
@@ -67,6 +72,15 @@ export class HandlePool {
       owner.users--;
       throw err;
     }
+  }
+
+  /** Takes `fh` (just opened by the caller) as the owner's handle, in use once, as {@link HandlePool.acquire} would. */
+  adopt(owner: HandleOwner, fh: FileHandleLike): void {
+    owner.fh = fh;
+    owner.users++;
+    this.lru.delete(owner);
+    this.lru.set(owner, true);
+    this.evict();
   }
 
   release(owner: HandleOwner): void {

@@ -1,4 +1,9 @@
-export type { FileStorageOptions, QuarantinedStream, RecoveryProgress, RecoveryReport } from './file-storage.js';
+export type {
+  FileStorageOptions,
+  QuarantinedStream,
+  RecoveryProgress,
+  RecoveryReport,
+} from './file-storage.js';
 export { FileStorage } from './file-storage.js';
-export type { FileHandleLike, FileSystem } from './fs.js';
+export type { FileHandleLike, FileSystem, OpenFlags } from './fs.js';
 export { nodeFileSystem } from './fs.js';

@@ -9,13 +9,18 @@ import type { FileHandleLike } from './fs.js';
  * Stream logs are then synced only at checkpoints, after which the journal is emptied. At open, journal entries are
  * re-applied to the logs (redo), so a log write lost in a crash is restored before the log is scanned.
  *
+ * The journal also carries the catalog's lifecycle changes (create, tombstone, delete: see `catalog.ts`), so that a
+ * create is durable after the same single sync as the appends of its round. A checkpoint writes the catalog snapshot
+ * (through {@link Journal.onCheckpoint}) before the journal is emptied.
+ *
  * Layout: a 16-byte header (magic, salt, CRC) and records framed like log records (CRC32 seeded with the journal's
- * salt, body length). Body: type 3 | stream id (32 bytes) | log salt u32 | log position f64 | the bytes written to
- * the log at that position.
+ * salt, body length). Body of a log write: type 3 | stream id (32 bytes) | log salt u32 | log position f64 | the
+ * bytes written to the log at that position. Body of a catalog change: type 4 | the change (JSON).
  */
 
 export const JOURNAL_MAGIC = Buffer.from('SKJRN\u0000\u0001\u0000', 'latin1');
 const RECORD_JOURNAL = 3;
+const RECORD_CATALOG = 4;
 const ENTRY_FIXED = 1 + 32 + 4 + 8;
 
 export function encodeJournalHeader(salt: number): Buffer {
@@ -40,19 +45,33 @@ export interface JournalEntry {
   readonly bytes: Buffer;
 }
 
-/** Parses a journal file's content: every entry of the valid prefix, grouped by stream id, in write order. */
-export function parseJournal(content: Buffer): Map<string, JournalEntry[]> {
+/** What a journal file holds: the log writes grouped by stream id, and the catalog changes, each in write order. */
+export interface ParsedJournal {
+  readonly logs: Map<string, JournalEntry[]>;
+  readonly catalog: Buffer[];
+  /** Bytes of the valid prefix, header included. */
+  readonly bytes: number;
+}
+
+/** Parses a journal file's content: every entry of the valid prefix. */
+export function parseJournal(content: Buffer): ParsedJournal {
   const out = new Map<string, JournalEntry[]>();
+  const catalog: Buffer[] = [];
   const salt = decodeJournalHeader(content);
-  if (salt === undefined) return out;
+  if (salt === undefined) return { logs: out, catalog, bytes: 0 };
   let p = LOG_HEADER_SIZE;
   while (p + RECORD_HEADER_SIZE <= content.byteLength) {
     const len = content.readUInt32LE(p + 4);
     const end = p + RECORD_HEADER_SIZE + len;
-    if (len < ENTRY_FIXED || end > content.byteLength) break;
+    if (len < 1 || end > content.byteLength) break;
     if (crc32Range(content, p + 4, end, salt) !== content.readUInt32LE(p)) break;
     const b = p + RECORD_HEADER_SIZE;
-    if (content[b] !== RECORD_JOURNAL) break;
+    if (content[b] === RECORD_CATALOG) {
+      catalog.push(content.subarray(b + 1, end));
+      p = end;
+      continue;
+    }
+    if (content[b] !== RECORD_JOURNAL || len < ENTRY_FIXED) break;
     const id = content.toString('hex', b + 1, b + 33);
     const entry: JournalEntry = {
       id,
@@ -65,12 +84,14 @@ export function parseJournal(content: Buffer): Map<string, JournalEntry[]> {
     else list.push(entry);
     p = end;
   }
-  return out;
+  return { logs: out, catalog, bytes: p };
 }
 
 interface Pending {
   readonly head: Buffer;
   readonly parts: readonly Uint8Array[];
+  /** Called synchronously once the entry is durable, before any later checkpoint can run. */
+  readonly onDurable?: (() => void) | undefined;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -94,6 +115,11 @@ export class Journal {
   private closed = false;
   /** Rounds written and checkpoints taken, for tests and benchmarks. */
   readonly stats = { rounds: 0, entries: 0, checkpoints: 0 };
+  /**
+   * Runs at each checkpoint after the written logs were synced and before the journal is emptied: whatever the
+   * journal's entries made durable that the logs do not hold (the catalog) must be made durable elsewhere here.
+   */
+  onCheckpoint: (() => Promise<void>) | undefined;
 
   private constructor(
     private readonly fh: FileHandleLike,
@@ -140,6 +166,26 @@ export class Journal {
     }
   }
 
+  /** Journal bytes written since the last checkpoint (header included). */
+  get bytes(): number {
+    return this.size;
+  }
+
+  /**
+   * Appends a catalog change; `onDurable` runs synchronously once it is durable (so that the in-memory catalog a
+   * checkpoint writes out holds exactly the durable changes), then the promise resolves.
+   */
+  submitCatalog(body: Uint8Array, onDurable: () => void): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('journal closed'));
+    const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE + 1);
+    head.writeUInt32LE(1 + body.byteLength, 4);
+    head[8] = RECORD_CATALOG;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ head, parts: [body], onDurable, resolve, reject });
+      this.running ??= this.run();
+    });
+  }
+
   /** Marks a log as written since the last checkpoint. Call before submitting its entry. */
   touch(log: JournaledLog): void {
     this.dirty.add(log);
@@ -163,6 +209,9 @@ export class Journal {
   }
 
   private async run(): Promise<void> {
+    // Start after the current synchronous code: entries submitted together (a new stream's first log write and its
+    // catalog entry) share the first round, so that they are durable together or fail together.
+    await null;
     try {
       while (this.queue.length > 0 || this.mustCheckpoint) {
         if (this.queue.length === 0) {
@@ -173,7 +222,9 @@ export class Journal {
             this.mustCheckpoint = false;
           } catch (err) {
             this.settleDiscards(err);
-            break;
+            // Entries submitted meanwhile must not be stranded: their round retries the checkpoint first (and fails
+            // them if it fails again).
+            if (this.queue.length === 0) break;
           }
           this.settleDiscards();
           continue;
@@ -228,6 +279,7 @@ export class Journal {
         this.size += bytes;
         this.stats.rounds++;
         this.stats.entries += round.length;
+        for (const e of round) e.onDurable?.();
         for (const e of round) e.resolve();
         if (this.size >= this.checkpointBytes) await this.checkpoint().catch(() => undefined);
         // As for stream groups: under concurrency, one turn of the event loop lets the streams just acknowledged
@@ -248,6 +300,7 @@ export class Journal {
     this.dirty.clear();
     try {
       await Promise.all(logs.filter((l) => !l.removed).map((l) => l.syncLog()));
+      await this.onCheckpoint?.();
     } catch (err) {
       for (const l of logs) this.dirty.add(l);
       throw err;

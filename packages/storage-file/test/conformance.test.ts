@@ -49,3 +49,19 @@ describeStorageConformance(
   harness({ tailCacheBytes: 2000, tailCacheStreamBytes: 700 }),
   { numRuns: 40 },
 );
+// At most two streams loaded: nearly every operation drops a stream and loads another from its log again.
+describeStorageConformance(
+  'FileStorage (two streams loaded)',
+  harness({ maxLoadedStreams: 2, maxOpenFiles: 1 }),
+  {
+    numRuns: 40,
+  },
+);
+// Synced, every group through the journal: lifecycle changes and group writes share its rounds.
+describeStorageConformance(
+  'FileStorage (sync, journal always)',
+  harness({ syncOnAppend: true, journal: 'always' }),
+  {
+    numRuns: 25,
+  },
+);

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FileHandleLike, FileStorage, type FileSystem, nodeFileSystem } from '../src/index.js';
+import {
+  type FileHandleLike,
+  FileStorage,
+  type FileSystem,
+  nodeFileSystem,
+  type OpenFlags,
+} from '../src/index.js';
 import { dec, enc } from './helpers.js';
 
 /** A resolvable promise. */
@@ -16,34 +22,45 @@ function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 /**
- * The real file system, except that a move into trash/ can be held open after it happened (the window between a
- * delete's rename and the moment it is marked removed), and failed opens of a log are reported.
+ * The real file system, except that an unlink can be held open after it happened (the window between a delete's
+ * durable journal entry and the end of the call), an open of a log can be held before it happens, failed opens of a
+ * log are reported, and the journal's next sync can be made to fail.
  */
 class GatedFs implements FileSystem {
   hold: { moved: ReturnType<typeof gate>; release: ReturnType<typeof gate> } | undefined;
+  holdOpen: { entered: ReturnType<typeof gate>; release: ReturnType<typeof gate> } | undefined;
   logOpenFailed = gate();
-  failDirSync = false;
+  failJournalSync = false;
 
-  async open(path: string, flags: 'r' | 'r+' | 'wx+'): Promise<FileHandleLike> {
+  async open(path: string, flags: OpenFlags): Promise<FileHandleLike> {
+    const isLog = path.includes(`${sep}logs${sep}`);
+    const held = this.holdOpen;
+    if (isLog && held !== undefined && flags === 'r+') {
+      this.holdOpen = undefined;
+      held.entered.open();
+      await held.release.promise;
+    }
     let fh: FileHandleLike;
     try {
       fh = await nodeFileSystem.open(path, flags);
     } catch (err) {
-      if (path.endsWith(`${sep}log`)) this.logOpenFailed.open();
+      if (isLog) this.logOpenFailed.open();
       throw err;
     }
-    if (flags === 'r' && this.failDirSync && path.endsWith(`${sep}streams`)) {
-      this.failDirSync = false;
+    if (path.endsWith(`${sep}journal`)) {
       return {
-        ...fh,
         read: (b, o, l, p) => fh.read(b, o, l, p),
         writev: (b, p) => fh.writev(b, p),
-        datasync: () => fh.datasync(),
         truncate: (n) => fh.truncate(n),
         stat: () => fh.stat(),
         close: () => fh.close(),
-        sync: async () => {
-          throw Object.assign(new Error('injected EIO'), { code: 'EIO' });
+        sync: () => fh.sync(),
+        datasync: async () => {
+          if (this.failJournalSync) {
+            this.failJournalSync = false;
+            throw Object.assign(new Error('injected EIO'), { code: 'EIO' });
+          }
+          return fh.datasync();
         },
       };
     }
@@ -53,16 +70,17 @@ class GatedFs implements FileSystem {
   writeFile = nodeFileSystem.writeFile;
   mkdir = nodeFileSystem.mkdir;
   readdir = nodeFileSystem.readdir;
-  async rename(from: string, to: string): Promise<void> {
-    await nodeFileSystem.rename(from, to);
+  rename = nodeFileSystem.rename;
+  async unlink(path: string): Promise<void> {
+    await nodeFileSystem.unlink(path);
     const hold = this.hold;
-    if (hold !== undefined && to.includes(`${sep}trash${sep}`)) {
+    if (hold !== undefined && path.includes(`${sep}logs${sep}`)) {
       this.hold = undefined;
       hold.moved.open();
       await hold.release.promise;
     }
   }
-  unlink = nodeFileSystem.unlink;
+  link = nodeFileSystem.link;
   rmrf = nodeFileSystem.rmrf;
   exists = nodeFileSystem.exists;
 }
@@ -88,32 +106,31 @@ afterEach(async () => {
 async function setup(): Promise<{ fs: GatedFs; s: FileStorage }> {
   dir = await mkdtemp(join(tmpdir(), 'sk-file-race-'));
   const fs = new GatedFs();
-  storage = await FileStorage.open({ rootDir: dir, fileSystem: fs, syncOnAppend: false });
+  // One open log at a time, so that a stream's handle is closed as soon as another stream is used.
+  storage = await FileStorage.open({ rootDir: dir, fileSystem: fs, syncOnAppend: false, maxOpenFiles: 1 });
   return { fs, s: storage };
 }
 
 describe('a read racing a delete', () => {
-  it('answers NOT_FOUND, not INTERNAL, when it opens the log after the directory was moved', async () => {
+  it('answers NOT_FOUND, not INTERNAL, when it opens the log after the delete removed it', async () => {
     const { fs, s } = await setup();
-    // Created with its initial message: the log has never been opened through the handle pool.
     await s.createStream('s', { contentType: 'text/plain', messages: [enc('a')] });
-    const hold = { moved: gate(), release: gate() };
-    fs.hold = hold;
-    const deleted = s.delete('s');
-    await hold.moved.promise;
-    // The gap: the directory is in trash/, the delete has not finished.
-    expect((await s.head('s')).name).toBe('s');
-    const read = s.read('s', '-1');
-    const outcome = codeOf(read);
+    // Another stream takes the only handle: the next read of "s" opens its log.
+    await s.createStream('t', { contentType: 'text/plain', messages: [enc('b')] });
+    const held = { entered: gate(), release: gate() };
+    fs.holdOpen = held;
+    const outcome = codeOf(s.read('s', '-1'));
+    await held.entered.promise;
+    // The read has the stream and waits to open its log; meanwhile the delete completes.
+    expect(await s.delete('s')).toEqual({ softDeleted: false });
+    held.release.open();
     await fs.logOpenFailed.promise;
-    hold.release.open();
-    expect(await deleted).toEqual({ softDeleted: false });
     expect(await outcome).toBe('NOT_FOUND');
     expect(await codeOf(s.read('s', '-1'))).toBe('NOT_FOUND');
     expect(await codeOf(s.head('s'))).toBe('NOT_FOUND');
   });
 
-  it('serves the data when the log was already open before the move', async () => {
+  it('serves the data when the log was already open before it was removed', async () => {
     const { fs, s } = await setup();
     await s.createStream('s', { contentType: 'text/plain' });
     await s.append('s', { messages: [enc('a'), enc('b')], contentType: 'text/plain' });
@@ -121,18 +138,21 @@ describe('a read racing a delete', () => {
     fs.hold = hold;
     const deleted = s.delete('s');
     await hold.moved.promise;
-    const read = await s.read('s', '-1');
-    expect(read.messages.map(dec)).toEqual(['a', 'b']);
+    // The delete is durable (the stream is gone for new requests), its call not finished.
+    expect(await codeOf(s.head('s'))).toBe('NOT_FOUND');
     hold.release.open();
     await deleted;
     expect(await codeOf(s.read('s', '-1'))).toBe('NOT_FOUND');
   });
 
-  it('a delete whose directory sync fails after the move is reported, and the stream is gone', async () => {
+  it('a delete whose journal sync fails is reported, and the stream stays whole', async () => {
     const { fs, s } = await setup();
     await s.createStream('s', { contentType: 'text/plain', messages: [enc('abc')] });
-    fs.failDirSync = true;
+    fs.failJournalSync = true;
     expect(await codeOf(s.delete('s'))).toBe('INTERNAL');
+    expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['abc']);
+    expect(s.totalBytes()).toBe(3);
+    expect(await s.delete('s')).toEqual({ softDeleted: false });
     expect(await codeOf(s.read('s', '-1'))).toBe('NOT_FOUND');
     expect(s.totalBytes()).toBe(0);
     await s.createStream('s', { contentType: 'text/plain', messages: [enc('new')] });

@@ -1,4 +1,4 @@
-import { type FileHandleLike, type FileSystem, nodeFileSystem } from '../src/index.js';
+import { type FileHandleLike, type FileSystem, nodeFileSystem, type OpenFlags } from '../src/index.js';
 
 export type Op = 'writev' | 'datasync' | 'truncate' | 'rename' | 'mkdir' | 'sync';
 
@@ -31,7 +31,7 @@ export class FaultyFs implements FileSystem {
     throw Object.assign(new Error(`injected ${code}`), { code });
   }
 
-  async open(path: string, flags: 'r' | 'r+' | 'wx+'): Promise<FileHandleLike> {
+  async open(path: string, flags: OpenFlags): Promise<FileHandleLike> {
     const fh = await nodeFileSystem.open(path, flags);
     const self = this;
     return {
@@ -90,11 +90,12 @@ export class FaultyFs implements FileSystem {
   }
   readdir = nodeFileSystem.readdir;
   async rename(from: string, to: string): Promise<void> {
-    const f = this.take('rename');
+    const f = this.take('rename', to);
     if (f !== undefined) this.raise(f.code);
     return nodeFileSystem.rename(from, to);
   }
   unlink = nodeFileSystem.unlink;
+  link = nodeFileSystem.link;
   rmrf = nodeFileSystem.rmrf;
   exists = nodeFileSystem.exists;
 }

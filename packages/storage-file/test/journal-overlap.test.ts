@@ -45,6 +45,7 @@ class RecordingFs implements FileSystem {
   readdir = nodeFileSystem.readdir;
   rename = nodeFileSystem.rename;
   unlink = nodeFileSystem.unlink;
+  link = nodeFileSystem.link;
   rmrf = nodeFileSystem.rmrf;
   exists = nodeFileSystem.exists;
 }

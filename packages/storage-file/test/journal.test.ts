@@ -2,7 +2,7 @@ import { cp, mkdtemp, rm, stat, truncate, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { streamId } from '../src/format.js';
+import { streamId } from '../src/catalog.js';
 import { FileStorage } from '../src/index.js';
 import { dec, enc } from './helpers.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStorageError, type Storage, type StreamMetadata } from '@streamkeep/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { streamId } from '../src/format.js';
+import { streamId } from '../src/catalog.js';
 import { FileStorage } from '../src/index.js';
 import { dec, enc, ManualClock } from './helpers.js';
 
@@ -21,13 +21,16 @@ afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true, maxRetries: 5 })));
 });
 
+// Every log verified at open, so that the recovery report covers them all (the lazy default is tested below).
 async function open(rootDir: string, c: ManualClock = clock, syncOnAppend = false): Promise<FileStorage> {
-  const s = await FileStorage.open({ rootDir, clock: c, syncOnAppend });
+  const s = await FileStorage.open({ rootDir, clock: c, syncOnAppend, verifyOnOpen: true });
   opened.push(s);
   return s;
 }
-const logOf = (root: string, name: string) => join(root, 'streams', streamId(name), 'log');
-const metaOf = (root: string, name: string) => join(root, 'streams', streamId(name), 'meta.json');
+const logOf = (root: string, name: string) => {
+  const id = streamId(name);
+  return join(root, 'logs', id.slice(0, 2), id.slice(2));
+};
 
 async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
   try {
@@ -175,23 +178,8 @@ describe('torn tails', () => {
     }
   });
 
-  it('refuses streams with missing or garbled metadata or a damaged log header', async () => {
+  it('refuses streams with a missing log or a damaged log header', async () => {
     const damage: [string, (root: string) => Promise<void>][] = [
-      ['missing meta', (r) => unlink(metaOf(r, 's'))],
-      ['not JSON', (r) => writeFile(metaOf(r, 's'), '{"format":1,')],
-      [
-        'checksum',
-        async (r) => {
-          const text = await readFile(metaOf(r, 's'), 'utf8');
-          await writeFile(metaOf(r, 's'), text.replace('text/plain', 'text/plaim'));
-        },
-      ],
-      [
-        'wrong name',
-        async (r) => {
-          await writeFile(metaOf(r, 's'), await readFile(metaOf(r, 'other')));
-        },
-      ],
       ['missing log', (r) => unlink(logOf(r, 's'))],
       [
         'log header',
@@ -199,6 +187,12 @@ describe('torn tails', () => {
           const b = await readFile(logOf(r, 's'));
           b[2] = 0;
           await writeFile(logOf(r, 's'), b);
+        },
+      ],
+      [
+        'log of another stream',
+        async (r) => {
+          await writeFile(logOf(r, 's'), await readFile(logOf(r, 'other')));
         },
       ],
     ];
@@ -212,6 +206,51 @@ describe('torn tails', () => {
       expect((await s.read('other', '-1')).messages.map(dec)).toEqual(['intact']);
       await s.close();
     }
+  });
+
+  it('verifies a log lazily by default: damage is found on first use, reported once, and the rest is served', async () => {
+    const root = await tempDir();
+    await cp(base, root, { recursive: true });
+    const bytes = await readFile(logOf(root, 's'));
+    bytes[20]! ^= 0x40;
+    await writeFile(logOf(root, 's'), bytes);
+    const seen: string[] = [];
+    const s = await FileStorage.open({
+      rootDir: root,
+      clock,
+      syncOnAppend: false,
+      onQuarantine: (q) => seen.push(`${q.name}: ${q.reason}`),
+    });
+    opened.push(s);
+    expect(s.quarantined()).toEqual([]);
+    expect((await s.read('other', '-1')).messages.map(dec)).toEqual(['intact']);
+    expect(await codeOf(s.read('s', '-1'))).toBe('CORRUPTED');
+    expect(await codeOf(s.head('s'))).toBe('CORRUPTED');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatch(/^s: /);
+    expect(s.quarantined().map((q) => [q.name, q.dir])).toEqual([['s', logOf(root, 's')]]);
+    await s.close();
+  });
+
+  it("cuts a torn tail lazily, on the stream's first use", async () => {
+    const root = await tempDir();
+    await cp(base, root, { recursive: true });
+    await truncate(logOf(root, 's'), lastEnd - 3);
+    const s = await FileStorage.open({ rootDir: root, clock, syncOnAppend: false });
+    opened.push(s);
+    expect((await stat(logOf(root, 's'))).size).toBe(lastEnd - 3);
+    expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['zero', 'one', 'two']);
+    expect((await stat(logOf(root, 's'))).size).toBe(lastStart);
+    await s.close();
+  });
+
+  it('refuses to open a root whose catalog snapshot is damaged', async () => {
+    const root = await tempDir();
+    await cp(base, root, { recursive: true });
+    const cat = await readFile(join(root, 'catalog'));
+    cat[cat.length - 10]! ^= 1;
+    await writeFile(join(root, 'catalog'), cat);
+    expect(await codeOf(FileStorage.open({ rootDir: root, clock, syncOnAppend: false }))).toBe('CORRUPTED');
   });
 });
 

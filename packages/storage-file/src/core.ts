@@ -1,0 +1,276 @@
+import {
+  type ByteLimits,
+  type Clock,
+  checkAccess,
+  notFound,
+  StorageError,
+  type StreamMetadata,
+} from '@streamkeep/storage';
+import type { CatalogRecord } from './catalog.js';
+import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
+import { HandlePool } from './handles.js';
+import type { Journal } from './journal.js';
+import { logDirOf, logPathOf } from './layout.js';
+import { loadEntry, type StreamEntry } from './stream-entry.js';
+import { TailCache } from './tail-cache.js';
+
+/** A stream that failed an integrity check and is refused (`CORRUPTED`) instead of served. */
+export interface QuarantinedStream {
+  /** Where its data is: the log file (or, for a stream of an older format that could not be migrated, its folder). */
+  readonly dir: string;
+  /** The stream's name, when it could still be read. */
+  readonly name: string | undefined;
+  readonly reason: string;
+}
+
+export interface CoreSettings {
+  readonly fs: FileSystem;
+  readonly root: string;
+  readonly clock: Clock;
+  readonly limits: ByteLimits;
+  readonly syncOnAppend: boolean;
+  readonly useJournal: boolean | 'always';
+  readonly maxGroupBytes: number;
+  readonly maxOpenFiles: number;
+  readonly maxLoadedStreams: number;
+  readonly inlineWriteBytes: number;
+  readonly tailCacheBytes: number;
+  readonly tailCacheStreamBytes: number;
+  readonly onQuarantine: ((q: QuarantinedStream) => void) | undefined;
+}
+
+/**
+ * The state one open root shares among its parts: the catalog (every stream), the loaded entries (streams in use),
+ * the open handles, the journal and the byte accounting. The parts (lifecycle, group commit, log writer, reads,
+ * recovery) are functions over it.
+ */
+export class Core {
+  readonly fs: FileSystem;
+  readonly root: string;
+  readonly clock: Clock;
+  readonly catalog = new Map<string, CatalogRecord>();
+  /** Loaded streams, least recently used first. */
+  readonly entries = new Map<string, StreamEntry>();
+  readonly quarantine = new Map<string, QuarantinedStream>();
+  readonly handles: HandlePool;
+  readonly tailCache: TailCache;
+  readonly drains = new Set<Promise<void>>();
+  /** Lifecycle operations in flight (close waits for them). */
+  readonly ops = new Set<Promise<unknown>>();
+  /** Log directories with files created or removed since the last checkpoint (synced by it). */
+  readonly dirtyDirs = new Set<string>();
+  journal!: Journal;
+  /** The catalog (or a stream's byte count in it) changed since the last snapshot. */
+  catalogDirty = false;
+  /** Fan-out folders were made under `logs/` since the last checkpoint (which syncs `logs/` itself then). */
+  newLogDirs = false;
+  state: 'open' | 'closing' | 'closed' = 'open';
+  total = 0;
+  reserved = 0;
+  directSyncs = 0;
+  /** Streams whose torn tail was cut while loading, with the bytes removed. */
+  readonly truncated: { name: string; bytes: number }[] = [];
+  private readonly loading = new Map<string, Promise<StreamEntry>>();
+  private readonly locks = new Map<string, Promise<void>>();
+
+  constructor(readonly settings: CoreSettings) {
+    this.fs = settings.fs;
+    this.root = settings.root;
+    this.clock = settings.clock;
+    this.handles = new HandlePool(settings.fs, settings.maxOpenFiles);
+    this.tailCache = new TailCache(
+      settings.tailCacheBytes,
+      Math.min(settings.tailCacheBytes, settings.tailCacheStreamBytes),
+    );
+  }
+
+  assertOpen(): void {
+    if (this.state !== 'open') throw new StorageError('STORAGE_CLOSED', 'the storage is closed');
+  }
+
+  logPath(record: CatalogRecord): string {
+    return logPathOf(this.root, record.id);
+  }
+
+  logDir(record: CatalogRecord): string {
+    return logDirOf(this.root, record.id);
+  }
+
+  /** Opens (creating or emptying) the log file of `record`, making its fan-out folder on first use. */
+  async createLogFile(record: CatalogRecord): Promise<FileHandleLike> {
+    const path = this.logPath(record);
+    const dir = this.logDir(record);
+    let fh: FileHandleLike;
+    try {
+      fh = await this.fs.open(path, 'w+');
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      await this.fs.mkdir(dir);
+      this.newLogDirs = true;
+      fh = await this.fs.open(path, 'w+');
+    }
+    this.dirtyDirs.add(dir);
+    return fh;
+  }
+
+  /** The loaded entry of `name`, if it is loaded (marked recently used). */
+  loaded(name: string): StreamEntry | undefined {
+    const e = this.entries.get(name);
+    if (e !== undefined && this.entries.size > 64) {
+      this.entries.delete(name);
+      this.entries.set(name, e);
+    }
+    return e;
+  }
+
+  /**
+   * The entry of a stream in the catalog, loading it from its log on first use (concurrent callers share one load).
+   *
+   * @throws StorageError `NOT_FOUND`, or `CORRUPTED` for a quarantined stream.
+   */
+  load(name: string): Promise<StreamEntry> | StreamEntry {
+    const e = this.loaded(name);
+    if (e !== undefined) return e;
+    const record = this.catalog.get(name);
+    if (record === undefined) this.missing(name);
+    let p = this.loading.get(name);
+    if (p === undefined) {
+      p = this.doLoad(record);
+      this.loading.set(name, p);
+      const done = () => {
+        if (this.loading.get(name) === p) this.loading.delete(name);
+      };
+      p.then(done, done);
+    }
+    return p;
+  }
+
+  /** A load in flight for `name`, if any. */
+  loadingOf(name: string): Promise<StreamEntry> | undefined {
+    return this.loading.get(name);
+  }
+
+  private async doLoad(record: CatalogRecord): Promise<StreamEntry> {
+    if (record.quarantined !== undefined) this.refuse(record);
+    const now = this.clock.now();
+    const path = this.logPath(record);
+    const got = await loadEntry(this.fs, record, path, now);
+    if (record.removed) notFound(record.name);
+    const already = this.entries.get(record.name);
+    if (already !== undefined) return already;
+    if (got.kind === 'quarantine') {
+      record.quarantined = got.reason;
+      const q: QuarantinedStream = { dir: path, name: record.name, reason: got.reason };
+      this.quarantine.set(record.name, q);
+      this.settings.onQuarantine?.(q);
+      this.refuse(record);
+    }
+    const entry = got.entry;
+    if (got.cut > 0) this.truncated.push({ name: record.name, bytes: got.cut });
+    if (entry.logSize > 0 && !record.hasLog) {
+      record.hasLog = true;
+      this.catalogDirty = true;
+    }
+    if (entry.bytes !== record.bytes) {
+      this.total += entry.bytes - record.bytes;
+      record.bytes = entry.bytes;
+      this.catalogDirty = true;
+    }
+    this.adopt(entry);
+    return entry;
+  }
+
+  /** Makes `entry` the loaded entry of its stream, dropping idle ones beyond the configured number. */
+  adopt(entry: StreamEntry): void {
+    this.entries.set(entry.name, entry);
+    const max = this.settings.maxLoadedStreams;
+    if (this.entries.size <= max) return;
+    for (const [name, e] of this.entries) {
+      if (this.entries.size <= max) break;
+      if (e === entry || !e.idle) continue;
+      this.entries.delete(name);
+      this.handles.discard(e);
+      this.tailCache.clear(e.cached);
+    }
+  }
+
+  private refuse(record: CatalogRecord): never {
+    throw new StorageError(
+      'CORRUPTED',
+      `stream ${JSON.stringify(record.name)} is quarantined: ${record.quarantined}`,
+    );
+  }
+
+  missing(name: string): never {
+    const q = this.catalog.get(name);
+    if (q?.quarantined !== undefined) this.refuse(q);
+    notFound(name);
+  }
+
+  /** The entry of a stream a reader may see (not deleted, not expired). */
+  async visible(name: string, now: number): Promise<StreamEntry> {
+    const entry = await this.load(name);
+    checkAccess(entry, now);
+    return entry;
+  }
+
+  metadata(e: StreamEntry): StreamMetadata {
+    return {
+      name: e.name,
+      config: { ...e.config },
+      nextOffset: e.tail(),
+      closed: e.closed,
+      totalBytes: e.bytes,
+      messageCount: e.index.count,
+      createdAt: e.createdAt,
+      updatedAt: e.updatedAt,
+      lastSeq: e.lastSeq,
+      fork: e.fork,
+    };
+  }
+
+  notify(entry: StreamEntry): void {
+    for (const l of entry.listeners) {
+      try {
+        l();
+      } catch {
+        // listeners must not throw; one that does must not break the commit or other listeners
+      }
+    }
+  }
+
+  /**
+   * Runs `fn` holding the lifecycle locks of `names` (taken in one global order, so two operations never wait for
+   * each other). Operations on different names run concurrently, and their journal entries share sync rounds.
+   */
+  async withNames<T>(names: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(names)].sort();
+    const releases: (() => void)[] = [];
+    const run = (async () => {
+      try {
+        for (const n of sorted) releases.push(await this.lockName(n));
+        return await fn();
+      } finally {
+        for (const r of releases) r();
+      }
+    })();
+    this.ops.add(run);
+    const forget = () => this.ops.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  private lockName(name: string): Promise<() => void> {
+    const prev = this.locks.get(name) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = prev.then(() => mine);
+    this.locks.set(name, tail);
+    return prev.then(() => () => {
+      release();
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    });
+  }
+}

@@ -1,0 +1,417 @@
+import {
+  batchBytes,
+  type CreateStreamOptions,
+  type CreateStreamResult,
+  checkByteLimits,
+  compareOffsets,
+  createMatchesExisting,
+  type DeleteResult,
+  type ForkInfo,
+  type ForkOptions,
+  isExpired,
+  isJsonContentType,
+  type Offset,
+  parseOffset,
+  resolveForkConfig,
+  resolveStreamOptions,
+  StorageError,
+  type StreamConfig,
+  validateForkRequest,
+} from '@streamkeep/storage';
+import { CatalogRecord, encodeCatalogOp } from './catalog.js';
+import { exclusive } from './commit.js';
+import type { Core } from './core.js';
+import { encodeLogHeader, GroupEncoder, LOG_HEADER_SIZE, MAX_BODY, newSalt } from './format.js';
+import { classifyIoError } from './fs.js';
+import { writeAll } from './journal.js';
+import { ancestors, collect } from './lineage.js';
+import { journaledLog } from './log-writer.js';
+import { StreamEntry } from './stream-entry.js';
+
+/**
+ * Creates, forks, tombstones and deletes. Each holds the lifecycle lock of the names it decides on (so decisions on
+ * one name are serial), makes its change durable as a catalog entry of the journal, and applies it in memory when
+ * that entry is durable. Operations on different names run concurrently: their entries share the journal's sync
+ * rounds, so a burst of creates costs about one sync per round, like appends.
+ */
+
+export function createStream(
+  core: Core,
+  name: string,
+  options: CreateStreamOptions,
+): Promise<CreateStreamResult> {
+  const now = core.clock.now();
+  const config = resolveStreamOptions(options, now);
+  const messages = options.messages ?? [];
+  return core.withNames([name], async () => {
+    const { existing, replace } = await claimName(core, name, now);
+    if (existing !== undefined) {
+      if (existing.fork !== null || !createMatchesExisting(existing, config)) {
+        throw new StorageError(
+          'CONFIG_MISMATCH',
+          `stream ${JSON.stringify(name)} exists with another config`,
+        );
+      }
+      return { created: false, nextOffset: existing.tail(), closed: existing.closed };
+    }
+    const entry = await writeNewStream(core, name, config, now, null, messages, replace);
+    return { created: true, nextOffset: entry.tail(), closed: entry.closed };
+  });
+}
+
+export function createFork(core: Core, name: string, options: ForkOptions): Promise<CreateStreamResult> {
+  const now = core.clock.now();
+  // The request's own arguments first, before the source is looked up.
+  const requested = validateForkRequest(options, now);
+  const subOffset = requested.subOffset;
+  return core.withNames([name, options.source], async () => {
+    const source = await core.load(options.source);
+    if (source.tombstone) {
+      throw new StorageError(
+        'FORK_FROM_TOMBSTONE',
+        `cannot fork ${JSON.stringify(options.source)}: it was deleted`,
+      );
+    }
+    if (isExpired(source.config, now)) {
+      throw new StorageError('EXPIRED', `stream ${JSON.stringify(options.source)} has expired`);
+    }
+    const sourceTail = source.tail();
+    // `validateForkRequest` turns `-1` into (0, 0) and an offset with a part above 2^53 − 1 into `now`.
+    const forkOffset: Offset = requested.offset ?? sourceTail;
+    if (forkOffset === 'now' || compareOffsets(forkOffset, sourceTail) > 0) {
+      throw new StorageError(
+        'FORK_OFFSET_BEYOND_TAIL',
+        `fork offset ${options.offset} lies beyond the tail ${sourceTail} of ${JSON.stringify(options.source)}`,
+      );
+    }
+    const config = resolveForkConfig(options, source.config, now);
+    const at = parseOffset(forkOffset) as { readSeq: number; byteOffset: number };
+    let prefix: Uint8Array[] = [];
+    if (subOffset > 0) {
+      const json = isJsonContentType(source.config.contentType);
+      const lineage = await ancestors(core, source);
+      const got = await collect(
+        core,
+        source,
+        lineage,
+        at.readSeq,
+        at.byteOffset,
+        undefined,
+        json ? subOffset : 1,
+      );
+      const first = got.messages[0];
+      if (json ? got.messages.length < subOffset : first === undefined || first.byteLength < subOffset) {
+        throw new StorageError(
+          'FORK_SUB_OFFSET_OUT_OF_RANGE',
+          `sub-offset ${subOffset} exceeds the data after the fork point`,
+        );
+      }
+      prefix = json ? got.messages.slice() : [Buffer.from(first!.subarray(0, subOffset))];
+    }
+    const fork: ForkInfo = { source: options.source, offset: forkOffset, subOffset };
+    const { existing, replace } = await claimName(core, name, now);
+    if (existing !== undefined) {
+      const same =
+        createMatchesExisting(existing, config) &&
+        existing.fork !== null &&
+        existing.fork.source === fork.source &&
+        existing.fork.offset === fork.offset &&
+        existing.fork.subOffset === fork.subOffset;
+      if (!same) {
+        throw new StorageError(
+          'CONFIG_MISMATCH',
+          `stream ${JSON.stringify(name)} exists with another config or lineage`,
+        );
+      }
+      return { created: false, nextOffset: existing.tail(), closed: existing.closed };
+    }
+    const messages = prefix.concat(options.messages ?? []);
+    const entry = await writeNewStream(core, name, config, now, fork, messages, replace);
+    return { created: true, nextOffset: entry.tail(), closed: entry.closed };
+  });
+}
+
+export async function deleteStream(core: Core, name: string): Promise<DeleteResult> {
+  let removed: CatalogRecord | undefined;
+  const result = await core.withNames([name], async () => {
+    const record = core.catalog.get(name);
+    if (record === undefined) core.missing(name);
+    if (record.tombstone) throw new StorageError('GONE', `stream ${JSON.stringify(name)} was deleted`);
+    if (record.refs > 0) {
+      await tombstone(core, record);
+      return { softDeleted: true };
+    }
+    await remove(core, record);
+    removed = record;
+    return { softDeleted: false };
+  });
+  if (removed !== undefined) await cascade(core, removed);
+  return result;
+}
+
+/** Removes or tombstones every expired stream; the removals share sync rounds. */
+export async function cleanupExpired(core: Core): Promise<number> {
+  const now = core.clock.now();
+  const candidates: string[] = [];
+  // A record's deadline is a lower bound of the true one (reads renew it in the log): only those it calls expired
+  // can be, and those are loaded to decide.
+  for (const r of core.catalog.values()) {
+    if (!r.tombstone && !r.removed && r.config.expiresAt !== null && now >= r.config.expiresAt) {
+      candidates.push(r.name);
+    }
+  }
+  const done = await Promise.all(
+    candidates.map(async (name) => {
+      const removed = await core
+        .withNames([name], async () => {
+          const record = core.catalog.get(name);
+          if (record === undefined || record.tombstone || record.quarantined !== undefined) return undefined;
+          const entry = await core.load(name);
+          if (entry.removed || !isExpired(entry.config, now)) return undefined;
+          if (record.refs > 0) await tombstone(core, record);
+          else await remove(core, record);
+          return record;
+        })
+        .catch(() => undefined);
+      if (removed?.removed) await cascade(core, removed);
+      return removed !== undefined;
+    }),
+  );
+  return done.filter(Boolean).length;
+}
+
+/**
+ * Applies the create rules for an existing name without changing anything: `existing` is the live entry to compare
+ * with; `replace` an expired, unreferenced stream the create will remove once every other check passed.
+ */
+async function claimName(
+  core: Core,
+  name: string,
+  now: number,
+): Promise<{ existing?: StreamEntry; replace?: CatalogRecord }> {
+  const record = core.catalog.get(name);
+  if (record === undefined) return {};
+  if (record.quarantined !== undefined) core.missing(name);
+  if (record.tombstone) {
+    throw new StorageError('PATH_BLOCKED', `stream ${JSON.stringify(name)} is deleted but still forked`);
+  }
+  const existing = await core.load(name);
+  if (isExpired(existing.config, now)) {
+    if (record.refs > 0) {
+      throw new StorageError('PATH_BLOCKED', `expired stream ${JSON.stringify(name)} is still forked`);
+    }
+    return { replace: record };
+  }
+  return { existing };
+}
+
+/**
+ * Creates a stream: its catalog entry and, with initial messages, its log (header plus the first commit), whose
+ * bytes go into the same journal round, log entry first: a crash keeps both, neither, or only the log entry, which
+ * without its catalog entry is ignored. The stream is visible once that round is durable.
+ */
+async function writeNewStream(
+  core: Core,
+  name: string,
+  config: StreamConfig,
+  createdAt: number,
+  fork: ForkInfo | null,
+  messages: readonly Uint8Array[],
+  replace: CatalogRecord | undefined,
+): Promise<StreamEntry> {
+  const n = batchBytes(messages);
+  if (n + messages.length * 4 + 256 > MAX_BODY) {
+    throw new StorageError('MESSAGE_TOO_LARGE', 'a commit may hold at most 4 GiB');
+  }
+  checkByteLimits(core.settings.limits, core.total + core.reserved - (replace?.bytes ?? 0), 0, n);
+  // The expired stream goes first (it is invisible already); its log shares the new stream's file name.
+  if (replace !== undefined && !replace.removed) await remove(core, replace);
+  const salt = newSalt();
+  const record = new CatalogRecord(name, { ...config }, createdAt, fork, false, salt, messages.length > 0);
+  const entry = new StreamEntry(record, core.logPath(record), 0);
+  const encoder = new GroupEncoder(LOG_HEADER_SIZE, salt);
+  if (messages.length > 0) {
+    encoder.commit(
+      { closed: config.createdClosed, updatedAt: null, expiresAt: config.expiresAt, lastSeq: null },
+      messages,
+    );
+  }
+  const what = `creating ${JSON.stringify(name)}`;
+  core.reserved += n;
+  try {
+    const pending: Promise<void>[] = [];
+    if (messages.length > 0) {
+      const parts = [encodeLogHeader(salt), ...encoder.finish()];
+      const fh = await core.createLogFile(record);
+      core.handles.adopt(entry, fh);
+      try {
+        let total = 0;
+        for (const p of parts) total += p.byteLength;
+        await writeAll(fh, parts, 0, total);
+      } catch (err) {
+        core.handles.release(entry);
+        core.handles.discard(entry);
+        await core.fs.unlink(entry.path).catch(() => undefined);
+        throw err;
+      }
+      core.handles.release(entry);
+      entry.journaled = journaledLog(core, entry);
+      core.journal.touch(entry.journaled);
+      pending.push(core.journal.submit(record.id, salt, 0, parts));
+    }
+    const op = encodeCatalogOp({
+      op: 'create',
+      name,
+      config,
+      createdAt,
+      fork,
+      salt,
+      hasLog: messages.length > 0,
+    });
+    pending.push(
+      core.journal.submitCatalog(op, () => {
+        core.catalog.set(name, record);
+        core.catalogDirty = true;
+        if (fork !== null) {
+          const src = core.catalog.get(fork.source);
+          if (src !== undefined) src.refs++;
+        }
+      }),
+    );
+    const settled = await Promise.allSettled(pending);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed !== undefined) {
+      if (core.catalog.get(name) !== record && messages.length > 0) {
+        entry.removed = true;
+        core.handles.discard(entry);
+        await core.fs.unlink(entry.path).catch(() => undefined);
+      }
+      throw (failed as PromiseRejectedResult).reason;
+    }
+  } catch (err) {
+    core.reserved -= n;
+    throw classifyIoError(err, what);
+  }
+  core.reserved -= n;
+  entry.logSize = messages.length > 0 ? encoder.pos : 0;
+  let cum = 0;
+  let k = 0;
+  for (const m of messages) {
+    cum += m.byteLength;
+    entry.index.push(encoder.positions[k++]!, cum);
+  }
+  entry.bytes = cum;
+  record.bytes = cum;
+  core.total += cum;
+  core.adopt(entry);
+  return entry;
+}
+
+/** Journals the tombstone flag after every commit admitted before it. */
+async function tombstone(core: Core, record: CatalogRecord): Promise<void> {
+  const run = async (): Promise<void> => {
+    await core.journal.submitCatalog(encodeCatalogOp({ op: 'tombstone', name: record.name }), () => {
+      record.tombstone = true;
+      core.catalogDirty = true;
+    });
+  };
+  const entry = await loadedOrNone(core, record);
+  if (entry === undefined) return run();
+  await exclusive(core, entry, async () => {
+    try {
+      await run();
+    } catch (err) {
+      throw classifyIoError(err, `deleting ${JSON.stringify(record.name)}`);
+    }
+    core.notify(entry);
+    entry.listeners.clear();
+  });
+}
+
+/**
+ * Hard-deletes a stream: journals the delete (durable: the stream is gone for good), then unlinks its log, which the
+ * next checkpoint makes durable too (a crash before it leaves an orphan file the name's next create replaces).
+ */
+async function remove(core: Core, record: CatalogRecord): Promise<void> {
+  const entry = await loadedOrNone(core, record);
+  const run = async (): Promise<void> => {
+    let settle!: () => void;
+    if (entry !== undefined) {
+      entry.deleting = new Promise<void>((resolve) => {
+        settle = resolve;
+      });
+    }
+    try {
+      await core.journal.submitCatalog(encodeCatalogOp({ op: 'delete', name: record.name }), () => {
+        record.removed = true;
+        core.catalogDirty = true;
+        if (core.catalog.get(record.name) === record) core.catalog.delete(record.name);
+        const src = record.fork === null ? undefined : core.catalog.get(record.fork.source);
+        if (src !== undefined) src.refs = Math.max(0, src.refs - 1);
+        core.quarantine.delete(record.name);
+        if (entry !== undefined) {
+          entry.removed = true;
+          entry.touchPending = false;
+        }
+      });
+    } catch (err) {
+      throw classifyIoError(err, `deleting ${JSON.stringify(record.name)}`);
+    } finally {
+      if (entry !== undefined) {
+        entry.deleting = null;
+        settle();
+      }
+    }
+    core.total -= record.bytes;
+    if (entry !== undefined) {
+      if (core.entries.get(record.name) === entry) core.entries.delete(record.name);
+      core.handles.discard(entry);
+      core.tailCache.clear(entry.cached);
+      core.notify(entry);
+      entry.listeners.clear();
+    }
+    const unlinked = await core.fs.unlink(core.logPath(record)).then(
+      () => true,
+      () => false,
+    );
+    if (unlinked) core.dirtyDirs.add(core.logDir(record));
+  };
+  if (entry === undefined) await run();
+  else await exclusive(core, entry, run);
+}
+
+/** Finishes cascades a crash interrupted: a tombstone nobody forks any more is removed (with its lineage). */
+export async function removeOrphanTombstones(core: Core): Promise<void> {
+  const orphans = [...core.catalog.values()].filter((r) => r.tombstone && r.refs === 0);
+  for (const r of orphans) {
+    const gone = await core.withNames([r.name], async () => {
+      if (core.catalog.get(r.name) !== r || r.refs > 0) return false;
+      await remove(core, r);
+      return true;
+    });
+    if (gone) await cascade(core, r);
+  }
+}
+
+/** After `removed` went: a tombstoned source left without forks goes too, and so on up the lineage. */
+async function cascade(core: Core, removed: CatalogRecord): Promise<void> {
+  const source = removed.fork?.source;
+  if (source === undefined) return;
+  const src = core.catalog.get(source);
+  if (src === undefined || !src.tombstone || src.refs > 0) return;
+  const gone = await core
+    .withNames([source], async () => {
+      if (core.catalog.get(source) !== src || src.refs > 0) return false;
+      await remove(core, src);
+      return true;
+    })
+    .catch(() => false);
+  if (gone) await cascade(core, src);
+}
+
+async function loadedOrNone(core: Core, record: CatalogRecord): Promise<StreamEntry | undefined> {
+  const loading = core.loadingOf(record.name);
+  if (loading !== undefined) await loading.catch(() => undefined);
+  const e = core.entries.get(record.name);
+  return e?.record === record ? e : undefined;
+}

@@ -1,0 +1,149 @@
+import { formatOffset, notFound, type Offset, parseOffset, StorageError } from '@streamkeep/storage';
+import type { Core } from './core.js';
+import { classifyIoError, errnoCode } from './fs.js';
+import type { StreamEntry } from './stream-entry.js';
+
+/**
+ * Reads across a fork's lineage: a fork's messages are its ancestors' up to its fork offset, then its own.
+ */
+
+/** The entries of `entry`'s ancestors, nearest first, loaded (ancestors are read through, so they stay in use). */
+export async function ancestors(core: Core, entry: StreamEntry): Promise<StreamEntry[]> {
+  const out: StreamEntry[] = [];
+  for (let cur = entry; cur.fork !== null; ) {
+    let src: StreamEntry;
+    try {
+      src = await core.load(cur.fork.source);
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'NOT_FOUND') {
+        throw new StorageError(
+          'CORRUPTED',
+          `stream ${JSON.stringify(entry.name)} is missing its ancestor ${JSON.stringify(cur.fork.source)}`,
+        );
+      }
+      throw err;
+    }
+    out.push(src);
+    cur = src;
+  }
+  return out;
+}
+
+/**
+ * Gathers the logical messages of `entry` (ancestors first, within their fork bounds) at or after (seq, bytes).
+ * `lineage` is {@link ancestors} of `entry`. All index lookups happen before the first await, so the result is one
+ * coherent snapshot.
+ */
+export async function collect(
+  core: Core,
+  entry: StreamEntry,
+  lineage: readonly StreamEntry[],
+  fromSeq: number,
+  fromBytes: number,
+  maxBytes: number | undefined,
+  maxCount: number | undefined,
+): Promise<{ messages: Uint8Array[]; next: Offset | undefined; tail: Offset }> {
+  const tail = entry.tail();
+  const segments: { e: StreamEntry; boundSeq: number; boundBytes: number }[] = [
+    { e: entry, boundSeq: Number.POSITIVE_INFINITY, boundBytes: 0 },
+  ];
+  let boundSeq = Number.POSITIVE_INFINITY;
+  let boundBytes = 0;
+  let cur = entry;
+  for (const src of lineage) {
+    const fo = parseOffset(cur.fork!.offset) as { readSeq: number; byteOffset: number };
+    if (fo.readSeq < boundSeq || (fo.readSeq === boundSeq && fo.byteOffset < boundBytes)) {
+      boundSeq = fo.readSeq;
+      boundBytes = fo.byteOffset;
+    }
+    segments.push({ e: src, boundSeq, boundBytes });
+    cur = src;
+  }
+  segments.reverse();
+  const ranges: { e: StreamEntry; i: number; j: number }[] = [];
+  let budget = maxBytes;
+  let count = maxCount;
+  let next: Offset | undefined;
+  let taken = 0;
+  for (const { e, boundSeq: bs, boundBytes: bb } of segments) {
+    const i = e.lowerBound(fromSeq, fromBytes);
+    const limit = bs === Number.POSITIVE_INFINITY ? e.index.count : e.lowerBound(bs, bb);
+    if (i >= limit) continue;
+    let j = limit;
+    if (budget !== undefined) {
+      j = taken === 0 || e.index.size(i) <= budget ? e.index.takeWithin(i, limit, budget) : i;
+    }
+    if (count !== undefined && j - i > count) j = i + count;
+    if (j > i) {
+      ranges.push({ e, i, j });
+      taken += j - i;
+      if (budget !== undefined) budget -= e.index.before(j) - e.index.before(i);
+      if (count !== undefined) count -= j - i;
+    }
+    if (j < limit) {
+      const last = ranges[ranges.length - 1]!;
+      next = formatOffset(last.e.baseSeq + last.j, last.e.baseBytes + last.e.index.before(last.j));
+      break;
+    }
+  }
+  // Ranges inside a stream's cached tail are taken now, from the same snapshot as the index lookups.
+  let pending = false;
+  const found = ranges.map((r) => {
+    const hit = core.tailCache.get(r.e.cached, r.e.index, r.i, r.j);
+    if (hit !== undefined) return hit;
+    pending = true;
+    return readRange(core, entry, r.e, r.i, r.j);
+  });
+  const parts = pending ? await Promise.all(found) : (found as Uint8Array[][]);
+  const messages = parts.length === 1 ? parts[0]! : parts.flat();
+  return { messages, next, tail };
+}
+
+/** One positional read covering messages [i, j) of `e`, sliced into views without copying. */
+async function readRange(
+  core: Core,
+  owner: StreamEntry,
+  e: StreamEntry,
+  i: number,
+  j: number,
+): Promise<Uint8Array[]> {
+  const index = e.index;
+  const start = index.position(i);
+  const end = index.position(j - 1) + index.size(j - 1);
+  const buf = Buffer.allocUnsafe(end - start);
+  let fh = core.handles.acquireOpen(e);
+  if (fh === undefined) {
+    try {
+      fh = await core.handles.acquire(e);
+    } catch (err) {
+      // The log vanished because the stream is being deleted: the read lost the race, so it answers as a read after
+      // the delete would.
+      if (errnoCode(err) === 'ENOENT' && e.deleting !== null) await e.deleting;
+      if (e.removed) notFound(owner.name);
+      throw classifyIoError(err, `reading ${JSON.stringify(e.name)}`);
+    }
+  }
+  try {
+    let got = 0;
+    while (got < buf.byteLength) {
+      const { bytesRead } = await fh.read(buf, got, buf.byteLength - got, start + got);
+      if (bytesRead === 0) {
+        throw new StorageError(
+          'CORRUPTED',
+          `the log of ${JSON.stringify(e.name)} is shorter than its index (truncated outside the storage?)`,
+        );
+      }
+      got += bytesRead;
+    }
+  } catch (err) {
+    throw classifyIoError(err, `reading ${JSON.stringify(e.name)}`);
+  } finally {
+    core.handles.release(e);
+  }
+  const out = new Array<Uint8Array>(j - i);
+  for (let k = i; k < j; k++) {
+    const at = index.position(k) - start;
+    out[k - i] = buf.subarray(at, at + index.size(k));
+  }
+  return out;
+}

@@ -1,0 +1,266 @@
+import { join } from 'node:path';
+import { StorageError } from '@streamkeep/storage';
+import {
+  applyCatalogOp,
+  type CatalogRecord,
+  decodeCatalogOp,
+  decodeSnapshot,
+  encodeSnapshot,
+  streamId,
+} from './catalog.js';
+import type { Core, QuarantinedStream } from './core.js';
+import { decodeLogHeader, LOG_HEADER_SIZE } from './format.js';
+import { errnoCode, type FileHandleLike, syncDir } from './fs.js';
+import { Journal, type JournalEntry, parseJournal, writeAll } from './journal.js';
+import {
+  CATALOG_FILE,
+  FORMAT_1_TEXT,
+  FORMAT_FILE,
+  FORMAT_TEXT,
+  JOURNAL_FILE,
+  LOGS_DIR,
+  logDirOf,
+  logPathOf,
+  replaceFile,
+  TMP_DIR,
+} from './layout.js';
+import { migrateFormat1 } from './migrate.js';
+
+/** How far a long open has come (see `FileStorageOptions.onProgress`). */
+export interface RecoveryProgress {
+  /** `migrate`: converting an older on-disk format; `replay`: re-applying the journal; `verify`: eager log checks. */
+  readonly phase: 'migrate' | 'replay' | 'verify';
+  readonly streamsDone: number;
+  readonly streamsTotal: number;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly elapsedMs: number;
+}
+
+/** What opening a root found. */
+export interface RecoveryReport {
+  /** Streams in the catalog (tombstones included). */
+  readonly streams: number;
+  /** Messages and log bytes of the streams whose logs were read at open (all of them with `verifyOnOpen`). */
+  readonly messages: number;
+  readonly logBytes: number;
+  /** Streams whose torn tail (an interrupted write) was cut off, with the bytes removed. */
+  readonly truncated: readonly { readonly name: string; readonly bytes: number }[];
+  /** Journaled group writes re-applied to stream logs (writes the crash kept from reaching a log). */
+  readonly redone: number;
+  /** Journaled catalog changes (creates, tombstones, deletes) applied over the snapshot. */
+  readonly catalogChanges: number;
+  /** The on-disk format the root had before this open, when it was migrated. */
+  readonly migratedFrom: 1 | undefined;
+  readonly quarantined: readonly QuarantinedStream[];
+  readonly durationMs: number;
+}
+
+/** Reports progress at most every `intervalMs`, and always when asked to finish. */
+export class ProgressReporter {
+  private last: number;
+  constructor(
+    private readonly cb: ((p: RecoveryProgress) => void) | undefined,
+    private readonly intervalMs: number,
+    private readonly started: number,
+  ) {
+    this.last = performance.now();
+  }
+  report(p: Omit<RecoveryProgress, 'elapsedMs'>, final = false): void {
+    if (this.cb === undefined) return;
+    const now = performance.now();
+    if (!final && now - this.last < this.intervalMs) return;
+    this.last = now;
+    this.cb({ ...p, elapsedMs: now - this.started });
+  }
+}
+
+/**
+ * Brings a locked root to a servable state: creates or migrates the layout, reads the catalog snapshot, applies the
+ * journal (catalog changes, then the log writes a crash kept from reaching their logs), writes a fresh snapshot when
+ * the journal changed the catalog, and starts an empty journal. Work is bounded by the snapshot's size (names and
+ * configs) and the journal's, not by the data stored: logs are verified when their stream is first used.
+ */
+export async function recover(
+  core: Core,
+  progress: ProgressReporter,
+  journalCheckpointBytes: number,
+): Promise<Omit<RecoveryReport, 'durationMs' | 'quarantined' | 'messages' | 'logBytes' | 'truncated'>> {
+  const { fs, root } = core;
+  const formatPath = join(root, FORMAT_FILE);
+  let migratedFrom: 1 | undefined;
+  let migrated: QuarantinedStream[] = [];
+  if (await fs.exists(formatPath)) {
+    const text = Buffer.from(await fs.readFile(formatPath)).toString('utf8');
+    if (text === FORMAT_1_TEXT) {
+      migrated = await migrateFormat1(core, progress);
+      migratedFrom = 1;
+    } else if (text !== FORMAT_TEXT) {
+      throw new StorageError('CORRUPTED', `${formatPath} names an unknown format: ${JSON.stringify(text)}`);
+    }
+  } else {
+    await createLayout(core);
+  }
+  await fs.mkdir(join(root, TMP_DIR));
+  for (const child of await fs.readdir(join(root, TMP_DIR))) await fs.rmrf(join(root, TMP_DIR, child));
+  // A migration interrupted after its switch to format 2 leaves the old folders: they hold nothing needed.
+  for (const old of ['streams', 'trash']) {
+    if (await fs.exists(join(root, old))) await fs.rmrf(join(root, old));
+  }
+
+  const catalogPath = join(root, CATALOG_FILE);
+  if (await fs.exists(catalogPath)) {
+    let records: Map<string, CatalogRecord>;
+    try {
+      records = decodeSnapshot(Buffer.from(await fs.readFile(catalogPath)));
+    } catch (err) {
+      throw new StorageError('CORRUPTED', `${catalogPath}: ${(err as Error).message}`);
+    }
+    for (const [k, v] of records) core.catalog.set(k, v);
+  }
+  for (const q of migrated) core.quarantine.set(q.name ?? q.dir, q);
+
+  const journalPath = join(root, JOURNAL_FILE);
+  const hadJournal = await fs.exists(journalPath);
+  let changes = 0;
+  let redone = 0;
+  if (hadJournal) {
+    const parsed = parseJournal(Buffer.from(await fs.readFile(journalPath)));
+    const deleted = new Set<string>();
+    for (const bytes of parsed.catalog) {
+      let op: ReturnType<typeof decodeCatalogOp>;
+      try {
+        op = decodeCatalogOp(bytes);
+      } catch {
+        break; // a valid checksum over an entry this version cannot read: stop there, as at a torn entry
+      }
+      applyCatalogOp(core.catalog, op);
+      if (op.op === 'delete') deleted.add(op.name);
+      else if (op.op === 'create') deleted.delete(op.name);
+      changes++;
+    }
+    const skip = new Set([...deleted].map(streamId));
+    const total = parsed.logs.size;
+    let done = 0;
+    for (const [id, entries] of parsed.logs) {
+      if (!skip.has(id)) redone += await redoLog(core, id, entries);
+      progress.report({
+        phase: 'replay',
+        streamsDone: ++done,
+        streamsTotal: total,
+        bytesDone: 0,
+        bytesTotal: 0,
+      });
+    }
+    if (redone > 0) {
+      for (const dir of new Set([...parsed.logs.keys()].map((id) => logDirOf(root, id)))) {
+        await syncDir(fs, dir).catch(() => undefined);
+      }
+    }
+  }
+  for (const r of core.catalog.values()) {
+    core.total += r.bytes;
+    if (r.fork === null) continue;
+    const src = core.catalog.get(r.fork.source);
+    if (src !== undefined) src.refs++;
+  }
+  // The catalog the journal changed is saved before the journal is emptied.
+  if (changes > 0 || migratedFrom !== undefined) await writeSnapshot(core);
+  const fh = await fs.open(journalPath, hadJournal ? 'r+' : 'wx+');
+  try {
+    core.journal = await Journal.create(fh, journalCheckpointBytes, core.settings.inlineWriteBytes);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  if (!hadJournal) await syncDir(fs, root);
+  core.journal.onCheckpoint = () => checkpointCatalog(core);
+  return { streams: core.catalog.size, redone, catalogChanges: changes, migratedFrom };
+}
+
+/**
+ * A new root: the logs folder, then the format marker (last, so a root without it is never half made). The fan-out
+ * folders under `logs/` are made when their first log is (and synced, with `logs/`, at the next checkpoint).
+ */
+async function createLayout(core: Core): Promise<void> {
+  const { fs, root } = core;
+  await fs.mkdir(join(root, LOGS_DIR));
+  await syncDir(fs, root);
+  await replaceFile(fs, root, FORMAT_FILE, [Buffer.from(FORMAT_TEXT)]);
+}
+
+/**
+ * Re-applies journaled group writes to one log in order. A group that was rolled back after a failed commit is
+ * followed by one at the same position; whatever the rolled-back group left beyond the last write is cut. A log
+ * whose header has another salt belongs to an earlier stream of the name: replaced when the entries start it anew,
+ * left alone otherwise.
+ */
+async function redoLog(core: Core, id: string, entries: JournalEntry[]): Promise<number> {
+  const { fs, root } = core;
+  const path = logPathOf(root, id);
+  const salt = entries[entries.length - 1]!.salt;
+  const mine = entries.filter((e) => e.salt === salt);
+  let fh: FileHandleLike;
+  try {
+    fh = await fs.open(path, 'r+');
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    if (mine[0]?.position !== 0) return 0;
+    await fs.mkdir(logDirOf(root, id));
+    fh = await fs.open(path, 'w+');
+  }
+  try {
+    const header = Buffer.alloc(LOG_HEADER_SIZE);
+    const { size } = await fh.stat();
+    if (size >= LOG_HEADER_SIZE) await fh.read(header, 0, LOG_HEADER_SIZE, 0);
+    if (decodeLogHeader(header) !== salt) {
+      if (mine[0]?.position !== 0) return 0;
+      await fh.truncate(0);
+    }
+    let end = 0;
+    let furthest = 0;
+    for (const e of mine) {
+      await writeAll(fh, [e.bytes], e.position, e.bytes.byteLength);
+      end = e.position + e.bytes.byteLength;
+      furthest = Math.max(furthest, end);
+    }
+    if (furthest > end) await fh.truncate(end);
+    await fh.datasync();
+    return mine.length;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes the whole catalog as the new snapshot (atomically replacing the old one). */
+export async function writeSnapshot(core: Core): Promise<void> {
+  await replaceFile(core.fs, core.root, CATALOG_FILE, encodeSnapshot(core.catalog.values()));
+}
+
+/**
+ * The journal's checkpoint hook: the log folders with files created or removed since the last checkpoint are
+ * synced, then the catalog is saved, so that emptying the journal loses no lifecycle change.
+ */
+async function checkpointCatalog(core: Core): Promise<void> {
+  if (!core.catalogDirty && core.dirtyDirs.size === 0) return;
+  const parts = encodeSnapshot(core.catalog.values());
+  core.catalogDirty = false;
+  const dirs = [...core.dirtyDirs];
+  core.dirtyDirs.clear();
+  try {
+    for (const d of dirs) {
+      await syncDir(core.fs, d).catch((err) => {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+      });
+    }
+    if (core.newLogDirs) {
+      await syncDir(core.fs, join(core.root, LOGS_DIR));
+      core.newLogDirs = false;
+    }
+    await replaceFile(core.fs, core.root, CATALOG_FILE, parts);
+  } catch (err) {
+    for (const d of dirs) core.dirtyDirs.add(d);
+    core.catalogDirty = true;
+    throw err;
+  }
+}

@@ -1,0 +1,229 @@
+import {
+  type AppendRequest,
+  type CommitPlan,
+  type ForkInfo,
+  formatOffset,
+  type Offset,
+  PRODUCER_STATE_TTL_MS,
+  type ProducerAppendResult,
+  type ProducerIdentity,
+  type ProducerState,
+  parseOffset,
+  type StreamListener,
+} from '@streamkeep/storage';
+import type { CatalogRecord, MutableConfig } from './catalog.js';
+import { decodeLogHeader, LOG_HEADER_SIZE } from './format.js';
+import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
+import type { HandleOwner } from './handles.js';
+import type { JournaledLog } from './journal.js';
+import { MessageIndex } from './message-index.js';
+import { scanLog } from './scan.js';
+import { StreamTail } from './tail-cache.js';
+
+export interface CommitJob {
+  readonly kind: 'commit';
+  readonly request: AppendRequest & { readonly producer?: ProducerIdentity | undefined };
+  readonly now: number;
+  readonly resolve: (r: ProducerAppendResult) => void;
+  readonly reject: (e: unknown) => void;
+  error?: unknown;
+  result?: ProducerAppendResult;
+  plan?: CommitPlan;
+  expiresAt?: number | null;
+  posStart?: number;
+}
+
+export interface ExclusiveJob {
+  readonly kind: 'exclusive';
+  readonly run: () => Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export type Job = CommitJob | ExclusiveJob;
+
+/**
+ * A stream in use: its catalog record plus what its log holds (the offset index, closure, producers) and the
+ * machinery of its commits. Built from the log on first access ({@link loadEntry}); dropped again when idle for long
+ * enough that memory is better spent elsewhere (the record stays).
+ */
+export class StreamEntry implements HandleOwner {
+  readonly index = new MessageIndex();
+  readonly listeners = new Set<StreamListener>();
+  readonly queue: Job[] = [];
+  readonly producers = new Map<string, ProducerState>();
+  draining = false;
+  removed = false;
+  /** Settles when the delete in progress (log being unlinked, not yet marked removed) has finished. */
+  deleting: Promise<void> | null = null;
+  touchPending = false;
+  needsTruncate = false;
+  fh: FileHandleLike | null = null;
+  opening: Promise<FileHandleLike> | null = null;
+  users = 0;
+  closed: boolean;
+  lastSeq: string | null = null;
+  updatedAt: number | null = null;
+  /** Local payload bytes. */
+  bytes = 0;
+  /** This log as the journal sees it (set when the journal is on). */
+  journaled: JournaledLog | undefined;
+  /** A journaled group's log write still in flight (a checkpoint's sync of this log must cover it). */
+  logWrite: Promise<void> | null = null;
+  /** The newest committed messages, kept in memory (see {@link TailCache}). */
+  readonly cached = new StreamTail();
+  /** Groups committed since this stream's queue last waited for the event loop. */
+  inlineRun = 0;
+  readonly baseSeq: number;
+  readonly baseBytes: number;
+
+  constructor(
+    readonly record: CatalogRecord,
+    readonly path: string,
+    public logSize: number,
+  ) {
+    this.closed = record.config.createdClosed;
+    const fork = record.fork;
+    if (fork === null) {
+      this.baseSeq = 0;
+      this.baseBytes = 0;
+    } else {
+      const p = parseOffset(fork.offset) as { readSeq: number; byteOffset: number };
+      this.baseSeq = p.readSeq;
+      this.baseBytes = p.byteOffset;
+    }
+  }
+
+  get name(): string {
+    return this.record.name;
+  }
+  get config(): MutableConfig {
+    return this.record.config;
+  }
+  get fork(): ForkInfo | null {
+    return this.record.fork;
+  }
+  get tombstone(): boolean {
+    return this.record.tombstone;
+  }
+  get salt(): number {
+    return this.record.salt;
+  }
+  get createdAt(): number {
+    return this.record.createdAt;
+  }
+  get tailSeq(): number {
+    return this.baseSeq + this.index.count;
+  }
+  get tailBytes(): number {
+    return this.baseBytes + this.bytes;
+  }
+  tail(): Offset {
+    return formatOffset(this.tailSeq, this.tailBytes);
+  }
+
+  /** Nothing in flight, nobody listening, nothing owed to disk: the entry may be dropped and rebuilt later. */
+  get idle(): boolean {
+    return (
+      !this.draining &&
+      this.queue.length === 0 &&
+      this.listeners.size === 0 &&
+      this.users === 0 &&
+      this.opening === null &&
+      !this.touchPending &&
+      !this.needsTruncate &&
+      this.logWrite === null &&
+      this.deleting === null
+    );
+  }
+
+  /** First local message index whose offset is at or after (seq, bytes); `count` when none. */
+  lowerBound(seq: number, bytes: number): number {
+    const count = this.index.count;
+    const d = seq - this.baseSeq;
+    if (d <= 0) return d < 0 || this.baseBytes >= bytes ? 0 : Math.min(1, count);
+    if (d > count) return count;
+    return this.baseBytes + this.index.before(d) >= bytes ? d : Math.min(d + 1, count);
+  }
+}
+
+export type LoadResult =
+  | { readonly kind: 'ok'; readonly entry: StreamEntry; readonly cut: number }
+  | { readonly kind: 'quarantine'; readonly reason: string };
+
+/**
+ * Builds a stream's entry from its log: verifies every record's checksum, replays the records into the index and
+ * state, and cuts a torn tail (an interrupted write) off the file. A log written by another incarnation of the name
+ * (its salt differs) or missing while the catalog says it was created is refused.
+ */
+export async function loadEntry(
+  fs: FileSystem,
+  record: CatalogRecord,
+  path: string,
+  now: number,
+): Promise<LoadResult> {
+  const entry = new StreamEntry(record, path, LOG_HEADER_SIZE);
+  let fh: FileHandleLike;
+  try {
+    fh = await fs.open(path, 'r+');
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    if (record.hasLog) return { kind: 'quarantine', reason: 'the log is missing' };
+    entry.logSize = 0;
+    return { kind: 'ok', entry, cut: 0 };
+  }
+  try {
+    const { size } = await fh.stat();
+    const header = Buffer.alloc(LOG_HEADER_SIZE);
+    if (size >= LOG_HEADER_SIZE) await fh.read(header, 0, LOG_HEADER_SIZE, 0);
+    const salt = size >= LOG_HEADER_SIZE ? decodeLogHeader(header) : undefined;
+    if (salt !== record.salt) {
+      // Left behind by an earlier stream of the same name whose removal a crash undid, or never completed by a
+      // first write: the stream has no data of its own yet, and its first write replaces the file.
+      if (!record.hasLog) {
+        entry.logSize = 0;
+        return { kind: 'ok', entry, cut: 0 };
+      }
+      return {
+        kind: 'quarantine',
+        reason: salt === undefined ? 'the log header is damaged' : 'the log belongs to another stream',
+      };
+    }
+    let cum = 0;
+    const result = await scanLog(fh, size, salt, {
+      message: (position, length) => {
+        cum += length;
+        entry.index.push(position, cum);
+      },
+      commit: (closed, updatedAt, expiresAt, lastSeq, producer) => {
+        entry.closed = closed;
+        if (updatedAt !== null) entry.updatedAt = updatedAt;
+        if (expiresAt !== null && (record.config.expiresAt === null || expiresAt > record.config.expiresAt)) {
+          record.config.expiresAt = expiresAt;
+        }
+        if (lastSeq !== null) entry.lastSeq = lastSeq;
+        if (producer !== undefined) entry.producers.set(producer.id, producer.state);
+      },
+      touch: (expiresAt) => {
+        if (record.config.expiresAt === null || expiresAt > record.config.expiresAt) {
+          record.config.expiresAt = expiresAt;
+        }
+      },
+    });
+    if (result.kind === 'corrupt') return { kind: 'quarantine', reason: result.reason };
+    let cut = 0;
+    if (result.kind === 'torn') {
+      cut = size - result.end;
+      await fh.truncate(result.end);
+      await fh.datasync();
+    }
+    entry.logSize = result.end;
+    entry.bytes = cum;
+    for (const [pid, state] of entry.producers) {
+      if (now - state.updatedAt > PRODUCER_STATE_TTL_MS) entry.producers.delete(pid);
+    }
+    return { kind: 'ok', entry, cut };
+  } finally {
+    await fh.close();
+  }
+}
