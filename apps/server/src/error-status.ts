@@ -67,9 +67,12 @@ export const HTTP_ERROR_STATUS = {
   REQUEST_TIMEOUT: 408,
   /** The request line and headers are larger than the configured limit. */
   HEADERS_TOO_LARGE: 431,
-  /** The server is starting (storage not open yet) or shutting down. */
+  /** Storage did not open within the start-up wait or failed to open, or the server is shutting down. */
   SERVICE_UNAVAILABLE: 503,
-  /** Load shedding: too many requests are using storage at once (`Retry-After`). */
+  /**
+   * Load shedding (`Retry-After`): the request waited for storage longer than the queue target while the queue stood
+   * above it, or the queue was full.
+   */
   OVERLOADED: 503,
   /** Load shedding: the server holds its maximum of long-poll and SSE connections (`Retry-After`). */
   TOO_MANY_LIVE_READS: 503,

@@ -101,8 +101,9 @@ export async function openStorage(
 }
 
 /**
- * Binds the app to a port. The server listens before storage is open (`/readyz` answers 503 until it is), and has
- * header, request and keep-alive timeouts so slow clients cannot hold connections.
+ * Binds the app to a port. The server listens before storage is open (`/readyz` answers 503 until it is, and stream
+ * requests wait for it up to the request timeout), and has header, request and keep-alive timeouts so slow clients
+ * cannot hold connections.
  */
 export async function startServer(
   config: ServerConfig,

@@ -2,14 +2,15 @@
 // costs a file descriptor at both ends, so 10,000 readers and the server they read from do not fit in one process
 // under a 20,000-descriptor limit.
 //
-// Parent → child: { urls, localAddresses?, window? } to start: one GET per URL, each on a socket of its own, with at
-// most `window` requests not yet written at a time (so that a busy machine sends every request head promptly after
-// its connection opens, rather than opening 10,000 connections first and tripping the server's headers timeout).
+// Parent → child: { urls, localAddresses?, window?, method?, body?, headers? } to start: one request per URL (GET
+// unless told), each on a socket of its own, with at most `window` requests not yet written at a time (so that a busy
+// machine sends every request head promptly after its connection opens, rather than opening 10,000 connections first
+// and tripping the server's headers timeout).
 // Child → parent: { sent } once every request is written; { done, statuses, bodies, retryAfter, errors, firstAt,
 // lastAt } once every request is answered or failed (Date.now() of the first and last answer).
 import { request } from 'node:http';
 
-function run({ urls, localAddresses = [], window = 256 }) {
+function run({ urls, localAddresses = [], window = 256, method = 'GET', body, headers = {} }) {
   const statuses = {};
   const bodies = {};
   const retryAfter = {};
@@ -48,8 +49,8 @@ function run({ urls, localAddresses = [], window = 256 }) {
       // An explicit local address costs a bind() whose port search grows with the sockets already bound; leave it
       // to connect() unless asked.
       localAddresses.length === 0
-        ? { agent: false }
-        : { agent: false, localAddress: localAddresses[i % localAddresses.length] },
+        ? { agent: false, method, headers }
+        : { agent: false, method, headers, localAddress: localAddresses[i % localAddresses.length] },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
@@ -65,7 +66,7 @@ function run({ urls, localAddresses = [], window = 256 }) {
       },
     );
     req.on('error', (err) => settle(err.code ?? err.message, errors));
-    req.end(flushed);
+    req.end(body, flushed);
   };
   for (let k = 0; k < window; k++) start();
 }
