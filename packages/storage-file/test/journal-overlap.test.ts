@@ -2,7 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FileHandleLike, FileStorage, type FileSystem, nodeFileSystem } from '../src/index.js';
+import {
+  type FileHandleLike,
+  FileStorage,
+  type FileSystem,
+  nodeFileSystem,
+  type OpenFlags,
+} from '../src/index.js';
 import { dec, enc } from './helpers.js';
 
 /** The real file system; log writes can be held, and writes and syncs are recorded in order. */
@@ -16,10 +22,15 @@ class RecordingFs implements FileSystem {
     for (const go of this.held.splice(0)) go();
   }
 
-  async open(path: string, flags: 'r' | 'r+' | 'wx+'): Promise<FileHandleLike> {
+  async open(path: string, flags: OpenFlags): Promise<FileHandleLike> {
     const fh = await nodeFileSystem.open(path, flags);
     const self = this;
-    const what = path.endsWith(`${sep}log`) ? 'log' : path.endsWith(`${sep}journal`) ? 'journal' : 'other';
+    const what =
+      path.includes(`${sep}logs${sep}`) && flags !== 'r'
+        ? 'log'
+        : path.endsWith(`${sep}journal`)
+          ? 'journal'
+          : 'other';
     return {
       read: (b, o, l, p) => fh.read(b, o, l, p),
       async writev(buffers, position) {
@@ -70,7 +81,8 @@ describe('journal rounds overlapping log writes', () => {
       journalCheckpointBytes: 1,
     });
     const s = storage;
-    await s.createStream('s', { contentType: 'text/plain' });
+    // Created with a message, so that its log exists before the append (a first write would create it).
+    await s.createStream('s', { contentType: 'text/plain', messages: [enc('first')] });
     fs.holdLogWrites = true;
     const journalSynced = new Promise<void>((resolve) => {
       fs.journalSynced = resolve;
@@ -79,7 +91,10 @@ describe('journal rounds overlapping log writes', () => {
     const appended = s.append('s', { messages: [enc('held')], contentType: 'text/plain' });
     // The round is durable in the journal while the log write is still held.
     await journalSynced;
-    expect(fs.events).toEqual(['journal write', 'journal sync']);
+    // (The checkpoint after the create's round may still have been finishing when the events were reset: it runs
+    // before the next round, so what it did comes before this round's journal write.)
+    const events = fs.events.filter((e) => !e.startsWith('other'));
+    expect(events.slice(events.indexOf('journal write'))).toEqual(['journal write', 'journal sync']);
     // Let the checkpoint that follows the round run as far as it can before the write goes through.
     for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
     fs.holdLogWrites = false;
@@ -88,10 +103,10 @@ describe('journal rounds overlapping log writes', () => {
     await s.close();
     storage = undefined;
     const write = fs.events.indexOf('log write');
-    const sync = fs.events.indexOf('log sync');
+    const sync = fs.events.indexOf('log sync', write);
     expect(write).toBeGreaterThan(-1);
     expect(sync).toBeGreaterThan(write);
     storage = await FileStorage.open({ rootDir: dir });
-    expect((await storage.read('s', '-1')).messages.map(dec)).toEqual(['held']);
+    expect((await storage.read('s', '-1')).messages.map(dec)).toEqual(['first', 'held']);
   });
 });

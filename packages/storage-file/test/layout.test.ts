@@ -1,9 +1,15 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FileStorage, type FileSystem, nodeFileSystem } from '../src/index.js';
+import {
+  type FileHandleLike,
+  FileStorage,
+  type FileSystem,
+  nodeFileSystem,
+  type OpenFlags,
+} from '../src/index.js';
 import { MessageIndex } from '../src/message-index.js';
 import { dec, enc, type Fixture, fixture } from './helpers.js';
 
@@ -31,10 +37,14 @@ describe('names on disk', () => {
     for (const [i, name] of names.entries()) {
       await f.storage.createStream(name, { contentType: 'text/plain', messages: [enc(String(i))] });
     }
-    const dirs = await readdir(join(f.dir, 'streams'));
-    expect(dirs).toHaveLength(names.length);
-    for (const d of dirs) expect(d).toMatch(/^[0-9a-f]{64}$/);
-    expect(await readdir(f.dir)).toEqual(expect.arrayContaining(['streams', 'LOCK', 'FORMAT']));
+    const files: string[] = [];
+    for (const d of await readdir(join(f.dir, 'logs'))) {
+      expect(d).toMatch(/^[0-9a-f]{2}$/);
+      for (const file of await readdir(join(f.dir, 'logs', d))) files.push(d + file);
+    }
+    expect(files).toHaveLength(names.length);
+    for (const id of files) expect(id).toMatch(/^[0-9a-f]{64}$/);
+    expect(await readdir(f.dir)).toEqual(expect.arrayContaining(['logs', 'journal', 'LOCK', 'FORMAT']));
     const s = await f.reopen();
     for (const [i, name] of names.entries()) {
       expect((await s.read(name, '-1')).messages.map(dec)).toEqual([String(i)]);
@@ -61,27 +71,29 @@ describe('bounded file handles', () => {
   it('keeps at most maxOpenFiles logs open across many streams', async () => {
     let open = 0;
     let peak = 0;
+    // Log files (not folders, which are opened read-only to be synced), through either kind of open.
+    const count = (path: string, flags: OpenFlags, fh: FileHandleLike): FileHandleLike => {
+      if (!path.includes(`${sep}logs${sep}`) || flags === 'r') return fh;
+      open++;
+      peak = Math.max(peak, open);
+      return {
+        ...fh,
+        read: fh.read.bind(fh),
+        writev: fh.writev.bind(fh),
+        datasync: fh.datasync.bind(fh),
+        sync: fh.sync.bind(fh),
+        truncate: fh.truncate.bind(fh),
+        stat: fh.stat.bind(fh),
+        close: async () => {
+          open--;
+          await fh.close();
+        },
+      };
+    };
     const counting: FileSystem = {
       ...nodeFileSystem,
-      async open(path, flags) {
-        const fh = await nodeFileSystem.open(path, flags);
-        if (!path.endsWith('/log')) return fh;
-        open++;
-        peak = Math.max(peak, open);
-        return {
-          ...fh,
-          read: fh.read.bind(fh),
-          writev: fh.writev.bind(fh),
-          datasync: fh.datasync.bind(fh),
-          sync: fh.sync.bind(fh),
-          truncate: fh.truncate.bind(fh),
-          stat: fh.stat.bind(fh),
-          close: async () => {
-            open--;
-            await fh.close();
-          },
-        };
-      },
+      open: async (path, flags) => count(path, flags, await nodeFileSystem.open(path, flags)),
+      openSync: (path, flags) => count(path, flags, nodeFileSystem.openSync!(path, flags)),
     };
     f = await fixture({ maxOpenFiles: 4, fileSystem: counting, recoveryConcurrency: 2 });
     const s = f.storage;
