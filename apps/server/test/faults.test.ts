@@ -59,6 +59,10 @@ class FlakyDisk implements FileSystem {
     this.check('other-write');
     return nodeFileSystem.mkdir(path);
   };
+  link = async (from: string, to: string) => {
+    this.check('other-write');
+    return nodeFileSystem.link(from, to);
+  };
   readdir = nodeFileSystem.readdir;
   rename = nodeFileSystem.rename;
   unlink = nodeFileSystem.unlink;

@@ -496,6 +496,7 @@ function confinedFs(root: string, escapes: string[]): FileSystem {
     mkdir: guard(n.mkdir, 1),
     readdir: guard(n.readdir, 1),
     rename: guard(n.rename, 2),
+    link: guard(n.link, 2),
     unlink: guard(n.unlink, 1),
     rmrf: guard(n.rmrf, 1),
     exists: guard(n.exists, 1),
@@ -644,10 +645,17 @@ for (const backend of ['memory', 'file'] as const) {
 
       if (backend === 'file') {
         expect(escapes).toEqual([]);
-        // The data directory's parent holds nothing else, and every stream directory is a hashed name.
+        // The data directory's parent holds nothing else, and no name inside comes from a stream name: each is a hex
+        // digest (or a fan-out part of one), one of the backend's own fixed names, or a temporary file.
         expect(await readdir(parent)).toEqual(['data']);
-        const streams = await readdir(join(dataDir, 'streams'));
-        for (const d of streams) expect(d).toMatch(/^[0-9a-f]{64}$|^\./);
+        const names = await readdir(dataDir, { recursive: true });
+        for (const path of names) {
+          for (const part of path.split(sep)) {
+            expect(part).toMatch(
+              /^[0-9a-f]{2,64}$|^(LOCK|FORMAT|catalog|journal|logs|tmp|streams|meta\.json|log)$|\.tmp$|^\./,
+            );
+          }
+        }
       }
     });
   });
