@@ -123,19 +123,15 @@ export function parseBytes(raw: string): number {
   return v;
 }
 
-/** A count where `0`, `none` or `unlimited` mean no limit. */
-function optionalCount(raw: string): number | undefined {
-  const t = raw.trim().toLowerCase();
-  if (t === '' || t === '0' || t === 'none' || t === 'unlimited') return undefined;
-  return integer(1)(raw);
-}
-
 /** A limit where `0`, `none` or `unlimited` mean no limit. */
-function optionalBytes(raw: string): number | undefined {
-  const t = raw.trim().toLowerCase();
-  if (t === '' || t === '0' || t === 'none' || t === 'unlimited') return undefined;
-  return parseBytes(raw);
+function optional(parse: (raw: string) => number) {
+  return (raw: string): number | undefined => {
+    const t = raw.trim().toLowerCase();
+    return t === '' || t === '0' || t === 'none' || t === 'unlimited' ? undefined : parse(raw);
+  };
 }
+const optionalCount = optional(integer(1));
+const optionalBytes = optional(parseBytes);
 
 export function parseBoolean(raw: string): boolean {
   const t = raw.trim().toLowerCase();

@@ -38,10 +38,10 @@ export interface AppOptions {
   readonly maxLiveReadsPerClient?: number | undefined;
   /**
    * Most requests inside their storage calls at once (a slot is taken after the body has arrived; live reads give it
-   * back while they wait); more wait in a queue (see `queueTargetMs`). @default sized by memory, 64 to 1024
+   * back while they wait); more wait in a queue (see `queueTargetMs`). @default sized by memory, 64 to 4096
    */
   readonly maxInFlight?: number | undefined;
-  /** Most requests waiting for a storage slot; one more gets 503 at once. @default sized by memory */
+  /** Most requests waiting for a storage slot; one more gets 503 at once (`0`: no queue). @default sized by memory */
   readonly maxQueued?: number | undefined;
   /**
    * Queueing delay the server aims to stay under: once it has stayed above this for `queueIntervalMs`, requests that
