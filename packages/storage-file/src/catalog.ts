@@ -26,6 +26,8 @@ export class CatalogRecord {
   removed = false;
   /** The stream's log file exists (created by its first write). */
   hasLog: boolean;
+  /** Known to have no log file (created by this process and not written to yet): it loads without any I/O. */
+  noFile = false;
   private idCache: string | undefined;
 
   constructor(

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   type AppendRequest,
@@ -60,7 +61,10 @@ export interface FileStorageOptions {
   readonly maxStreamBytes?: number | undefined;
   /** The source of "now". @default the system clock */
   readonly clock?: Clock | undefined;
-  /** Log files kept open at once; least recently used are closed beyond it. @default 1024 */
+  /**
+   * Log files kept open at once; least recently used are closed beyond it.
+   * @default a quarter of the process's open-file limit, between 256 and 16384 (1024 where the limit is unknown)
+   */
   readonly maxOpenFiles?: number | undefined;
   /**
    * Streams kept loaded (offset index, producer state, commit queue in memory); beyond it, the least recently used
@@ -192,7 +196,7 @@ export class FileStorage implements Storage {
       syncOnAppend,
       useJournal: syncOnAppend ? (options.journal ?? true) : false,
       maxGroupBytes: positive('maxGroupBytes', options.maxGroupBytes, 16 * 1024 * 1024),
-      maxOpenFiles: positive('maxOpenFiles', options.maxOpenFiles, 1024),
+      maxOpenFiles: positive('maxOpenFiles', options.maxOpenFiles, defaultMaxOpenFiles()),
       maxLoadedStreams: positive('maxLoadedStreams', options.maxLoadedStreams, 10_000),
       inlineWriteBytes: nonNegative('inlineWriteBytes', options.inlineWriteBytes, 128 * 1024),
       tailCacheBytes: nonNegative('tailCacheBytes', options.tailCacheBytes, 1024 * 1024),
@@ -433,6 +437,16 @@ export class FileStorage implements Storage {
     }
     return out;
   }
+}
+
+function defaultMaxOpenFiles(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m !== null) return Math.min(16384, Math.max(256, Math.floor(Number(m[1]) / 4)));
+  } catch {
+    // not Linux
+  }
+  return 1024;
 }
 
 /** Loads every stream now (`verifyOnOpen`): each log's checksums are verified and torn tails cut. */

@@ -191,8 +191,17 @@ export class Journal {
     this.dirty.add(log);
   }
 
-  /** Appends a group write of stream `id` and resolves once it is durable in the journal. */
-  submit(id: string, logSalt: number, position: number, parts: readonly Uint8Array[]): Promise<void> {
+  /**
+   * Appends a group write of stream `id` and resolves once it is durable in the journal; `onDurable` runs
+   * synchronously at that moment, before any checkpoint can start.
+   */
+  submit(
+    id: string,
+    logSalt: number,
+    position: number,
+    parts: readonly Uint8Array[],
+    onDurable?: () => void,
+  ): Promise<void> {
     if (this.closed) return Promise.reject(new Error('journal closed'));
     let len = ENTRY_FIXED;
     for (const p of parts) len += p.byteLength;
@@ -203,7 +212,7 @@ export class Journal {
     head.writeUInt32LE(logSalt >>> 0, 41);
     head.writeDoubleLE(position, 45);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ head, parts, resolve, reject });
+      this.queue.push({ head, parts, onDurable, resolve, reject });
       this.running ??= this.run();
     });
   }

@@ -25,7 +25,7 @@ import { encodeLogHeader, GroupEncoder, LOG_HEADER_SIZE, MAX_BODY, newSalt } fro
 import { classifyIoError } from './fs.js';
 import { writeAll } from './journal.js';
 import { ancestors, collect } from './lineage.js';
-import { journaledLog } from './log-writer.js';
+import { dropPending, journaledLog } from './log-writer.js';
 import { StreamEntry } from './stream-entry.js';
 
 /**
@@ -54,8 +54,7 @@ export function createStream(
       }
       return { created: false, nextOffset: existing.tail(), closed: existing.closed };
     }
-    const entry = await writeNewStream(core, name, config, now, null, messages, replace);
-    return { created: true, nextOffset: entry.tail(), closed: entry.closed };
+    return { created: true, ...(await writeNewStream(core, name, config, now, null, messages, replace)) };
   });
 }
 
@@ -126,8 +125,7 @@ export function createFork(core: Core, name: string, options: ForkOptions): Prom
       return { created: false, nextOffset: existing.tail(), closed: existing.closed };
     }
     const messages = prefix.concat(options.messages ?? []);
-    const entry = await writeNewStream(core, name, config, now, fork, messages, replace);
-    return { created: true, nextOffset: entry.tail(), closed: entry.closed };
+    return { created: true, ...(await writeNewStream(core, name, config, now, fork, messages, replace)) };
   });
 }
 
@@ -218,7 +216,7 @@ async function writeNewStream(
   fork: ForkInfo | null,
   messages: readonly Uint8Array[],
   replace: CatalogRecord | undefined,
-): Promise<StreamEntry> {
+): Promise<{ nextOffset: Offset; closed: boolean }> {
   const n = batchBytes(messages);
   if (n + messages.length * 4 + 256 > MAX_BODY) {
     throw new StorageError('MESSAGE_TOO_LARGE', 'a commit may hold at most 4 GiB');
@@ -270,6 +268,7 @@ async function writeNewStream(
     });
     pending.push(
       core.journal.submitCatalog(op, () => {
+        record.noFile = messages.length === 0;
         core.catalog.set(name, record);
         core.catalogDirty = true;
         if (fork !== null) {
@@ -293,7 +292,11 @@ async function writeNewStream(
     throw classifyIoError(err, what);
   }
   core.reserved -= n;
-  entry.logSize = messages.length > 0 ? encoder.pos : 0;
+  if (messages.length === 0) {
+    // Nothing to index: the stream is loaded (without I/O, see `noFile`) when first used.
+    return { nextOffset: entry.tail(), closed: entry.closed };
+  }
+  entry.logSize = encoder.pos;
   let cum = 0;
   let k = 0;
   for (const m of messages) {
@@ -304,7 +307,7 @@ async function writeNewStream(
   record.bytes = cum;
   core.total += cum;
   core.adopt(entry);
-  return entry;
+  return { nextOffset: entry.tail(), closed: entry.closed };
 }
 
 /** Journals the tombstone flag after every commit admitted before it. */
@@ -352,6 +355,7 @@ async function remove(core: Core, record: CatalogRecord): Promise<void> {
         if (entry !== undefined) {
           entry.removed = true;
           entry.touchPending = false;
+          dropPending(core, entry);
         }
       });
     } catch (err) {

@@ -1,6 +1,7 @@
 import { formatOffset, notFound, type Offset, parseOffset, StorageError } from '@streamkeep/storage';
 import type { Core } from './core.js';
 import { classifyIoError, errnoCode } from './fs.js';
+import { flushPending } from './log-writer.js';
 import type { StreamEntry } from './stream-entry.js';
 
 /**
@@ -110,6 +111,14 @@ async function readRange(
   const index = e.index;
   const start = index.position(i);
   const end = index.position(j - 1) + index.size(j - 1);
+  // Groups the journal holds that the log has not received yet are written out first.
+  if (e.pending.length > 0 && end > e.pendingAt) {
+    try {
+      await flushPending(core, e);
+    } catch (err) {
+      throw classifyIoError(err, `reading ${JSON.stringify(e.name)}`);
+    }
+  }
   const buf = Buffer.allocUnsafe(end - start);
   let fh = core.handles.acquireOpen(e);
   if (fh === undefined) {

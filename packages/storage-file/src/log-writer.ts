@@ -20,6 +20,26 @@ export async function writeAt(
   pos: number,
   what: string,
 ): Promise<void> {
+  const journal = core.journal;
+  const useJournal = core.settings.useJournal;
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  if (
+    useJournal !== false &&
+    entry.logSize !== 0 &&
+    total <= core.settings.inlineWriteBytes &&
+    (useJournal === 'always' || !journal.idle || core.directSyncs > 0)
+  ) {
+    return deferredWrite(core, entry, parts, pos, total, what);
+  }
+  // Written now: whatever earlier groups are still pending goes first, so that the file has no gap.
+  if (entry.pending.length > 0) {
+    try {
+      await flushPending(core, entry);
+    } catch (err) {
+      throw classifyIoError(err, what);
+    }
+  }
   let fresh = false;
   if (entry.logSize === 0) {
     fresh = true;
@@ -38,13 +58,10 @@ export async function writeAt(
       await fh.truncate(pos);
       entry.needsTruncate = false;
     }
-    let total = 0;
-    for (const p of parts) total += p.byteLength;
+    if (fresh) total += LOG_HEADER_SIZE;
     // A small write goes straight to the page cache from the event loop; it has completed (or thrown) before
     // anything else runs, so it never overlaps a journal entry or a checkpoint.
     const inline = total <= core.settings.inlineWriteBytes && fh.writevSync !== undefined;
-    const journal = core.journal;
-    const useJournal = core.settings.useJournal;
     if (useJournal !== false && (fresh || useJournal === 'always' || !journal.idle || core.directSyncs > 0)) {
       // Other syncs are in flight: join the journal's next round, shared with every stream in it. The log write
       // and the journal entry are issued together, so that the groups of all streams reach the same round instead
@@ -113,9 +130,101 @@ export async function writeAt(
   }
 }
 
+/** Pending bytes of one stream that are written out at once (one write instead of one per group). */
+const FLUSH_BYTES = 64 * 1024;
+const FLUSH_PARTS = 512;
+
+/**
+ * A group made durable by the journal alone: the log receives its bytes later, together with the stream's other
+ * pending groups, when they reach {@link FLUSH_BYTES}, when a read needs them, or at the next checkpoint (which syncs
+ * the log before the journal is emptied). One write into each of thousands of files per round costs the event loop
+ * more than the round's sync; written in batches, appends spread over many streams cost about what appends to a
+ * few streams do. A crash before the flush loses nothing: recovery re-applies the journal to the logs.
+ */
+async function deferredWrite(
+  core: Core,
+  entry: StreamEntry,
+  parts: Uint8Array[],
+  pos: number,
+  total: number,
+  what: string,
+): Promise<void> {
+  entry.journaled ??= journaledLog(core, entry);
+  core.journal.touch(entry.journaled);
+  try {
+    await core.journal.submit(entry.record.id, entry.salt, pos, parts, () => {
+      // Synchronously at durability, so that a checkpoint starting right after the round flushes these bytes too.
+      if (entry.pending.length === 0) {
+        entry.pendingAt = pos;
+        core.pendingStreams.add(entry);
+      }
+      for (const p of parts) entry.pending.push(p);
+      entry.pendingBytes += total;
+      core.pendingBytes += total;
+    });
+  } catch (err) {
+    throw classifyIoError(err, what);
+  }
+  // Durable already: a failed write is retried by the next flush (a read or the checkpoint needs it to succeed).
+  if (entry.pendingBytes >= FLUSH_BYTES || entry.pending.length >= FLUSH_PARTS) {
+    await flushPending(core, entry).catch(() => undefined);
+  }
+  // Memory held for pending writes is bounded: past the budget, the streams pending longest are written out.
+  if (core.pendingBytes > PENDING_BUDGET) {
+    for (const e of core.pendingStreams) {
+      if (core.pendingBytes <= PENDING_BUDGET / 2) break;
+      await flushPending(core, e).catch(() => undefined);
+    }
+  }
+}
+
+/** Pending bytes across all streams beyond which the oldest are written out. */
+const PENDING_BUDGET = 4 * 1024 * 1024;
+
+/** Forgets the pending writes of a stream whose log is gone (deleted). */
+export function dropPending(core: Core, entry: StreamEntry): void {
+  core.pendingBytes -= entry.pendingBytes;
+  core.pendingStreams.delete(entry);
+  entry.pending = [];
+  entry.pendingBytes = 0;
+}
+
+/** Writes a stream's pending groups to its log (see {@link deferredWrite}). */
+export async function flushPending(core: Core, entry: StreamEntry): Promise<void> {
+  while (entry.flushing !== null) await entry.flushing.catch(() => undefined);
+  if (entry.pending.length === 0 || entry.removed) return;
+  const run = (async () => {
+    const parts = entry.pending.slice();
+    const at = entry.pendingAt;
+    const bytes = entry.pendingBytes;
+    const fh = core.handles.acquireOpen(entry) ?? (await core.handles.acquire(entry));
+    try {
+      if (fh.writevSync !== undefined && bytes <= Math.max(FLUSH_BYTES, core.settings.inlineWriteBytes) * 2) {
+        writeAllSync(fh, parts, at, bytes);
+      } else {
+        await writeAll(fh, parts, at, bytes);
+      }
+    } finally {
+      core.handles.release(entry);
+    }
+    entry.pending.splice(0, parts.length);
+    entry.pendingBytes -= bytes;
+    core.pendingBytes -= bytes;
+    entry.pendingAt = at + bytes;
+    if (entry.pending.length === 0) core.pendingStreams.delete(entry);
+  })();
+  entry.flushing = run;
+  try {
+    await run;
+  } finally {
+    entry.flushing = null;
+  }
+}
+
 /** Creates (or empties) the log file of a stream that has none yet and adopts the handle into the pool. */
 async function createLog(core: Core, entry: StreamEntry): Promise<FileHandleLike> {
   const fh = await core.createLogFile(entry.record);
+  entry.record.noFile = false;
   core.handles.adopt(entry, fh);
   entry.logSize = LOG_HEADER_SIZE;
   return fh;
@@ -140,6 +249,7 @@ export function journaledLog(core: Core, entry: StreamEntry): JournaledLog {
       // A checkpoint right after a round may overtake the log write of one of its groups: sync after it.
       await entry.logWrite?.catch(() => undefined);
       try {
+        await flushPending(core, entry);
         await fh.datasync();
       } finally {
         core.handles.release(entry);

@@ -2,6 +2,8 @@ const CHUNK_SHIFT = 16;
 const CHUNK = 1 << CHUNK_SHIFT;
 const MASK = CHUNK - 1;
 const FIRST = 8;
+/** Shared by every empty index; never written (the first push replaces it). */
+const NONE = new Float64Array(0);
 
 /**
  * The in-memory offset index of one stream's local messages: for message `i`, the file position of its payload and
@@ -10,8 +12,9 @@ const FIRST = 8;
  * growing.
  */
 export class MessageIndex {
-  private pos: Float64Array[] = [new Float64Array(FIRST)];
-  private end: Float64Array[] = [new Float64Array(FIRST)];
+  // Allocated on the first push: most streams of a large root are never appended to while loaded.
+  private pos: Float64Array[] = [NONE];
+  private end: Float64Array[] = [NONE];
   count = 0;
 
   push(position: number, cumulativeEnd: number): void {
@@ -24,7 +27,7 @@ export class MessageIndex {
       this.pos.push(p);
       this.end.push(new Float64Array(CHUNK));
     } else if (k >= p.length) {
-      const np = new Float64Array(Math.min(CHUNK, p.length * 2));
+      const np = new Float64Array(Math.min(CHUNK, Math.max(FIRST, p.length * 2)));
       np.set(p);
       this.pos[c] = np;
       p = np;

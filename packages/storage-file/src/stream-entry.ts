@@ -70,6 +70,15 @@ export class StreamEntry implements HandleOwner {
   journaled: JournaledLog | undefined;
   /** A journaled group's log write still in flight (a checkpoint's sync of this log must cover it). */
   logWrite: Promise<void> | null = null;
+  /**
+   * Group writes made durable by the journal and not yet written to the log (see `flushPending`): their bytes, in
+   * order, from file position `pendingAt` on. The index already points at the positions they will have.
+   */
+  pending: Uint8Array[] = [];
+  pendingBytes = 0;
+  pendingAt = 0;
+  /** A flush of `pending` in progress. */
+  flushing: Promise<void> | null = null;
   /** The newest committed messages, kept in memory (see {@link TailCache}). */
   readonly cached = new StreamTail();
   /** Groups committed since this stream's queue last waited for the event loop. */
@@ -133,6 +142,8 @@ export class StreamEntry implements HandleOwner {
       !this.touchPending &&
       !this.needsTruncate &&
       this.logWrite === null &&
+      this.pending.length === 0 &&
+      this.flushing === null &&
       this.deleting === null
     );
   }

@@ -1,6 +1,6 @@
 import { cp, mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStorage } from '../src/index.js';
@@ -123,28 +123,59 @@ describe('injected I/O failures', () => {
     });
   }
 
-  it.each([
-    ['inline log writes', undefined],
-    ['thread-pool log writes', 0],
-  ])('a log write that fails while its journal entry succeeded is never replayed (%s)', async (_, inline) => {
-    const { fs, s } = await setup(true, 'always', inline);
-    fs.fail('writev', 'EIO', 1, true, '/log');
-    expect(await codeOf(s.append('s', { messages: [enc('failed')], contentType: 'text/plain' }))).toBe(
-      'INTERNAL',
-    );
-    // A crash now: the copy's journal must not bring the failed group back.
+  // A group written to its log right away (here: through the thread pool; small groups are deferred, see below).
+  it.each([['thread-pool log writes', 0]])(
+    'a log write that fails while its journal entry succeeded is never replayed (%s)',
+    async (_, inline) => {
+      const { fs, s } = await setup(true, 'always', inline);
+      fs.fail('writev', 'EIO', 1, true, '/log');
+      expect(await codeOf(s.append('s', { messages: [enc('failed')], contentType: 'text/plain' }))).toBe(
+        'INTERNAL',
+      );
+      // A crash now: the copy's journal must not bring the failed group back.
+      const copy = await mkdtemp(join(tmpdir(), 'sk-file-fault-copy-'));
+      try {
+        await cp(dir, copy, { recursive: true });
+        await unlink(join(copy, 'LOCK'));
+        const crashed = await FileStorage.open({ rootDir: copy });
+        expect((await crashed.read('s', '-1')).messages.map(dec)).toEqual(['first']);
+        await crashed.close();
+      } finally {
+        await rm(copy, { recursive: true, force: true, maxRetries: 5 });
+      }
+      await s.append('s', { messages: [enc('next')], contentType: 'text/plain' });
+      expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'next']);
+    },
+  );
+
+  it('a deferred log write that fails is retried by the next read or checkpoint, and is never lost', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sk-file-fault-'));
+    const fs = new FaultyFs();
+    // No tail cache: a read of the pending group must go to the log, which needs the flush.
+    storage = await FileStorage.open({ rootDir: dir, fileSystem: fs, journal: 'always', tailCacheBytes: 0 });
+    const s = storage;
+    await s.createStream('s', { contentType: 'text/plain', messages: [enc('first')] });
+    await s.append('s', { messages: [enc('pending')], contentType: 'text/plain' });
+    fs.fail('writev', 'EIO', 1, false, `${sep}logs${sep}`);
+    expect(await codeOf(s.read('s', '-1'))).toBe('INTERNAL');
+    expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'pending']);
+    await s.append('s', { messages: [enc('again')], contentType: 'text/plain' });
+    // A crash now: the journal has what the log may lack.
     const copy = await mkdtemp(join(tmpdir(), 'sk-file-fault-copy-'));
     try {
       await cp(dir, copy, { recursive: true });
       await unlink(join(copy, 'LOCK'));
       const crashed = await FileStorage.open({ rootDir: copy });
-      expect((await crashed.read('s', '-1')).messages.map(dec)).toEqual(['first']);
+      expect((await crashed.read('s', '-1')).messages.map(dec)).toEqual(['first', 'pending', 'again']);
       await crashed.close();
     } finally {
       await rm(copy, { recursive: true, force: true, maxRetries: 5 });
     }
-    await s.append('s', { messages: [enc('next')], contentType: 'text/plain' });
-    expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['first', 'next']);
+    // A failed flush at the checkpoint of close() keeps the journal: the next open still has everything.
+    fs.fail('writev', 'EIO', 1, false, `${sep}logs${sep}`);
+    await s.close();
+    storage = await FileStorage.open({ rootDir: dir });
+    expect((await storage.read('s', '-1')).messages.map(dec)).toEqual(['first', 'pending', 'again']);
   });
 
   it.each([
