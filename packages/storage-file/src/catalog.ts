@@ -18,8 +18,17 @@ export type MutableConfig = { -readonly [K in keyof StreamConfig]: StreamConfig[
 export class CatalogRecord {
   /** Direct forks (tombstones included) that read this stream's data. Derived at open, never persisted. */
   refs = 0;
-  /** Local payload bytes as last known (exact while loaded; from the last snapshot otherwise). */
+  /**
+   * The stream's summary — local messages and payload bytes, closure, last update, last `Stream-Seq` — kept in step
+   * with its log while it is loaded and saved in the snapshot, so that a listing need not load every log. Exact
+   * unless `summaryExact` is false (after a crash, for streams not loaded since: their logs may hold more).
+   */
+  count = 0;
   bytes = 0;
+  closed: boolean;
+  updatedAt: number | null = null;
+  lastSeq: string | null = null;
+  summaryExact = true;
   /** Why the stream is refused (`CORRUPTED`), once its log failed a check. */
   quarantined: string | undefined;
   /** Set once a delete is durable. */
@@ -40,6 +49,7 @@ export class CatalogRecord {
     hasLog: boolean,
   ) {
     this.hasLog = hasLog;
+    this.closed = config.createdClosed;
   }
 
   /** The stream's file id: a SHA-256 of its name (any name maps to a short, safe, fixed-length file name). */
@@ -92,10 +102,10 @@ export function decodeCatalogOp(bytes: Uint8Array): CatalogOp {
 /** Applies one journaled change to a catalog map (at open, replaying the journal). */
 export function applyCatalogOp(catalog: Map<string, CatalogRecord>, op: CatalogOp): void {
   if (op.op === 'create') {
-    catalog.set(
-      op.name,
-      new CatalogRecord(op.name, { ...op.config }, op.createdAt, op.fork, false, op.salt, op.hasLog),
-    );
+    const r = new CatalogRecord(op.name, { ...op.config }, op.createdAt, op.fork, false, op.salt, op.hasLog);
+    // Replayed after a crash: what its log holds is learnt when it is loaded.
+    r.summaryExact = false;
+    catalog.set(op.name, r);
   } else if (op.op === 'tombstone') {
     const r = catalog.get(op.name);
     if (r !== undefined) r.tombstone = true;
@@ -109,8 +119,11 @@ export function applyCatalogOp(catalog: Map<string, CatalogRecord>, op: CatalogO
 //
 // header (16): magic (8) | record count u32 | crc32(magic + count) u32
 // content-type table: u16 count, each u16 length + UTF-8
-// records: u8 flags | u32 salt | f64 createdAt | f64 bytes | [f64 ttlSeconds] [f64 expiresAt] | u16 content type |
-//          u32 name length + UTF-8 | [fork: u32 source length + UTF-8 | u8 offset length + latin1 | u32 subOffset]
+// records: u8 flags | u8 flags2 | u32 salt | f64 createdAt | f64 bytes | f64 count | [f64 ttlSeconds]
+//          [f64 expiresAt] [f64 updatedAt] | u16 content type | u32 name length + UTF-8 |
+//          [u32 Stream-Seq length + UTF-8] | [fork: u32 source length + UTF-8 | u8 offset length + latin1 | u32 subOffset]
+// flags: 1 tombstone · 2 has a log · 4 created closed · 8 fork · 16 TTL · 32 deadline · 64 closed · 128 updatedAt;
+// flags2: 1 Stream-Seq.
 // trailer: crc32 of everything after the header, u32
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -121,6 +134,9 @@ const S_CREATED_CLOSED = 4;
 const S_FORK = 8;
 const S_TTL = 16;
 const S_EXPIRES = 32;
+const S_CLOSED = 64;
+const S_UPDATED = 128;
+const S2_LAST_SEQ = 1;
 
 export function encodeSnapshot(records: Iterable<CatalogRecord>): Buffer[] {
   const types = new Map<string, number>();
@@ -146,21 +162,24 @@ export function encodeSnapshot(records: Iterable<CatalogRecord>): Buffer[] {
     const nameLen = Buffer.byteLength(r.name, 'utf8');
     const fork = r.fork;
     const srcLen = fork === null ? 0 : Buffer.byteLength(fork.source, 'utf8');
-    room(
-      1 + 4 + 8 + 8 + 16 + 2 + 4 + nameLen + (fork === null ? 0 : 4 + srcLen + 1 + fork.offset.length + 4),
-    );
+    const seqLen = r.lastSeq === null ? 0 : Buffer.byteLength(r.lastSeq, 'utf8');
+    room(70 + nameLen + seqLen + (fork === null ? 0 : 4 + srcLen + 1 + fork.offset.length + 4));
     const flags =
       (r.tombstone ? S_TOMBSTONE : 0) |
       (r.hasLog ? S_HAS_LOG : 0) |
       (c.createdClosed ? S_CREATED_CLOSED : 0) |
       (fork !== null ? S_FORK : 0) |
       (c.ttlSeconds !== null ? S_TTL : 0) |
-      (c.expiresAt !== null ? S_EXPIRES : 0);
+      (c.expiresAt !== null ? S_EXPIRES : 0) |
+      (r.closed ? S_CLOSED : 0) |
+      (r.updatedAt !== null ? S_UPDATED : 0);
     cur[p++] = flags;
+    cur[p++] = r.lastSeq !== null ? S2_LAST_SEQ : 0;
     cur.writeUInt32LE(r.salt >>> 0, p);
     cur.writeDoubleLE(r.createdAt, p + 4);
     cur.writeDoubleLE(r.bytes, p + 12);
-    p += 20;
+    cur.writeDoubleLE(r.count, p + 20);
+    p += 28;
     if (c.ttlSeconds !== null) {
       cur.writeDoubleLE(c.ttlSeconds, p);
       p += 8;
@@ -169,10 +188,19 @@ export function encodeSnapshot(records: Iterable<CatalogRecord>): Buffer[] {
       cur.writeDoubleLE(c.expiresAt, p);
       p += 8;
     }
+    if (r.updatedAt !== null) {
+      cur.writeDoubleLE(r.updatedAt, p);
+      p += 8;
+    }
     cur.writeUInt16LE(t, p);
     cur.writeUInt32LE(nameLen, p + 2);
     p += 6;
     p += cur.write(r.name, p, 'utf8');
+    if (r.lastSeq !== null) {
+      cur.writeUInt32LE(seqLen, p);
+      p += 4;
+      p += cur.write(r.lastSeq, p, 'utf8');
+    }
     if (fork !== null) {
       cur.writeUInt32LE(srcLen, p);
       p += 4;
@@ -230,10 +258,12 @@ export function decodeSnapshot(b: Buffer): Map<string, CatalogRecord> {
   const out = new Map<string, CatalogRecord>();
   for (let i = 0; i < count; i++) {
     const flags = b[p]!;
-    const salt = b.readUInt32LE(p + 1);
-    const createdAt = b.readDoubleLE(p + 5);
-    const bytes = b.readDoubleLE(p + 13);
-    p += 21;
+    const flags2 = b[p + 1]!;
+    const salt = b.readUInt32LE(p + 2);
+    const createdAt = b.readDoubleLE(p + 6);
+    const bytes = b.readDoubleLE(p + 14);
+    const count = b.readDoubleLE(p + 22);
+    p += 30;
     let ttlSeconds: number | null = null;
     let expiresAt: number | null = null;
     if (flags & S_TTL) {
@@ -244,11 +274,22 @@ export function decodeSnapshot(b: Buffer): Map<string, CatalogRecord> {
       expiresAt = b.readDoubleLE(p);
       p += 8;
     }
+    let updatedAt: number | null = null;
+    if (flags & S_UPDATED) {
+      updatedAt = b.readDoubleLE(p);
+      p += 8;
+    }
     const contentType = types[b.readUInt16LE(p)];
     const nameLen = b.readUInt32LE(p + 2);
     p += 6;
     const name = b.toString('utf8', p, p + nameLen);
     p += nameLen;
+    let lastSeq: string | null = null;
+    if (flags2 & S2_LAST_SEQ) {
+      const sl = b.readUInt32LE(p);
+      lastSeq = b.toString('utf8', p + 4, p + 4 + sl);
+      p += 4 + sl;
+    }
     let fork: ForkInfo | null = null;
     if (flags & S_FORK) {
       const sl = b.readUInt32LE(p);
@@ -271,6 +312,10 @@ export function decodeSnapshot(b: Buffer): Map<string, CatalogRecord> {
       (flags & S_HAS_LOG) !== 0,
     );
     r.bytes = bytes;
+    r.count = count;
+    r.closed = (flags & S_CLOSED) !== 0;
+    r.updatedAt = updatedAt;
+    r.lastSeq = lastSeq;
     out.set(name, r);
   }
   if (p !== end) throw new Error('the catalog snapshot is malformed');

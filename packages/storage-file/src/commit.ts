@@ -233,7 +233,12 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
     }
     entry.logSize = encoder.pos;
     entry.bytes = cum;
-    entry.record.bytes = cum;
+    const record = entry.record;
+    record.bytes = cum;
+    record.count = entry.index.count;
+    record.closed = entry.closed;
+    record.updatedAt = entry.updatedAt;
+    record.lastSeq = entry.lastSeq;
     core.catalogDirty = true;
     core.total += groupBytes;
     core.reserved -= groupBytes;
@@ -255,6 +260,7 @@ async function writeTouch(core: Core, entry: StreamEntry): Promise<void> {
   try {
     await writeAt(core, entry, encoder.finish(), encoder.startPos, 'renewing a deadline');
     entry.logSize = encoder.pos;
+    core.catalogDirty = true;
   } catch {
     // The in-memory deadline stays renewed; the next commit or touch persists it.
   }

@@ -2,7 +2,9 @@ import {
   type ByteLimits,
   type Clock,
   checkAccess,
+  formatOffset,
   notFound,
+  parseOffset,
   StorageError,
   type StreamMetadata,
 } from '@streamkeep/storage';
@@ -186,6 +188,20 @@ export class Core {
       record.bytes = entry.bytes;
       this.catalogDirty = true;
     }
+    if (
+      !record.summaryExact ||
+      record.count !== entry.index.count ||
+      record.closed !== entry.closed ||
+      record.lastSeq !== entry.lastSeq ||
+      record.updatedAt !== entry.updatedAt
+    ) {
+      record.count = entry.index.count;
+      record.closed = entry.closed;
+      record.updatedAt = entry.updatedAt;
+      record.lastSeq = entry.lastSeq;
+      record.summaryExact = true;
+      this.catalogDirty = true;
+    }
     this.adopt(entry);
     return entry;
   }
@@ -222,6 +238,29 @@ export class Core {
     const entry = await this.load(name);
     checkAccess(entry, now);
     return entry;
+  }
+
+  /** The metadata of a stream from its catalog record alone (its summary must be exact). */
+  recordMetadata(r: CatalogRecord): StreamMetadata {
+    let baseSeq = 0;
+    let baseBytes = 0;
+    if (r.fork !== null) {
+      const p = parseOffset(r.fork.offset) as { readSeq: number; byteOffset: number };
+      baseSeq = p.readSeq;
+      baseBytes = p.byteOffset;
+    }
+    return {
+      name: r.name,
+      config: { ...r.config },
+      nextOffset: formatOffset(baseSeq + r.count, baseBytes + r.bytes),
+      closed: r.closed,
+      totalBytes: r.bytes,
+      messageCount: r.count,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+      lastSeq: r.lastSeq,
+      fork: r.fork,
+    };
   }
 
   metadata(e: StreamEntry): StreamMetadata {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   type AppendRequest,
   type AppendResult,
@@ -30,7 +30,8 @@ import {
 } from '@streamkeep/storage';
 import { enqueueCommit, renewOnRead } from './commit.js';
 import { Core, type QuarantinedStream } from './core.js';
-import { classifyIoError, type FileSystem, nodeFileSystem } from './fs.js';
+import { classifyIoError, type FileSystem, nodeFileSystem, syncDir } from './fs.js';
+import { CLEAN_FILE } from './layout.js';
 import {
   cleanupExpired,
   createFork,
@@ -288,9 +289,19 @@ export class FileStorage implements Storage {
     this.closing = (async () => {
       while (core.ops.size > 0) await Promise.allSettled([...core.ops]);
       while (core.drains.size > 0) await Promise.all(core.drains);
-      await core.journal.close().catch(() => undefined);
+      const checkpointed = await core.journal.close().then(
+        () => true,
+        () => false,
+      );
       await core.handles.closeAll();
       for (const entry of core.entries.values()) entry.listeners.clear();
+      // Everything is in the logs and the snapshot: the next open may trust the snapshot's stream summaries.
+      if (checkpointed) {
+        await core.fs
+          .writeFile(join(core.root, CLEAN_FILE), Buffer.from('clean shutdown\n'))
+          .then(() => syncDir(core.fs, core.root))
+          .catch(() => undefined);
+      }
       core.state = 'closed';
       await this.releaseLock();
     })();
@@ -426,6 +437,13 @@ export class FileStorage implements Storage {
     const out: StreamMetadata[] = [];
     for (const name of names) {
       if (limit !== undefined && out.length >= limit) break;
+      // A stream not loaded is listed from its record when its summary is exact (always, unless the last shutdown
+      // was a crash and the stream has not been loaded since): no log is read.
+      const record = core.catalog.get(name);
+      if (record?.summaryExact && !core.entries.has(name)) {
+        if (!isExpired(record.config, now)) out.push(core.recordMetadata(record));
+        continue;
+      }
       let entry: Awaited<ReturnType<Core['load']>>;
       try {
         entry = await core.load(name);

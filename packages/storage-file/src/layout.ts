@@ -26,6 +26,11 @@ export const CATALOG_FILE = 'catalog';
 export const JOURNAL_FILE = 'journal';
 export const LOGS_DIR = 'logs';
 export const TMP_DIR = 'tmp';
+/**
+ * Present while the root is closed after a clean shutdown (written after the final checkpoint, removed at open before
+ * anything is written): the snapshot's stream summaries are then exact.
+ */
+export const CLEAN_FILE = 'CLEAN';
 
 /** The fan-out directory of a stream id (first two hex digits). */
 export function logDirOf(root: string, id: string): string {

@@ -305,6 +305,7 @@ async function writeNewStream(
   }
   entry.bytes = cum;
   record.bytes = cum;
+  record.count = messages.length;
   core.total += cum;
   core.adopt(entry);
   return { nextOffset: entry.tail(), closed: entry.closed };

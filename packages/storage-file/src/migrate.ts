@@ -91,6 +91,7 @@ export async function migrateFormat1(core: Core, progress: ProgressReporter): Pr
       true,
     );
     if (hasFile) await fs.link(join(dir, 'log'), logPathOf(root, id));
+    record.summaryExact = false;
     // The byte count is learnt when the stream is first loaded; a format-1 meta.json does not hold it.
     records.push(record);
     progress.report({

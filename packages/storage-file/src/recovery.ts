@@ -14,6 +14,7 @@ import { errnoCode, type FileHandleLike, syncDir } from './fs.js';
 import { Journal, type JournalEntry, parseJournal, writeAll } from './journal.js';
 import {
   CATALOG_FILE,
+  CLEAN_FILE,
   FORMAT_1_TEXT,
   FORMAT_FILE,
   FORMAT_TEXT,
@@ -119,6 +120,10 @@ export async function recover(
     for (const [k, v] of records) core.catalog.set(k, v);
   }
   for (const q of migrated) core.quarantine.set(q.name ?? q.dir, q);
+  // After a crash, streams written since the last checkpoint may hold more than the snapshot's summary says.
+  const cleanPath = join(root, CLEAN_FILE);
+  const clean = await fs.exists(cleanPath);
+  if (!clean) for (const r of core.catalog.values()) r.summaryExact = false;
 
   const journalPath = join(root, JOURNAL_FILE);
   const hadJournal = await fs.exists(journalPath);
@@ -173,7 +178,8 @@ export async function recover(
     await fh.close();
     throw err;
   }
-  if (!hadJournal) await syncDir(fs, root);
+  if (clean) await fs.unlink(cleanPath);
+  if (!hadJournal || clean) await syncDir(fs, root);
   core.journal.onCheckpoint = () => checkpointCatalog(core);
   return { streams: core.catalog.size, redone, catalogChanges: changes, migratedFrom };
 }

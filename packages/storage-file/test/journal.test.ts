@@ -127,3 +127,34 @@ describe('commit journal', () => {
     expect((await stat(join(root, 'journal'))).size).toBe(16);
   });
 });
+
+describe('stream summaries in the catalog', () => {
+  it('lists streams without reading their logs after a clean shutdown, and exactly after a crash', async () => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root, syncOnAppend: true, journal: 'always' });
+    open.push(s);
+    for (let i = 0; i < 20; i++) {
+      await s.createStream(`s${i}`, { contentType: 'text/plain', messages: [enc('x'.repeat(i))] });
+    }
+    await s.append('s3', { messages: [enc('more')], contentType: 'text/plain', seq: 'a1' });
+    await s.closeStream('s4');
+    const before = await s.listStreams();
+    // A crash copy taken now: the catalog snapshot was never written, the journal holds everything.
+    const crashed = await crashCopy(root);
+    await s.close();
+    const clean = await FileStorage.open({ rootDir: root, syncOnAppend: true });
+    open.push(clean);
+    expect(await clean.listStreams()).toEqual(before);
+    expect(clean.loadedStreams()).toBe(0);
+    const after = await FileStorage.open({ rootDir: crashed, syncOnAppend: true });
+    open.push(after);
+    expect(await after.listStreams()).toEqual(before);
+    // A crash after a checkpoint: the snapshot exists but is older than the logs, so listing loads them.
+    await after.append('s5', { messages: [enc('late')], contentType: 'text/plain' });
+    const expected = await after.listStreams();
+    const again = await crashCopy(crashed);
+    const r = await FileStorage.open({ rootDir: again, syncOnAppend: true });
+    open.push(r);
+    expect(await r.listStreams()).toEqual(expected);
+  });
+});

@@ -72,7 +72,7 @@ describe('a format-1 data directory', () => {
     await s.close();
 
     expect(await readFile(join(root, 'FORMAT'), 'utf8')).toBe('streamkeep-file-storage 2\n');
-    expect((await readdir(root)).sort()).toEqual(['FORMAT', 'catalog', 'journal', 'logs', 'tmp']);
+    expect((await readdir(root)).sort()).toEqual(['CLEAN', 'FORMAT', 'catalog', 'journal', 'logs', 'tmp']);
     const again = await FileStorage.open({ rootDir: root, clock });
     expect(again.recovery.migratedFrom).toBeUndefined();
     expect(Object.keys(await contents(again)).sort()).toEqual(
