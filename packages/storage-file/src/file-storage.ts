@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type AppendRequest,
@@ -30,7 +29,7 @@ import {
 } from '@streamkeep/storage';
 import { enqueueCommit, renewOnRead } from './commit.js';
 import { Core, type QuarantinedStream } from './core.js';
-import { classifyIoError, type FileSystem, nodeFileSystem, syncDir } from './fs.js';
+import { classifyIoError, defaultMaxOpenFiles, type FileSystem, nodeFileSystem, syncDir } from './fs.js';
 import { CLEAN_FILE } from './layout.js';
 import {
   cleanupExpired,
@@ -41,7 +40,13 @@ import {
 } from './lifecycle.js';
 import { ancestors, collect } from './lineage.js';
 import { acquireRootLock } from './lock.js';
-import { ProgressReporter, type RecoveryProgress, type RecoveryReport, recover } from './recovery.js';
+import {
+  ProgressReporter,
+  type RecoveryProgress,
+  type RecoveryReport,
+  recover,
+  verifyAll,
+} from './recovery.js';
 
 export type { QuarantinedStream } from './core.js';
 export type { RecoveryProgress, RecoveryReport } from './recovery.js';
@@ -455,57 +460,4 @@ export class FileStorage implements Storage {
     }
     return out;
   }
-}
-
-function defaultMaxOpenFiles(): number {
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (m !== null) return Math.min(16384, Math.max(256, Math.floor(Number(m[1]) / 4)));
-  } catch {
-    // not Linux
-  }
-  return 1024;
-}
-
-/** Loads every stream now (`verifyOnOpen`): each log's checksums are verified and torn tails cut. */
-async function verifyAll(
-  core: Core,
-  concurrency: number,
-  progress: ProgressReporter,
-): Promise<{ messages: number; logBytes: number }> {
-  const names = [...core.catalog.keys()];
-  let cursor = 0;
-  let messages = 0;
-  let logBytes = 0;
-  const worker = async (): Promise<void> => {
-    while (cursor < names.length) {
-      const name = names[cursor++]!;
-      try {
-        const e = await core.load(name);
-        messages += e.index.count;
-        logBytes += e.logSize;
-      } catch {
-        // quarantined: listed in the report
-      }
-      progress.report({
-        phase: 'verify',
-        streamsDone: cursor,
-        streamsTotal: names.length,
-        bytesDone: logBytes,
-        bytesTotal: 0,
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, names.length) }, worker));
-  progress.report(
-    {
-      phase: 'verify',
-      streamsDone: names.length,
-      streamsTotal: names.length,
-      bytesDone: logBytes,
-      bytesTotal: logBytes,
-    },
-    true,
-  );
-  return { messages, logBytes };
 }

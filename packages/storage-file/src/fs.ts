@@ -1,5 +1,5 @@
 import * as fsCb from 'node:fs';
-import { openSync, writevSync } from 'node:fs';
+import { openSync, readFileSync, writevSync } from 'node:fs';
 import * as nodeFs from 'node:fs/promises';
 import { StorageError, type StorageErrorCode } from '@streamkeep/storage';
 
@@ -184,4 +184,15 @@ export async function syncDir(fs: FileSystem, path: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** A quarter of the process's open-file limit, between 256 and 16384; 1024 where the limit cannot be read. */
+export function defaultMaxOpenFiles(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m !== null) return Math.min(16384, Math.max(256, Math.floor(Number(m[1]) / 4)));
+  } catch {
+    // not Linux
+  }
+  return 1024;
 }
