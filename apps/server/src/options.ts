@@ -23,7 +23,7 @@ export interface AppOptions {
    * (`startServer` also sets Node's own parser limit to this.) @default 16 KiB
    */
   readonly maxHeaderBytes?: number | undefined;
-  /** Most streams the server holds; creating one more gets 507 (`undefined` = no limit). @default 100000 */
+  /** Most streams the server holds; creating one more gets 507 (`undefined` = no limit). @default 1000000 */
   readonly maxStreams?: number | undefined;
   /**
    * Most long-poll and SSE requests open at once; one more gets 503 with `Retry-After`.
@@ -103,7 +103,7 @@ export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
 export const DEFAULT_READ_CACHE_CONTROL = 'public, max-age=60, stale-while-revalidate=300';
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-export const DEFAULT_MAX_STREAMS = 100_000;
+export const DEFAULT_MAX_STREAMS = 1_000_000;
 const SIZED = sizeLimits(machineResources(), DEFAULT_MAX_READ_BYTES);
 export const DEFAULT_MAX_LIVE_READS = SIZED.maxLiveReads;
 export const DEFAULT_MAX_IN_FLIGHT = SIZED.maxInFlight;
