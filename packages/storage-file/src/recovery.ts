@@ -10,7 +10,7 @@ import {
 } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
 import { decodeLogHeader, LOG_HEADER_SIZE } from './format.js';
-import { errnoCode, type FileHandleLike, syncDir } from './fs.js';
+import { errnoCode, type FileHandleLike, nodeFileSystem, syncDir, syncFileSystem } from './fs.js';
 import { Journal, type JournalEntry, parseJournal, writeAll } from './journal.js';
 import {
   CATALOG_FILE,
@@ -181,6 +181,9 @@ export async function recover(
   if (clean) await fs.unlink(cleanPath);
   if (!hadJournal || clean) await syncDir(fs, root);
   core.journal.onCheckpoint = () => checkpointCatalog(core);
+  // The real file system on Linux: a checkpoint with many logs to sync syncs the file system once instead.
+  if (core.fs === nodeFileSystem && process.platform === 'linux')
+    core.journal.syncAll = () => syncFileSystem(root);
   return { streams: core.catalog.size, redone, catalogChanges: changes, migratedFrom };
 }
 
