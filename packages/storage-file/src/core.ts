@@ -13,6 +13,7 @@ import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
 import { HandlePool } from './handles.js';
 import type { Journal } from './journal.js';
 import { logDirOf, logPathOf } from './layout.js';
+import { Catalog } from './snapshot.js';
 import { loadEntry, StreamEntry } from './stream-entry.js';
 import { TailCache } from './tail-cache.js';
 
@@ -50,7 +51,7 @@ export class Core {
   readonly fs: FileSystem;
   readonly root: string;
   readonly clock: Clock;
-  readonly catalog = new Map<string, CatalogRecord>();
+  catalog = new Catalog();
   /** Loaded streams, least recently used first. */
   readonly entries = new Map<string, StreamEntry>();
   readonly quarantine = new Map<string, QuarantinedStream>();

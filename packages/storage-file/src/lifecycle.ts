@@ -387,7 +387,8 @@ async function remove(core: Core, record: CatalogRecord): Promise<void> {
 
 /** Finishes cascades a crash interrupted: a tombstone nobody forks any more is removed (with its lineage). */
 export async function removeOrphanTombstones(core: Core): Promise<void> {
-  const orphans = [...core.catalog.values()].filter((r) => r.tombstone && r.refs === 0);
+  // Tombstones are always decoded: no need to decode every record to find them.
+  const orphans = [...core.catalog.decoded()].filter((r) => r.tombstone && r.refs === 0);
   for (const r of orphans) {
     const gone = await core.withNames([r.name], async () => {
       if (core.catalog.get(r.name) !== r || r.refs > 0) return false;

@@ -1,13 +1,6 @@
 import { join } from 'node:path';
 import { StorageError } from '@streamkeep/storage';
-import {
-  applyCatalogOp,
-  type CatalogRecord,
-  decodeCatalogOp,
-  decodeSnapshot,
-  encodeSnapshot,
-  streamId,
-} from './catalog.js';
+import { applyCatalogOp, decodeCatalogOp, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
 import { decodeLogHeader, LOG_HEADER_SIZE } from './format.js';
 import { errnoCode, type FileHandleLike, nodeFileSystem, syncDir, syncFileSystem } from './fs.js';
@@ -26,6 +19,7 @@ import {
   TMP_DIR,
 } from './layout.js';
 import { migrateFormat1 } from './migrate.js';
+import { Catalog } from './snapshot.js';
 
 /** How far a long open has come (see `FileStorageOptions.onProgress`). */
 export interface RecoveryProgress {
@@ -109,21 +103,18 @@ export async function recover(
     if (await fs.exists(join(root, old))) await fs.rmrf(join(root, old));
   }
 
-  const catalogPath = join(root, CATALOG_FILE);
-  if (await fs.exists(catalogPath)) {
-    let records: Map<string, CatalogRecord>;
-    try {
-      records = decodeSnapshot(Buffer.from(await fs.readFile(catalogPath)));
-    } catch (err) {
-      throw new StorageError('CORRUPTED', `${catalogPath}: ${(err as Error).message}`);
-    }
-    for (const [k, v] of records) core.catalog.set(k, v);
-  }
-  for (const q of migrated) core.quarantine.set(q.name ?? q.dir, q);
   // After a crash, streams written since the last checkpoint may hold more than the snapshot's summary says.
   const cleanPath = join(root, CLEAN_FILE);
   const clean = await fs.exists(cleanPath);
-  if (!clean) for (const r of core.catalog.values()) r.summaryExact = false;
+  const catalogPath = join(root, CATALOG_FILE);
+  if (await fs.exists(catalogPath)) {
+    try {
+      core.catalog = Catalog.decode(Buffer.from(await fs.readFile(catalogPath)), clean);
+    } catch (err) {
+      throw new StorageError('CORRUPTED', `${catalogPath}: ${(err as Error).message}`);
+    }
+  }
+  for (const q of migrated) core.quarantine.set(q.name ?? q.dir, q);
 
   const journalPath = join(root, JOURNAL_FILE);
   const hadJournal = await fs.exists(journalPath);
@@ -163,8 +154,12 @@ export async function recover(
       }
     }
   }
-  for (const r of core.catalog.values()) {
-    core.total += r.bytes;
+  // Fork counts, derived. After a clean shutdown only the records already decoded (forks, tombstones) are visited
+  // and the byte total is the snapshot's; after a crash every record is.
+  const exact = clean && changes === 0;
+  if (exact) core.total = core.catalog.snapshotBytes;
+  for (const r of exact ? [...core.catalog.decoded()] : core.catalog.values()) {
+    if (!exact) core.total += r.bytes;
     if (r.fork === null) continue;
     const src = core.catalog.get(r.fork.source);
     if (src !== undefined) src.refs++;
@@ -243,7 +238,7 @@ async function redoLog(core: Core, id: string, entries: JournalEntry[]): Promise
 
 /** Writes the whole catalog as the new snapshot (atomically replacing the old one). */
 export async function writeSnapshot(core: Core): Promise<void> {
-  await replaceFile(core.fs, core.root, CATALOG_FILE, encodeSnapshot(core.catalog.values()));
+  await replaceFile(core.fs, core.root, CATALOG_FILE, core.catalog.encode());
 }
 
 /**
@@ -252,7 +247,7 @@ export async function writeSnapshot(core: Core): Promise<void> {
  */
 async function checkpointCatalog(core: Core): Promise<void> {
   if (!core.catalogDirty && core.dirtyDirs.size === 0) return;
-  const parts = encodeSnapshot(core.catalog.values());
+  const parts = core.catalog.encode();
   core.catalogDirty = false;
   const dirs = [...core.dirtyDirs];
   core.dirtyDirs.clear();
