@@ -169,10 +169,12 @@ async function deferredWrite(
   if (entry.pendingBytes >= FLUSH_BYTES || entry.pending.length >= FLUSH_PARTS) {
     await flushPending(core, entry).catch(() => undefined);
   }
-  // Memory held for pending writes is bounded: past the budget, the streams pending longest are written out.
+  // Memory held for pending writes is bounded: past the budget, each deferred write also writes out a few of the
+  // streams pending longest (a little at a time, so that the event loop never stalls on thousands of writes).
   if (core.pendingBytes > PENDING_BUDGET) {
+    let n = 0;
     for (const e of core.pendingStreams) {
-      if (core.pendingBytes <= PENDING_BUDGET / 2) break;
+      if (++n > 8 || core.pendingBytes <= PENDING_BUDGET) break;
       await flushPending(core, e).catch(() => undefined);
     }
   }
