@@ -159,7 +159,7 @@ describe('limit settings', () => {
     expect(parseServerConfig([], {})).toMatchObject({
       maxBodyBytes: 10 * 1024 * 1024,
       maxHeaderBytes: 16 * 1024,
-      maxStreams: 100_000,
+      maxStreams: 1_000_000,
       maxLiveReads: sized.maxLiveReads,
       maxLiveReadsPerClient: undefined,
       maxInFlight: sized.maxInFlight,
