@@ -35,7 +35,7 @@ import { StreamEntry } from './stream-entry.js';
  * rounds, so a burst of creates costs about one sync per round, like appends.
  */
 
-export function createStream(
+export async function createStream(
   core: Core,
   name: string,
   options: CreateStreamOptions,
@@ -43,8 +43,10 @@ export function createStream(
   const now = core.clock.now();
   const config = resolveStreamOptions(options, now);
   const messages = options.messages ?? [];
-  return core.withNames([name], async () => {
+  let replaced: CatalogRecord | undefined;
+  const result = await core.withNames([name], async () => {
     const { existing, replace } = await claimName(core, name, now);
+    replaced = replace;
     if (existing !== undefined) {
       if (existing.fork !== null || !createMatchesExisting(existing, config)) {
         throw new StorageError(
@@ -56,14 +58,22 @@ export function createStream(
     }
     return { created: true, ...(await writeNewStream(core, name, config, now, null, messages, replace)) };
   });
+  // The expired stream the create replaced may have been a tombstoned source's last fork.
+  if (replaced?.removed) await cascade(core, replaced);
+  return result;
 }
 
-export function createFork(core: Core, name: string, options: ForkOptions): Promise<CreateStreamResult> {
+export async function createFork(
+  core: Core,
+  name: string,
+  options: ForkOptions,
+): Promise<CreateStreamResult> {
   const now = core.clock.now();
   // The request's own arguments first, before the source is looked up.
   const requested = validateForkRequest(options, now);
   const subOffset = requested.subOffset;
-  return core.withNames([name, options.source], async () => {
+  let replaced: CatalogRecord | undefined;
+  const result = await core.withNames([name, options.source], async () => {
     const source = await core.load(options.source);
     if (source.tombstone) {
       throw new StorageError(
@@ -109,6 +119,7 @@ export function createFork(core: Core, name: string, options: ForkOptions): Prom
     }
     const fork: ForkInfo = { source: options.source, offset: forkOffset, subOffset };
     const { existing, replace } = await claimName(core, name, now);
+    replaced = replace;
     if (existing !== undefined) {
       const same =
         createMatchesExisting(existing, config) &&
@@ -127,6 +138,8 @@ export function createFork(core: Core, name: string, options: ForkOptions): Prom
     const messages = prefix.concat(options.messages ?? []);
     return { created: true, ...(await writeNewStream(core, name, config, now, fork, messages, replace)) };
   });
+  if (replaced?.removed) await cascade(core, replaced);
+  return result;
 }
 
 export async function deleteStream(core: Core, name: string): Promise<DeleteResult> {
@@ -222,7 +235,8 @@ async function writeNewStream(
     throw new StorageError('MESSAGE_TOO_LARGE', 'a commit may hold at most 4 GiB');
   }
   checkByteLimits(core.settings.limits, core.total + core.reserved - (replace?.bytes ?? 0), 0, n);
-  // The expired stream goes first (it is invisible already); its log shares the new stream's file name.
+  // The expired stream goes first (it is invisible already); its log shares the new stream's file name. What its
+  // removal cascades to is done by the caller, once it holds no lock.
   if (replace !== undefined && !replace.removed) await remove(core, replace);
   const salt = newSalt();
   const record = new CatalogRecord(name, { ...config }, createdAt, fork, false, salt, messages.length > 0);

@@ -26,10 +26,20 @@ export async function writeAt(
   for (const p of parts) total += p.byteLength;
   if (
     useJournal !== false &&
-    entry.logSize !== 0 &&
     total <= core.settings.inlineWriteBytes &&
-    (useJournal === 'always' || !journal.idle || core.directSyncs > 0)
+    (entry.logSize === 0 || useJournal === 'always' || !journal.idle || core.directSyncs > 0)
   ) {
+    // A first write carries the log's header, and the log file is created when the bytes are written out.
+    if (entry.logSize === 0) {
+      return deferredWrite(
+        core,
+        entry,
+        [encodeLogHeader(entry.salt), ...parts],
+        0,
+        total + LOG_HEADER_SIZE,
+        what,
+      );
+    }
     return deferredWrite(core, entry, parts, pos, total, what);
   }
   // Written now: whatever earlier groups are still pending goes first, so that the file has no gap.
@@ -169,19 +179,22 @@ async function deferredWrite(
   if (entry.pendingBytes >= FLUSH_BYTES || entry.pending.length >= FLUSH_PARTS) {
     await flushPending(core, entry).catch(() => undefined);
   }
-  // Memory held for pending writes is bounded: past the budget, each deferred write also writes out a few of the
+  // Memory held for pending writes is bounded: past the budget, each deferred write also writes out the one or two
   // streams pending longest (a little at a time, so that the event loop never stalls on thousands of writes).
   if (core.pendingBytes > PENDING_BUDGET) {
     let n = 0;
     for (const e of core.pendingStreams) {
-      if (++n > 8 || core.pendingBytes <= PENDING_BUDGET) break;
+      if (++n > 2 || core.pendingBytes <= PENDING_BUDGET) break;
       await flushPending(core, e).catch(() => undefined);
     }
   }
 }
 
-/** Pending bytes across all streams beyond which the oldest are written out. */
-const PENDING_BUDGET = 4 * 1024 * 1024;
+/**
+ * Pending bytes across all streams beyond which the oldest are written out. Large enough that a stream of thousands
+ * appended to now and then collects several groups per write; the checkpoint writes out everything anyway.
+ */
+const PENDING_BUDGET = 16 * 1024 * 1024;
 
 /** Forgets the pending writes of a stream whose log is gone (deleted). */
 export function dropPending(core: Core, entry: StreamEntry): void {
@@ -199,7 +212,16 @@ export async function flushPending(core: Core, entry: StreamEntry): Promise<void
     const parts = entry.pending.slice();
     const at = entry.pendingAt;
     const bytes = entry.pendingBytes;
-    const fh = core.handles.acquireOpen(entry) ?? (await core.handles.acquire(entry));
+    // Pending bytes from position 0 start with the header: the stream's first write, whose log is created now
+    // (replacing any file an earlier stream of the same name left behind).
+    let fh: FileHandleLike;
+    if (at === 0) {
+      fh = await core.createLogFile(entry.record);
+      entry.record.noFile = false;
+      core.handles.adopt(entry, fh);
+    } else {
+      fh = core.handles.acquireOpen(entry) ?? (await core.handles.acquire(entry));
+    }
     try {
       if (fh.writevSync !== undefined && bytes <= Math.max(FLUSH_BYTES, core.settings.inlineWriteBytes) * 2) {
         writeAllSync(fh, parts, at, bytes);
@@ -214,6 +236,10 @@ export async function flushPending(core: Core, entry: StreamEntry): Promise<void
     core.pendingBytes -= bytes;
     entry.pendingAt = at + bytes;
     if (entry.pending.length === 0) core.pendingStreams.delete(entry);
+    if (at === 0) {
+      entry.record.hasLog = true;
+      core.catalogDirty = true;
+    }
   })();
   entry.flushing = run;
   try {
@@ -243,6 +269,10 @@ export function journaledLog(core: Core, entry: StreamEntry): JournaledLog {
       await flushPending(core, entry);
     },
     syncLog: async () => {
+      // Write out what the log still lacks first (this may create it); a checkpoint right after a round may also
+      // overtake the log write of one of its groups: sync after it.
+      await entry.logWrite?.catch(() => undefined);
+      if (entry.pending.length > 0) await flushPending(core, entry);
       let fh: FileHandleLike;
       try {
         fh = await core.handles.acquire(entry);
@@ -252,10 +282,7 @@ export function journaledLog(core: Core, entry: StreamEntry): JournaledLog {
         if (entry.removed) return;
         throw err;
       }
-      // A checkpoint right after a round may overtake the log write of one of its groups: sync after it.
-      await entry.logWrite?.catch(() => undefined);
       try {
-        await flushPending(core, entry);
         await fh.datasync();
       } finally {
         core.handles.release(entry);
