@@ -40,16 +40,12 @@ import {
 } from './lifecycle.js';
 import { ancestors, collect } from './lineage.js';
 import { acquireRootLock } from './lock.js';
-import {
-  ProgressReporter,
-  type RecoveryProgress,
-  type RecoveryReport,
-  recover,
-  verifyAll,
-} from './recovery.js';
+import { ProgressReporter, type RecoveryProgress } from './progress.js';
+import { type RecoveryReport, recover, verifyAll } from './recovery.js';
 
 export type { QuarantinedStream } from './core.js';
-export type { RecoveryProgress, RecoveryReport } from './recovery.js';
+export type { RecoveryProgress } from './progress.js';
+export type { RecoveryReport } from './recovery.js';
 
 /** Options of {@link FileStorage.open}. */
 export interface FileStorageOptions {

@@ -1,7 +1,8 @@
 import { crc32 } from 'node:zlib';
 import { crc32Range } from './crc.js';
-import { LOG_HEADER_SIZE, newSalt, RECORD_HEADER_SIZE } from './format.js';
+import { decodeLogHeader, LOG_HEADER_SIZE, newSalt, RECORD_HEADER_SIZE } from './format.js';
 import type { FileHandleLike } from './fs.js';
+import { skipBytes } from './layout.js';
 
 /**
  * The commit journal: with `syncOnAppend`, every group write is also appended here, and one `fdatasync` of the
@@ -400,16 +401,27 @@ export function writeAllSync(fh: FileHandleLike, parts: Uint8Array[], position: 
   }
 }
 
-function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let skip = n;
-  for (const p of parts) {
-    if (skip >= p.byteLength) {
-      skip -= p.byteLength;
-      continue;
-    }
-    out.push(skip > 0 ? p.subarray(skip) : p);
-    skip = 0;
+/** The salt in the header of an open log, or `undefined` when the header is missing or damaged. */
+export async function logSalt(fh: FileHandleLike): Promise<number | undefined> {
+  const header = Buffer.alloc(LOG_HEADER_SIZE);
+  const { size } = await fh.stat();
+  if (size < LOG_HEADER_SIZE) return undefined;
+  await fh.read(header, 0, LOG_HEADER_SIZE, 0);
+  return decodeLogHeader(header);
+}
+
+/**
+ * Re-applies journaled group writes of one log, in order, and syncs it. A group that was rolled back after a failed
+ * commit is followed by one at the same position; whatever the rolled-back group left beyond the last write is cut.
+ */
+export async function replayInto(fh: FileHandleLike, entries: readonly JournalEntry[]): Promise<void> {
+  let end = 0;
+  let furthest = 0;
+  for (const e of entries) {
+    await writeAll(fh, [e.bytes], e.position, e.bytes.byteLength);
+    end = e.position + e.bytes.byteLength;
+    furthest = Math.max(furthest, end);
   }
-  return out;
+  if (furthest > end) await fh.truncate(end);
+  await fh.datasync();
 }

@@ -3,8 +3,9 @@ import { CatalogRecord, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
 import { decodeLogHeader, decodeMeta, LOG_HEADER_SIZE } from './format.js';
 import { errnoCode, syncDir } from './fs.js';
-import { parseJournal, writeAll } from './journal.js';
+import { type JournalEntry, logSalt, parseJournal, replayInto } from './journal.js';
 import {
+  CATALOG_FILE,
   FORMAT_FILE,
   FORMAT_TEXT,
   JOURNAL_FILE,
@@ -13,8 +14,7 @@ import {
   logPathOf,
   replaceFile,
 } from './layout.js';
-import type { ProgressReporter } from './recovery.js';
-import { writeSnapshot } from './recovery.js';
+import type { ProgressReporter } from './progress.js';
 
 const STREAM_ID_RE = /^[0-9a-f]{64}$/;
 
@@ -106,7 +106,7 @@ export async function migrateFormat1(core: Core, progress: ProgressReporter): Pr
   for (const r of records) core.catalog.set(r.name, r);
   for (let i = 0; i < 256; i++) await syncDir(fs, logDirOf(root, i.toString(16).padStart(2, '0')));
   await syncDir(fs, join(root, LOGS_DIR));
-  await writeSnapshot(core);
+  await replaceFile(fs, root, CATALOG_FILE, core.catalog.encode());
   await replaceFile(fs, root, FORMAT_FILE, [Buffer.from(FORMAT_TEXT)]);
   core.catalog.clear();
   // The old journal was applied to the logs: the format-2 open must not apply it again.
@@ -119,11 +119,7 @@ export async function migrateFormat1(core: Core, progress: ProgressReporter): Pr
   return quarantined;
 }
 
-async function redoFormat1(
-  core: Core,
-  path: string,
-  entries: readonly { salt: number; position: number; bytes: Buffer }[],
-): Promise<void> {
+async function redoFormat1(core: Core, path: string, entries: readonly JournalEntry[]): Promise<void> {
   let fh: Awaited<ReturnType<typeof core.fs.open>>;
   try {
     fh = await core.fs.open(path, 'r+');
@@ -132,21 +128,9 @@ async function redoFormat1(
     throw err;
   }
   try {
-    const header = Buffer.alloc(LOG_HEADER_SIZE);
-    const { size } = await fh.stat();
-    if (size >= LOG_HEADER_SIZE) await fh.read(header, 0, LOG_HEADER_SIZE, 0);
-    const salt = decodeLogHeader(header);
+    const salt = await logSalt(fh);
     const mine = entries.filter((e) => e.salt === salt);
-    if (mine.length === 0) return;
-    let end = 0;
-    let furthest = 0;
-    for (const e of mine) {
-      await writeAll(fh, [e.bytes], e.position, e.bytes.byteLength);
-      end = e.position + e.bytes.byteLength;
-      furthest = Math.max(furthest, end);
-    }
-    if (furthest > end) await fh.truncate(end);
-    await fh.datasync();
+    if (mine.length > 0) await replayInto(fh, mine);
   } finally {
     await fh.close();
   }

@@ -2,9 +2,8 @@ import { join } from 'node:path';
 import { StorageError } from '@streamkeep/storage';
 import { applyCatalogOp, decodeCatalogOp, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
-import { decodeLogHeader, LOG_HEADER_SIZE } from './format.js';
 import { errnoCode, type FileHandleLike, nodeFileSystem, syncDir, syncFileSystem } from './fs.js';
-import { Journal, type JournalEntry, parseJournal, writeAll } from './journal.js';
+import { Journal, type JournalEntry, logSalt, parseJournal, replayInto } from './journal.js';
 import {
   CATALOG_FILE,
   CLEAN_FILE,
@@ -19,18 +18,8 @@ import {
   TMP_DIR,
 } from './layout.js';
 import { migrateFormat1 } from './migrate.js';
+import type { ProgressReporter } from './progress.js';
 import { Catalog } from './snapshot.js';
-
-/** How far a long open has come (see `FileStorageOptions.onProgress`). */
-export interface RecoveryProgress {
-  /** `migrate`: converting an older on-disk format; `replay`: re-applying the journal; `verify`: eager log checks. */
-  readonly phase: 'migrate' | 'replay' | 'verify';
-  readonly streamsDone: number;
-  readonly streamsTotal: number;
-  readonly bytesDone: number;
-  readonly bytesTotal: number;
-  readonly elapsedMs: number;
-}
 
 /** What opening a root found. */
 export interface RecoveryReport {
@@ -49,25 +38,6 @@ export interface RecoveryReport {
   readonly migratedFrom: 1 | undefined;
   readonly quarantined: readonly QuarantinedStream[];
   readonly durationMs: number;
-}
-
-/** Reports progress at most every `intervalMs`, and always when asked to finish. */
-export class ProgressReporter {
-  private last: number;
-  constructor(
-    private readonly cb: ((p: RecoveryProgress) => void) | undefined,
-    private readonly intervalMs: number,
-    private readonly started: number,
-  ) {
-    this.last = performance.now();
-  }
-  report(p: Omit<RecoveryProgress, 'elapsedMs'>, final = false): void {
-    if (this.cb === undefined) return;
-    const now = performance.now();
-    if (!final && now - this.last < this.intervalMs) return;
-    this.last = now;
-    this.cb({ ...p, elapsedMs: now - this.started });
-  }
 }
 
 /**
@@ -214,22 +184,11 @@ async function redoLog(core: Core, id: string, entries: JournalEntry[]): Promise
     fh = await fs.open(path, 'w+');
   }
   try {
-    const header = Buffer.alloc(LOG_HEADER_SIZE);
-    const { size } = await fh.stat();
-    if (size >= LOG_HEADER_SIZE) await fh.read(header, 0, LOG_HEADER_SIZE, 0);
-    if (decodeLogHeader(header) !== salt) {
+    if ((await logSalt(fh)) !== salt) {
       if (mine[0]?.position !== 0) return 0;
       await fh.truncate(0);
     }
-    let end = 0;
-    let furthest = 0;
-    for (const e of mine) {
-      await writeAll(fh, [e.bytes], e.position, e.bytes.byteLength);
-      end = e.position + e.bytes.byteLength;
-      furthest = Math.max(furthest, end);
-    }
-    if (furthest > end) await fh.truncate(end);
-    await fh.datasync();
+    await replayInto(fh, mine);
     return mine.length;
   } finally {
     await fh.close();
