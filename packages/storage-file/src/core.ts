@@ -212,10 +212,17 @@ export class Core {
     this.entries.set(entry.name, entry);
     const max = this.settings.maxLoadedStreams;
     if (this.entries.size <= max) return;
+    // Look at a few of the least recently used only: one in use (a write pending, a reader waiting) goes to the back,
+    // so that a scan never walks over thousands of busy streams on every load.
+    let looked = 0;
     for (const [name, e] of this.entries) {
-      if (this.entries.size <= max) break;
-      if (e === entry || !e.idle) continue;
+      if (this.entries.size <= max || ++looked > 32) break;
+      if (e === entry) continue;
       this.entries.delete(name);
+      if (!e.idle) {
+        this.entries.set(name, e);
+        continue;
+      }
       this.handles.discard(e);
       this.tailCache.clear(e.cached);
     }
