@@ -414,7 +414,11 @@ export async function logSalt(fh: FileHandleLike): Promise<number | undefined> {
  * Re-applies journaled group writes of one log, in order, and syncs it. A group that was rolled back after a failed
  * commit is followed by one at the same position; whatever the rolled-back group left beyond the last write is cut.
  */
-export async function replayInto(fh: FileHandleLike, entries: readonly JournalEntry[]): Promise<void> {
+export async function replayInto(
+  fh: FileHandleLike,
+  entries: readonly JournalEntry[],
+  sync = true,
+): Promise<void> {
   let end = 0;
   let furthest = 0;
   for (const e of entries) {
@@ -423,5 +427,5 @@ export async function replayInto(fh: FileHandleLike, entries: readonly JournalEn
     furthest = Math.max(furthest, end);
   }
   if (furthest > end) await fh.truncate(end);
-  await fh.datasync();
+  if (sync) await fh.datasync();
 }
