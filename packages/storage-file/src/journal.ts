@@ -324,13 +324,13 @@ export class Journal {
       const syncAll = this.syncAll;
       let synced = false;
       if (syncAll !== undefined && live.length >= SYNC_ALL_FROM) {
-        await Promise.all(live.map((l) => l.flushLog()));
+        await eachLimited(live, (l) => l.flushLog());
         synced = await syncAll().then(
           () => true,
           () => false,
         );
       }
-      if (!synced) await Promise.all(live.map((l) => l.syncLog()));
+      if (!synced) await eachLimited(live, (l) => l.syncLog());
       await this.onCheckpoint?.();
     } catch (err) {
       for (const l of logs) this.dirty.add(l);
@@ -428,4 +428,16 @@ export async function replayInto(
   }
   if (furthest > end) await fh.truncate(end);
   if (sync) await fh.datasync();
+}
+
+/**
+ * Runs `fn` over `items`, 16 at a time: a checkpoint may have tens of thousands of logs to write out or sync, and all
+ * at once would open as many files (past the process's limit).
+ */
+async function eachLimited<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let cursor = 0;
+  const worker = async (): Promise<void> => {
+    while (cursor < items.length) await fn(items[cursor++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(16, items.length) }, worker));
 }

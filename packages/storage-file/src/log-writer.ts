@@ -181,10 +181,13 @@ async function deferredWrite(
   }
   // Memory held for pending writes is bounded: past the budget, each deferred write also writes out the one or two
   // streams pending longest (a little at a time, so that the event loop never stalls on thousands of writes).
-  if (core.pendingBytes > PENDING_BUDGET) {
+  // The number of streams with pending writes is bounded too: each may owe a file creation, and a checkpoint or a
+  // close writes them all out, so their count bounds how long those take.
+  if (core.pendingBytes > PENDING_BUDGET || core.pendingStreams.size > PENDING_STREAMS) {
     let n = 0;
     for (const e of core.pendingStreams) {
-      if (++n > 2 || core.pendingBytes <= PENDING_BUDGET) break;
+      if (++n > 2) break;
+      if (core.pendingBytes <= PENDING_BUDGET && core.pendingStreams.size <= PENDING_STREAMS) break;
       await flushPending(core, e).catch(() => undefined);
     }
   }
@@ -195,6 +198,7 @@ async function deferredWrite(
  * appended to now and then collects several groups per write; the checkpoint writes out everything anyway.
  */
 const PENDING_BUDGET = 16 * 1024 * 1024;
+const PENDING_STREAMS = 4096;
 
 /** Forgets the pending writes of a stream whose log is gone (deleted). */
 export function dropPending(core: Core, entry: StreamEntry): void {
