@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { ForkInfo, StreamConfig } from '@streamkeep/storage';
+import { type ForkInfo, parseOffset, type StreamConfig } from '@streamkeep/storage';
+
+const NO_BASE = { readSeq: 0, byteOffset: 0 } as const;
 
 /**
  * The catalog: one record per stream with what does not change with appends (name, config, creation time, lineage,
@@ -47,6 +49,12 @@ export class CatalogRecord {
   ) {
     this.hasLog = hasLog;
     this.closed = config.createdClosed;
+  }
+
+  /** Where the stream's own messages start: its fork offset, or (0, 0). */
+  base(): { readonly readSeq: number; readonly byteOffset: number } {
+    if (this.fork === null) return NO_BASE;
+    return parseOffset(this.fork.offset) as { readSeq: number; byteOffset: number };
   }
 
   /** The stream's file id: a SHA-256 of its name (any name maps to a short, safe, fixed-length file name). */

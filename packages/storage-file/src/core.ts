@@ -4,7 +4,6 @@ import {
   checkAccess,
   formatOffset,
   notFound,
-  parseOffset,
   StorageError,
   type StreamMetadata,
 } from '@streamkeep/storage';
@@ -250,17 +249,11 @@ export class Core {
 
   /** The metadata of a stream from its catalog record alone (its summary must be exact). */
   recordMetadata(r: CatalogRecord): StreamMetadata {
-    let baseSeq = 0;
-    let baseBytes = 0;
-    if (r.fork !== null) {
-      const p = parseOffset(r.fork.offset) as { readSeq: number; byteOffset: number };
-      baseSeq = p.readSeq;
-      baseBytes = p.byteOffset;
-    }
+    const base = r.base();
     return {
       name: r.name,
       config: { ...r.config },
-      nextOffset: formatOffset(baseSeq + r.count, baseBytes + r.bytes),
+      nextOffset: formatOffset(base.readSeq + r.count, base.byteOffset + r.bytes),
       closed: r.closed,
       totalBytes: r.bytes,
       messageCount: r.count,

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { CatalogRecord, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
-import { decodeLogHeader, decodeMeta, LOG_HEADER_SIZE } from './format.js';
+import { decodeMeta } from './format.js';
 import { errnoCode, syncDir } from './fs.js';
 import { type JournalEntry, logSalt, parseJournal, replayInto } from './journal.js';
 import {
@@ -69,11 +69,8 @@ export async function migrateFormat1(core: Core, progress: ProgressReporter): Pr
     try {
       const fh = await fs.open(join(dir, 'log'), 'r');
       try {
-        const header = Buffer.alloc(LOG_HEADER_SIZE);
-        const { size } = await fh.stat();
-        bytesDone += size;
-        if (size >= LOG_HEADER_SIZE) await fh.read(header, 0, LOG_HEADER_SIZE, 0);
-        salt = decodeLogHeader(header) ?? 0;
+        bytesDone += (await fh.stat()).size;
+        salt = (await logSalt(fh)) ?? 0;
       } finally {
         await fh.close();
       }

@@ -8,7 +8,6 @@ import {
   type ProducerAppendResult,
   type ProducerIdentity,
   type ProducerState,
-  parseOffset,
   type StreamListener,
 } from '@streamkeep/storage';
 import type { CatalogRecord, MutableConfig } from './catalog.js';
@@ -92,15 +91,9 @@ export class StreamEntry implements HandleOwner {
     public logSize: number,
   ) {
     this.closed = record.config.createdClosed;
-    const fork = record.fork;
-    if (fork === null) {
-      this.baseSeq = 0;
-      this.baseBytes = 0;
-    } else {
-      const p = parseOffset(fork.offset) as { readSeq: number; byteOffset: number };
-      this.baseSeq = p.readSeq;
-      this.baseBytes = p.byteOffset;
-    }
+    const base = record.base();
+    this.baseSeq = base.readSeq;
+    this.baseBytes = base.byteOffset;
   }
 
   get name(): string {
