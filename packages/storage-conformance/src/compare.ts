@@ -5,6 +5,8 @@ import {
   isStorageError,
   type ProducerAppendResult,
   type ReadResult,
+  type StorageErrorCode,
+  type StorageErrorDetails,
   type StreamMetadata,
 } from '@streamkeep/storage';
 import type { Outcome } from './model.js';
@@ -66,14 +68,51 @@ export async function capture<T, P>(call: () => Promise<T>, projection: (v: T) =
   try {
     value = await call();
   } catch (err) {
-    if (isStorageError(err)) return { ok: false, code: err.code };
+    if (isStorageError(err)) return { ok: false, code: err.code, details: err.details };
     throw new Error(`expected a result or a StorageError, got ${String(err)}`, { cause: err });
   }
   return { ok: true, value: projection(value) };
 }
 
-function show(outcome: Outcome<unknown>): string {
-  return outcome.ok ? JSON.stringify(outcome.value) : `rejects ${outcome.code}`;
+/**
+ * The `details` the contract documents per code (`StorageErrorDetails`); the server turns them into protocol headers
+ * (`Stream-Next-Offset`, `Producer-Epoch`, `Producer-Expected-Seq`, …), so they are compared like results. A backend
+ * may add other keys.
+ */
+export const DOCUMENTED_DETAILS: Readonly<
+  Partial<Record<StorageErrorCode, readonly (keyof StorageErrorDetails)[]>>
+> = {
+  STREAM_CLOSED: ['nextOffset'],
+  PRODUCER_SEQ_GAP: ['expectedSeq', 'receivedSeq'],
+  PRODUCER_EPOCH_FENCED: ['currentEpoch', 'receivedEpoch'],
+  SEQ_CONFLICT: ['lastSeq', 'receivedSeq'],
+  CONTENT_TYPE_MISMATCH: ['expected', 'actual'],
+};
+
+/** The documented details of a rejection (`{}` for codes without any), in a fixed key order. */
+export function documentedDetails(outcome: Outcome<unknown>): Record<string, unknown> {
+  if (outcome.ok) return {};
+  const out: Record<string, unknown> = {};
+  for (const key of DOCUMENTED_DETAILS[outcome.code] ?? []) out[key] = outcome.details?.[key];
+  return out;
+}
+
+export function show(outcome: Outcome<unknown>): string {
+  if (outcome.ok) return JSON.stringify(outcome.value);
+  const details = documentedDetails(outcome);
+  return Object.keys(details).length === 0
+    ? `rejects ${outcome.code}`
+    : `rejects ${outcome.code} ${JSON.stringify(details)}`;
+}
+
+/** Same value, or same code with the same documented details. */
+export function sameOutcome(expected: Outcome<unknown>, actual: Outcome<unknown>): boolean {
+  if (expected.ok) return actual.ok && isDeepStrictEqual(actual.value, expected.value);
+  return (
+    !actual.ok &&
+    actual.code === expected.code &&
+    isDeepStrictEqual(documentedDetails(actual), documentedDetails(expected))
+  );
 }
 
 /** A disagreement between the backend and the model or a law. Its message names the command and both outcomes. */
@@ -81,12 +120,12 @@ export class ConformanceError extends Error {
   override readonly name = 'ConformanceError';
 }
 
-/** Throws a {@link ConformanceError} unless both outcomes agree (same value, or same error code). */
+/**
+ * Throws a {@link ConformanceError} unless both outcomes agree: the same value, or the same error code with the same
+ * documented details.
+ */
 export function assertSameOutcome<T>(label: string, expected: Outcome<T>, actual: Outcome<unknown>): void {
-  const same = expected.ok
-    ? actual.ok && isDeepStrictEqual(actual.value, expected.value)
-    : !actual.ok && actual.code === expected.code;
-  if (!same) {
+  if (!sameOutcome(expected, actual)) {
     throw new ConformanceError(`${label}\n  expected: ${show(expected)}\n  actual:   ${show(actual)}`);
   }
 }

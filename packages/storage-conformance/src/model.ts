@@ -15,6 +15,7 @@ import {
   type StorageCapabilities,
   StorageError,
   type StorageErrorCode,
+  type StorageErrorDetails,
   type StreamConfig,
   type StreamMetadata,
 } from '@streamkeep/storage';
@@ -23,10 +24,17 @@ import {
 // helpers (planCommit, decideProducer, checkStreamSeq, compareUtf8, …): a bug in those helpers would otherwise be
 // copied into the model and every backend would agree with it.
 
-/** The outcome of one operation: a value, or the `code` of the `StorageError` it must reject with. */
+/**
+ * The outcome of one operation: a value, or the `code` of the `StorageError` it must reject with and, for the codes
+ * whose `details` the contract documents, those details.
+ */
 export type Outcome<T> =
   | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly code: StorageErrorCode };
+  | {
+      readonly ok: false;
+      readonly code: StorageErrorCode;
+      readonly details?: StorageErrorDetails | undefined;
+    };
 
 /** Seven days: idle producer state is forgotten after this. */
 const PRODUCER_IDLE_MS = 7 * 24 * 60 * 60 * 1000;
@@ -71,13 +79,16 @@ export interface ModelLimits {
 }
 
 class Reject extends Error {
-  constructor(readonly code: StorageErrorCode) {
+  constructor(
+    readonly code: StorageErrorCode,
+    readonly details?: StorageErrorDetails,
+  ) {
     super(code);
   }
 }
 
-function fail(code: StorageErrorCode): never {
-  throw new Reject(code);
+function fail(code: StorageErrorCode, details?: StorageErrorDetails): never {
+  throw new Reject(code, details);
 }
 
 /** Byte-wise order of the UTF-8 encodings. */
@@ -215,7 +226,10 @@ export class StorageModel {
     try {
       return { ok: true, value: body() };
     } catch (err) {
-      if (err instanceof Reject) return { ok: false, code: err.code };
+      if (err instanceof Reject)
+        return err.details === undefined
+          ? { ok: false, code: err.code }
+          : { ok: false, code: err.code, details: err.details };
       throw err;
     }
   }
@@ -354,8 +368,10 @@ export class StorageModel {
               : formatOffset(parsed.readSeq, parsed.byteOffset);
       }
       if (offset > sourceTail) fail('FORK_OFFSET_BEYOND_TAIL');
-      if (options.contentType !== undefined && contentTypeOf(options.contentType) !== source.contentType) {
-        fail('CONTENT_TYPE_MISMATCH');
+      if (options.contentType !== undefined) {
+        const actual = contentTypeOf(options.contentType);
+        if (actual !== source.contentType)
+          fail('CONTENT_TYPE_MISMATCH', { expected: source.contentType, actual });
       }
       const subOffset = options.subOffset ?? 0;
       const prefix: Uint8Array[] = [];
@@ -431,7 +447,7 @@ export class StorageModel {
       if (request.messages.length === 0 && !close) fail('EMPTY_APPEND');
       const s = this.#access(name);
       if (request.messages.length > 0) {
-        if (s.closed) fail('STREAM_CLOSED');
+        if (s.closed) fail('STREAM_CLOSED', { nextOffset: this.#tail(s) });
         this.#checkContentType(s, request.contentType);
       }
       this.#checkStreamSeq(s, request.seq);
@@ -441,11 +457,13 @@ export class StorageModel {
 
   #checkContentType(s: ModelStream, raw: string | undefined): void {
     if (raw === undefined) fail('INVALID_CONTENT_TYPE');
-    if (contentTypeOf(raw) !== s.contentType) fail('CONTENT_TYPE_MISMATCH');
+    const actual = contentTypeOf(raw);
+    if (actual !== s.contentType) fail('CONTENT_TYPE_MISMATCH', { expected: s.contentType, actual });
   }
 
   #checkStreamSeq(s: ModelStream, seq: string | undefined): void {
-    if (seq !== undefined && s.lastSeq !== null && utf8Order(seq, s.lastSeq) <= 0) fail('SEQ_CONFLICT');
+    if (seq !== undefined && s.lastSeq !== null && utf8Order(seq, s.lastSeq) <= 0)
+      fail('SEQ_CONFLICT', { lastSeq: s.lastSeq, receivedSeq: seq });
   }
 
   #commit(
@@ -496,7 +514,8 @@ export class StorageModel {
       const known =
         stored !== undefined && this.#now() - stored.updatedAt <= PRODUCER_IDLE_MS ? stored : undefined;
       if (known !== undefined) {
-        if (producer.epoch < known.epoch) fail('PRODUCER_EPOCH_FENCED');
+        if (producer.epoch < known.epoch)
+          fail('PRODUCER_EPOCH_FENCED', { currentEpoch: known.epoch, receivedEpoch: producer.epoch });
         if (producer.epoch === known.epoch && producer.seq <= known.lastSeq) {
           const tail = this.#tail(s);
           return {
@@ -509,12 +528,13 @@ export class StorageModel {
           };
         }
       }
-      if (s.closed) fail('STREAM_CLOSED');
+      if (s.closed) fail('STREAM_CLOSED', { nextOffset: this.#tail(s) });
       if (known === undefined) {
-        if (producer.seq !== 0) fail('PRODUCER_SEQ_GAP');
+        if (producer.seq !== 0) fail('PRODUCER_SEQ_GAP', { expectedSeq: 0, receivedSeq: producer.seq });
       } else if (producer.epoch > known.epoch) {
         if (producer.seq !== 0) fail('PRODUCER_INVALID_EPOCH_SEQ');
-      } else if (producer.seq !== known.lastSeq + 1) fail('PRODUCER_SEQ_GAP');
+      } else if (producer.seq !== known.lastSeq + 1)
+        fail('PRODUCER_SEQ_GAP', { expectedSeq: known.lastSeq + 1, receivedSeq: producer.seq });
       this.#checkStreamSeq(s, request.seq);
       const result = this.#commit(s, request.messages, request.seq, request.close === true);
       s.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq, updatedAt: this.#now() });

@@ -5,7 +5,11 @@ export interface ConformanceOptions {
    * @default 200
    */
   readonly numRuns?: number | undefined;
-  /** Pins fast-check's seed (printed on every failure). Overridden by `STREAMKEEP_CONFORMANCE_SEED`. */
+  /**
+   * Pins fast-check's seed (printed on every failure). `STREAMKEEP_CONFORMANCE_SEED` pins it when this option is not
+   * given; an explicit seed wins, so a replay recipe (`seed` + `path` + `replayPath`) replays the same run whatever
+   * the environment says.
+   */
   readonly seed?: number | undefined;
   /** Replays one counterexample: the `path` fast-check prints next to the seed. Needs `seed`. */
   readonly path?: string | undefined;
@@ -16,9 +20,12 @@ export interface ConformanceOptions {
   readonly replayPath?: string | undefined;
   /** Per-test timeout of the vitest `it`, in milliseconds. @default 120000 */
   readonly timeout?: number | undefined;
-  /** Commands per model run (upper bound). @default 50 */
+  /** Commands per model run (upper bound). @default 80 */
   readonly maxCommands?: number | undefined;
-  /** Print every generated value of a failing run, not only the shrunk one. @default false */
+  /**
+   * Print every generated value of a failing run, not only the shrunk one, and after each model or differential
+   * property the histogram of outcomes (results and error codes per operation) it produced. @default false
+   */
   readonly verbose?: boolean | undefined;
 }
 
@@ -45,17 +52,23 @@ function envInt(name: string): number | undefined {
   return value;
 }
 
-/** Applies defaults, then the environment variables (which win, so a CI job can pin a seed without code changes). */
+/**
+ * Applies defaults and the environment variables. `STREAMKEEP_CONFORMANCE_RUNS` wins over `numRuns`, so a CI job can
+ * raise the run count without code changes; `STREAMKEEP_CONFORMANCE_SEED` only fills in a `seed` the options do not
+ * give, so an explicit replay recipe is never silently run under another seed.
+ */
 export function resolveOptions(options: ConformanceOptions = {}): ResolvedOptions {
   const numRuns = envInt(RUNS_ENV) ?? options.numRuns ?? 200;
   if (numRuns < 1) throw new RangeError(`numRuns must be at least 1, got ${numRuns}`);
+  if ((options.path !== undefined || options.replayPath !== undefined) && options.seed === undefined)
+    throw new RangeError('replaying a counterexample (path, replayPath) needs the seed it was found with');
   return {
     numRuns,
-    seed: envInt(SEED_ENV) ?? options.seed,
+    seed: options.seed ?? envInt(SEED_ENV),
     path: options.path,
     replayPath: options.replayPath,
     timeout: options.timeout ?? 120_000,
-    maxCommands: options.maxCommands ?? 50,
+    maxCommands: options.maxCommands ?? 80,
     verbose: options.verbose ?? false,
   };
 }
