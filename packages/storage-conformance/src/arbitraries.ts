@@ -30,17 +30,53 @@ export const contentTypeArb: fc.Arbitrary<string> = fc.oneof(
   },
 );
 
-/** A small payload; empty messages are legal and advance only the message count. */
+/** A small payload (0–5 bytes); empty messages are legal and advance only the message count. */
 export const payloadArb: fc.Arbitrary<Uint8Array> = fc.uint8Array({ maxLength: 5 });
 
-/** A batch of 0–3 messages. */
-export const messagesArb: fc.Arbitrary<Uint8Array[]> = fc.array(payloadArb, { maxLength: 3 });
+/**
+ * Payload sizes where storage formats change behaviour: page and buffer sizes (4 KiB), write-out and chunk
+ * thresholds (64 KiB) and 1 MiB, each with its neighbours on both sides.
+ */
+export const BOUNDARY_PAYLOAD_SIZES: readonly number[] = [
+  4095, 4096, 4097, 65_535, 65_536, 65_537, 1_048_575, 1_048_576, 1_048_577,
+];
 
-/** A non-empty batch of 1–3 messages. */
-export const nonEmptyMessagesArb: fc.Arbitrary<Uint8Array[]> = fc.array(payloadArb, {
+/** `size` bytes of a pattern that starts at `seed`: no run of equal bytes, cheap to make even at 1 MiB. */
+export function patternPayload(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = (seed + i * 31 + (i >>> 8)) & 0xff;
+  // Counterexamples print the recipe, not a megabyte of numbers.
+  Object.defineProperty(out, fc.toStringMethod, { value: () => `patternPayload(${size}, ${seed})` });
+  return out;
+}
+
+/**
+ * A payload of any size the contract allows: mostly 0–5 bytes (so that streams collide on offsets and limits),
+ * sometimes up to 600 bytes, rarely one of the {@link BOUNDARY_PAYLOAD_SIZES} up to just over 1 MiB (random bytes
+ * are replaced by a pattern there, which generates and shrinks fast).
+ */
+export const sizedPayloadArb: fc.Arbitrary<Uint8Array> = fc.oneof(
+  { weight: 180, arbitrary: payloadArb },
+  { weight: 18, arbitrary: fc.uint8Array({ minLength: 6, maxLength: 600 }) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...BOUNDARY_PAYLOAD_SIZES), fc.nat(255))
+      .map(([size, seed]) => patternPayload(size, seed)),
+  },
+);
+
+/** A batch of 0–3 messages of {@link sizedPayloadArb}. */
+export const messagesArb: fc.Arbitrary<Uint8Array[]> = fc.array(sizedPayloadArb, { maxLength: 3 });
+
+/** A non-empty batch of 1–3 messages of {@link sizedPayloadArb}. */
+export const nonEmptyMessagesArb: fc.Arbitrary<Uint8Array[]> = fc.array(sizedPayloadArb, {
   minLength: 1,
   maxLength: 3,
 });
+
+/** A batch of 0–3 small messages ({@link payloadArb}). */
+export const smallMessagesArb: fc.Arbitrary<Uint8Array[]> = fc.array(payloadArb, { maxLength: 3 });
 
 /**
  * `Stream-Seq` values. They include pairs whose UTF-16 and UTF-8 orders differ (`\uE000` vs `\u{1F600}`) and the
@@ -137,10 +173,14 @@ export const offsetChoiceArb: fc.Arbitrary<OffsetChoice> = fc.oneof(
 );
 
 /** An optional read budget in bytes (0 still returns one message). */
-export const maxBytesArb: fc.Arbitrary<number | undefined> = fc.option(fc.integer({ min: 0, max: 8 }), {
-  freq: 2,
-  nil: undefined,
-});
+export const maxBytesArb: fc.Arbitrary<number | undefined> = fc.option(
+  fc.oneof(
+    { weight: 6, arbitrary: fc.integer({ min: 0, max: 8 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 9, max: 1200 }) },
+    { weight: 1, arbitrary: fc.constantFrom(4096, 65_536, 1_048_576) },
+  ),
+  { freq: 2, nil: undefined },
+);
 
 /** Byte limits for a run: mostly unlimited, sometimes tight enough to be hit by a handful of small messages. */
 export const limitsArb: fc.Arbitrary<{ maxTotalBytes?: number; maxStreamBytes?: number }> = fc.oneof(
@@ -156,4 +196,12 @@ export const limitsArb: fc.Arbitrary<{ maxTotalBytes?: number; maxStreamBytes?: 
   },
   { weight: 1, arbitrary: fc.integer({ min: 4, max: 24 }).map((maxStreamBytes) => ({ maxStreamBytes })) },
   { weight: 1, arbitrary: fc.integer({ min: 8, max: 40 }).map((maxTotalBytes) => ({ maxTotalBytes })) },
+  // Around the larger payloads: a 4 KiB or 64 KiB message fits or does not depending on what is stored already.
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      maxTotalBytes: fc.integer({ min: 4_000, max: 140_000 }),
+      maxStreamBytes: fc.integer({ min: 600, max: 70_000 }),
+    }),
+  },
 );

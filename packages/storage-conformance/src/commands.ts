@@ -1,32 +1,38 @@
-import type { StorageCapabilities } from '@streamkeep/storage';
-import { formatOffset } from '@streamkeep/storage';
-import fc from 'fast-check';
-import {
-  CONTENT_TYPES,
-  contentTypeArb,
-  type ExpiryChoice,
-  expiryArb,
-  maxBytesArb,
-  messagesArb,
-  nonEmptyMessagesArb,
-  type OffsetChoice,
-  offsetChoiceArb,
-  optionalStreamSeqArb,
-  producerIdArb,
-  STREAM_NAMES,
-  streamNameArb,
-  timeStepArb,
-} from './arbitraries.js';
+import { formatOffset, type Storage } from '@streamkeep/storage';
+import type fc from 'fast-check';
+import { CONTENT_TYPES, type ExpiryChoice, type OffsetChoice, STREAM_NAMES } from './arbitraries.js';
 import { assertSameOutcome, capture, formatMessages, project } from './compare.js';
-import type { Session } from './harness.js';
+import type { ManualClock } from './harness.js';
+import { histogramOf } from './histogram.js';
 import type { Outcome, StorageModel } from './model.js';
 
-// The commands of the model-based property. Each one applies an operation to the model and to the backend and
-// requires the same value or the same error code. Choices that depend on the state (a message boundary, the producer's
-// next sequence number) are stored as indexes or intents and resolved against the model at run time, so a shrunk
-// sequence replays deterministically; `toString` prints the intent and, after a run, what it resolved to.
+// The commands of the model-based and the differential properties. Each one resolves its state-dependent choices
+// (a message boundary, the producer's next sequence number, an existing stream's config) against the model, so a
+// shrunk sequence replays deterministically, then applies one operation to the model and to every target. In a model
+// run the target must return what the model returns; in a differential run the targets must agree with each other.
+// After every mutation the streams it touched are compared right away (read-your-writes).
 
-type Cmd = fc.AsyncCommand<StorageModel, Session>;
+/** A backend a command runs against: its current storage and the clock the kit moves for it. */
+export interface Target {
+  readonly storage: Storage;
+  readonly clock: ManualClock;
+}
+
+/** A model-run command (fast-check's `AsyncCommand` over the model and one session). */
+export type Cmd = fc.AsyncCommand<StorageModel, Target>;
+
+/** One resolved call: the model's answer (computed once, it advances the model) and the backend call. */
+interface Step<P> {
+  expect(): Outcome<P>;
+  call(storage: Storage): Promise<Outcome<P>>;
+  /** A finer name for a success in the outcome histogram (`created`, `duplicate`, …). */
+  refine?(value: P): string;
+}
+
+/** Types a step by its own result, then hands it over untyped. */
+function step<P>(s: Step<P>): Step<unknown> {
+  return s as Step<unknown>;
+}
 
 function q(s: string | undefined): string {
   return s === undefined ? 'undefined' : JSON.stringify(s);
@@ -42,16 +48,77 @@ function expiryText(e: ExpiryChoice): string {
   return '';
 }
 
-abstract class Base implements Cmd {
+/** The base of every command: resolve, apply to the model and the targets, compare, then check what it touched. */
+export abstract class Base implements Cmd {
   /** What state-dependent choices resolved to in the latest run (shown by `toString`). */
   protected resolved = '';
+  /** The operation's name in the outcome histogram. */
+  protected abstract readonly operation: string;
   check(): boolean {
     return true;
   }
-  abstract run(model: StorageModel, real: Session): Promise<void>;
   protected abstract describe(): string;
+  protected abstract prepare(model: StorageModel): Step<unknown>;
+  /**
+   * The names whose state the command may change, compared right after it; `'all'` for operations that may cascade
+   * over lineages (delete, clean-up). Reads return `[]`.
+   */
+  protected touched(): readonly string[] | 'all' {
+    return [];
+  }
+  /** A successful run of this command renewed the touched stream's TTL at this instant (so a read renews nothing). */
+  protected renews(_value: unknown): boolean {
+    return false;
+  }
   toString(): string {
     return this.resolved === '' ? this.describe() : `${this.describe()} /* ${this.resolved} */`;
+  }
+
+  run(model: StorageModel, real: Target): Promise<void> {
+    return this.runOn(model, [real]);
+  }
+
+  /**
+   * Runs against one target (compared with the model) or two (compared with each other; the model then only steers
+   * the choices and its answers are not judged).
+   */
+  async runOn(model: StorageModel, targets: readonly Target[]): Promise<void> {
+    const step = this.prepare(model);
+    const expected = step.expect();
+    const outcomes: Outcome<unknown>[] = [];
+    for (const t of targets) outcomes.push(await step.call(t.storage));
+    const [first, second] = outcomes as [Outcome<unknown>, Outcome<unknown> | undefined];
+    const counted = second === undefined ? expected : first;
+    histogramOf(model)?.add(
+      this.operation,
+      counted,
+      counted.ok && step.refine !== undefined ? step.refine(counted.value as never) : undefined,
+    );
+    if (second === undefined) assertSameOutcome(this.toString(), expected, first);
+    else assertSameOutcome(`${this.toString()}\n  (first backend vs second backend)`, first, second);
+    const touched = this.touched();
+    if (touched === 'all' || touched.length > 0) {
+      const renewed = counted.ok && this.renews(counted.value);
+      await verifyTouched(model, targets, touched === 'all' ? STREAM_NAMES : touched, renewed);
+    }
+  }
+}
+
+/**
+ * Read-your-writes: right after a mutation, `head` of every touched name, and a full read of those whose read cannot
+ * change the run (no sliding TTL, or one the mutation itself just renewed at this instant).
+ */
+async function verifyTouched(
+  model: StorageModel,
+  targets: readonly Target[],
+  names: readonly string[],
+  renewed: boolean,
+): Promise<void> {
+  for (const name of names) {
+    await new HeadCommand(name).runOn(model, targets);
+    const s = model.streamOf(name);
+    if (s?.visible === true && (s.config.ttlSeconds === null || (renewed && names.length === 1)))
+      await new ReadCommand(name, { kind: 'start' }, undefined).runOn(model, targets);
   }
 }
 
@@ -78,7 +145,11 @@ function ctText(choice: ContentTypeChoice): string {
   return choice.upper ? 'ct=STREAM' : 'ct=stream';
 }
 
+/** A create's options: random ones, or (`match`) the existing stream's own config and closure, re-cased. */
+export type CreateMode = 'random' | 'match';
+
 export class CreateCommand extends Base {
+  protected readonly operation = 'createStream';
   constructor(
     readonly name: string,
     readonly contentType: string,
@@ -86,25 +157,49 @@ export class CreateCommand extends Base {
     readonly closed: boolean,
     readonly messages: Uint8Array[],
     readonly conflictingExpiry: boolean,
+    readonly mode: CreateMode = 'random',
   ) {
     super();
   }
   protected describe(): string {
+    if (this.mode === 'match')
+      return `createStream(${q(this.name)}, <its own config>, ${formatMessages(this.messages)})`;
     return `createStream(${q(this.name)}, ct=${q(this.contentType)}${expiryText(this.expiry)}${
       this.conflictingExpiry ? ', ttl+expiresAt' : ''
     }${this.closed ? ', closed' : ''}, ${formatMessages(this.messages)})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const options = {
+  protected override touched(): readonly string[] {
+    return [this.name];
+  }
+  protected override renews(value: { created: boolean }): boolean {
+    return value.created;
+  }
+  protected prepare(model: StorageModel): Step<unknown> {
+    let options: Parameters<Storage['createStream']>[1] = {
       contentType: this.contentType,
       ...this.expiry,
       ...(this.conflictingExpiry ? { ttlSeconds: 1, expiresAt: Date.UTC(2026, 0, 2) } : {}),
       closed: this.closed,
       messages: this.messages,
     };
-    const expected = mapOutcome(model.createStream(this.name, options), project.create);
-    const actual = await capture(() => real.storage.createStream(this.name, options), project.create);
-    assertSameOutcome(this.toString(), expected, actual);
+    const existing = this.mode === 'match' ? model.streamOf(this.name) : undefined;
+    if (existing !== undefined) {
+      const c = existing.config;
+      options = {
+        contentType: c.contentType.toUpperCase(),
+        ...(c.ttlSeconds !== null ? { ttlSeconds: c.ttlSeconds } : {}),
+        ...(c.ttlSeconds === null && c.expiresAt !== null ? { expiresAt: c.expiresAt } : {}),
+        closed: existing.closed,
+        messages: this.messages,
+      };
+      this.resolved = `ct=${q(options.contentType)}${expiryText(options as ExpiryChoice)}, closed=${existing.closed}`;
+    }
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.createStream(name, options), project.create),
+      call: (s) => capture(() => s.createStream(name, options), project.create),
+      refine: (v) => (v.created ? 'created' : 'existing'),
+    });
   }
 }
 
@@ -117,6 +212,7 @@ export type ForkOffsetChoice =
   | { readonly kind: 'now' };
 
 export class ForkCommand extends Base {
+  protected readonly operation = 'createFork';
   constructor(
     readonly name: string,
     readonly source: string,
@@ -135,7 +231,13 @@ export class ForkCommand extends Base {
       this.contentType
     }${expiryText(this.expiry)}${this.closed ? ', closed' : ''}, ${formatMessages(this.messages)})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
+  protected override touched(): readonly string[] {
+    return [this.name];
+  }
+  protected override renews(value: { created: boolean }): boolean {
+    return value.created;
+  }
+  protected prepare(model: StorageModel): Step<unknown> {
     let offset: string | undefined;
     if (this.offset.kind === 'start') offset = '-1';
     else if (this.offset.kind === 'beyond') offset = formatOffset(99, 999);
@@ -161,13 +263,17 @@ export class ForkCommand extends Base {
       closed: this.closed,
       messages: this.messages,
     };
-    const expected = mapOutcome(model.createFork(this.name, options), project.create);
-    const actual = await capture(() => real.storage.createFork(this.name, options), project.create);
-    assertSameOutcome(this.toString(), expected, actual);
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.createFork(name, options), project.create),
+      call: (s) => capture(() => s.createFork(name, options), project.create),
+      refine: (v) => (v.created ? 'created' : 'existing'),
+    });
   }
 }
 
 export class AppendCommand extends Base {
+  protected readonly operation = 'append';
   constructor(
     readonly name: string,
     readonly messages: Uint8Array[],
@@ -182,20 +288,29 @@ export class AppendCommand extends Base {
       this.seq === undefined ? '' : `, seq=${q(this.seq)}`
     }${this.close ? ', close' : ''})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
+  protected override touched(): readonly string[] {
+    return [this.name];
+  }
+  protected override renews(): boolean {
+    return true;
+  }
+  protected prepare(model: StorageModel): Step<unknown> {
     const request = {
       messages: this.messages,
       contentType: resolveContentType(model, this.name, this.contentType),
       seq: this.seq,
       close: this.close,
     };
-    const expected = mapOutcome(model.append(this.name, request), project.append);
-    const actual = await capture(() => real.storage.append(this.name, request), project.append);
-    assertSameOutcome(this.toString(), expected, actual);
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.append(name, request), project.append),
+      call: (s) => capture(() => s.append(name, request), project.append),
+    });
   }
 }
 
 export class CloseCommand extends Base {
+  protected readonly operation = 'closeStream';
   constructor(
     readonly name: string,
     readonly seq: string | undefined,
@@ -205,25 +320,45 @@ export class CloseCommand extends Base {
   protected describe(): string {
     return `closeStream(${q(this.name)}${this.seq === undefined ? '' : `, seq=${q(this.seq)}`})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
+  protected override touched(): readonly string[] {
+    return [this.name];
+  }
+  protected override renews(): boolean {
+    return true;
+  }
+  protected prepare(model: StorageModel): Step<unknown> {
     const options = this.seq === undefined ? undefined : { seq: this.seq };
-    const expected = mapOutcome(model.closeStream(this.name, options), project.append);
-    const actual = await capture(() => real.storage.closeStream(this.name, options), project.append);
-    assertSameOutcome(this.toString(), expected, actual);
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.closeStream(name, options), project.append),
+      call: (s) => capture(() => s.closeStream(name, options), project.append),
+    });
   }
 }
 
-/** A producer's sequence number: the next expected one, a retry of the last accepted one, or a given number. */
+/**
+ * A producer's sequence number: the next expected one (0 for a new epoch), a retry of the last accepted one, one
+ * past the next (a gap), 0, or a given number.
+ */
 export type ProducerSeqChoice =
   | { readonly kind: 'next' }
   | { readonly kind: 'retry' }
+  | { readonly kind: 'gap'; readonly by: number }
   | { readonly kind: 'raw'; readonly seq: number };
 
+/** A producer's epoch: the stored one, the stored one plus one (a restart), minus one (a stale incarnation), or given. */
+export type ProducerEpochChoice =
+  | { readonly kind: 'stored' }
+  | { readonly kind: 'bump' }
+  | { readonly kind: 'stale' }
+  | { readonly kind: 'raw'; readonly epoch: number };
+
 export class ProducerAppendCommand extends Base {
+  protected readonly operation = 'appendWithProducer';
   constructor(
     readonly name: string,
     readonly id: string,
-    readonly epoch: { readonly kind: 'stored' } | { readonly kind: 'raw'; readonly epoch: number },
+    readonly epoch: ProducerEpochChoice,
     readonly producerSeq: ProducerSeqChoice,
     readonly messages: Uint8Array[],
     readonly contentType: ContentTypeChoice,
@@ -233,23 +368,41 @@ export class ProducerAppendCommand extends Base {
     super();
   }
   protected describe(): string {
-    const epoch = this.epoch.kind === 'stored' ? 'stored' : String(this.epoch.epoch);
-    const pseq = this.producerSeq.kind === 'raw' ? String(this.producerSeq.seq) : this.producerSeq.kind;
+    const epoch = this.epoch.kind === 'raw' ? String(this.epoch.epoch) : this.epoch.kind;
+    const p = this.producerSeq;
+    const pseq = p.kind === 'raw' ? String(p.seq) : p.kind === 'gap' ? `next+${p.by}` : p.kind;
     return `appendWithProducer(${q(this.name)}, producer=${q(this.id)}/epoch=${epoch}/seq=${pseq}, ${formatMessages(
       this.messages,
     )}, ${ctText(this.contentType)}${this.seq === undefined ? '' : `, seq=${q(this.seq)}`}${this.close ? ', close' : ''})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
+  protected override touched(): readonly string[] {
+    return [this.name];
+  }
+  protected override renews(value: { duplicate: boolean }): boolean {
+    return !value.duplicate;
+  }
+  protected prepare(model: StorageModel): Step<unknown> {
     const state = model.producerOf(this.name, this.id);
-    const epoch = this.epoch.kind === 'raw' ? this.epoch.epoch : (state?.epoch ?? 0);
+    const stored = state?.epoch ?? 0;
+    const epoch =
+      this.epoch.kind === 'raw'
+        ? this.epoch.epoch
+        : this.epoch.kind === 'bump'
+          ? stored + 1
+          : this.epoch.kind === 'stale'
+            ? Math.max(0, stored - 1)
+            : stored;
+    const fresh = state === undefined || epoch !== state.epoch;
+    const next = fresh ? 0 : state.lastSeq + 1;
+    const p = this.producerSeq;
     const seq =
-      this.producerSeq.kind === 'raw'
-        ? this.producerSeq.seq
-        : this.producerSeq.kind === 'next'
-          ? state === undefined
-            ? 0
-            : state.lastSeq + 1
-          : (state?.lastSeq ?? 0);
+      p.kind === 'raw'
+        ? p.seq
+        : p.kind === 'next'
+          ? next
+          : p.kind === 'gap'
+            ? next + p.by
+            : (state?.lastSeq ?? 0);
     this.resolved = `epoch=${epoch}, seq=${seq}`;
     const request = {
       producer: { id: this.id, epoch, seq },
@@ -258,13 +411,17 @@ export class ProducerAppendCommand extends Base {
       seq: this.seq,
       close: this.close,
     };
-    const expected = mapOutcome(model.appendWithProducer(this.name, request), project.producer);
-    const actual = await capture(() => real.storage.appendWithProducer(this.name, request), project.producer);
-    assertSameOutcome(this.toString(), expected, actual);
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.appendWithProducer(name, request), project.producer),
+      call: (s) => capture(() => s.appendWithProducer(name, request), project.producer),
+      refine: (v) => (v.duplicate ? 'duplicate' : 'accepted'),
+    });
   }
 }
 
 export class ReadCommand extends Base {
+  protected readonly operation = 'read';
   constructor(
     readonly name: string,
     readonly from: OffsetChoice,
@@ -283,7 +440,7 @@ export class ReadCommand extends Base {
             : '"now"';
     return `read(${q(this.name)}, from=${from}${this.maxBytes === undefined ? '' : `, maxBytes=${this.maxBytes}`})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
+  protected prepare(model: StorageModel): Step<unknown> {
     let from: string;
     if (this.from.kind === 'start') from = '-1';
     else if (this.from.kind === 'now') from = 'now';
@@ -294,108 +451,143 @@ export class ReadCommand extends Base {
       this.resolved = `from=${q(from)}`;
     }
     const options = this.maxBytes === undefined ? undefined : { maxBytes: this.maxBytes };
-    const expected = mapOutcome(model.read(this.name, from, options), project.read);
-    const actual = await capture(() => real.storage.read(this.name, from, options), project.read);
-    assertSameOutcome(this.toString(), expected, actual);
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.read(name, from, options), project.read),
+      call: (s) => capture(() => s.read(name, from, options), project.read),
+    });
   }
 }
 
 export class HeadCommand extends Base {
+  protected readonly operation = 'head';
   constructor(readonly name: string) {
     super();
   }
   protected describe(): string {
     return `head(${q(this.name)})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const expected = mapOutcome(model.head(this.name), project.metadata);
-    const actual = await capture(() => real.storage.head(this.name), project.metadata);
-    assertSameOutcome(this.toString(), expected, actual);
+  protected prepare(model: StorageModel): Step<unknown> {
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.head(name), project.metadata),
+      call: (s) => capture(() => s.head(name), project.metadata),
+    });
   }
 }
 
 export class ExistsCommand extends Base {
+  protected readonly operation = 'exists';
   constructor(readonly name: string) {
     super();
   }
   protected describe(): string {
     return `exists(${q(this.name)})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const actual = await capture(() => real.storage.exists(this.name), project.identity);
-    assertSameOutcome(this.toString(), model.exists(this.name), actual);
+  protected prepare(model: StorageModel): Step<unknown> {
+    const name = this.name;
+    return step({
+      expect: () => model.exists(name),
+      call: (s) => capture(() => s.exists(name), project.identity),
+    });
   }
 }
 
 /** Subscribes and unsubscribes at once: only the access rule is compared (hints are the concurrency area's job). */
 export class SubscribeCommand extends Base {
+  protected readonly operation = 'subscribe';
   constructor(readonly name: string) {
     super();
   }
   protected describe(): string {
     return `subscribe(${q(this.name)})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const expected = mapOutcome(model.head(this.name), () => true);
-    const actual = await capture(
-      () => real.storage.subscribe(this.name, () => {}),
-      (subscription) => {
-        subscription.unsubscribe();
-        return true;
-      },
-    );
-    assertSameOutcome(this.toString(), expected, actual);
+  protected prepare(model: StorageModel): Step<unknown> {
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.head(name), () => true),
+      call: (s) =>
+        capture(
+          () => s.subscribe(name, () => {}),
+          (subscription) => {
+            subscription.unsubscribe();
+            return true;
+          },
+        ),
+    });
   }
 }
 
 export class DeleteCommand extends Base {
+  protected readonly operation = 'delete';
   constructor(readonly name: string) {
     super();
   }
   protected describe(): string {
     return `delete(${q(this.name)})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const expected = mapOutcome(model.delete(this.name), project.delete);
-    const actual = await capture(() => real.storage.delete(this.name), project.delete);
-    assertSameOutcome(this.toString(), expected, actual);
+  protected override touched(): 'all' {
+    return 'all';
+  }
+  protected prepare(model: StorageModel): Step<unknown> {
+    const name = this.name;
+    return step({
+      expect: () => mapOutcome(model.delete(name), project.delete),
+      call: (s) => capture(() => s.delete(name), project.delete),
+      refine: (v) => (v.softDeleted ? 'tombstoned' : 'removed'),
+    });
   }
 }
 
 export class ListCommand extends Base {
+  protected readonly operation = 'listStreams';
   constructor(readonly options: { prefix?: string; after?: string; limit?: number }) {
     super();
   }
   protected describe(): string {
     return `listStreams(${JSON.stringify(this.options)})`;
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const expected = mapOutcome(model.listStreams(this.options), project.list);
-    const actual = await capture(() => real.storage.listStreams(this.options), project.list);
-    assertSameOutcome(this.toString(), expected, actual);
+  protected prepare(model: StorageModel): Step<unknown> {
+    const options = this.options;
+    return step({
+      expect: () => mapOutcome(model.listStreams(options), project.list),
+      call: (s) => capture(() => s.listStreams(options), project.list),
+    });
   }
 }
 
 export class CleanupCommand extends Base {
+  protected readonly operation = 'cleanupExpiredStreams';
   protected describe(): string {
     return 'cleanupExpiredStreams()';
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const actual = await capture(() => real.storage.cleanupExpiredStreams(), project.identity);
-    assertSameOutcome(this.toString(), model.cleanupExpiredStreams(), actual);
+  protected override touched(): 'all' {
+    return 'all';
+  }
+  protected prepare(model: StorageModel): Step<unknown> {
+    return step({
+      expect: () => model.cleanupExpiredStreams(),
+      call: (s) => capture(() => s.cleanupExpiredStreams(), project.identity),
+    });
   }
 }
 
 export class AdvanceTimeCommand extends Base {
+  protected readonly operation = 'advanceTime';
   constructor(readonly ms: number) {
     super();
   }
   protected describe(): string {
     return `advanceTime(${this.ms}ms)`;
   }
-  async run(_model: StorageModel, real: Session): Promise<void> {
-    // The model reads the same clock, so moving it moves both.
-    real.clock.advance(this.ms);
+  protected prepare(): Step<unknown> {
+    throw new Error('unreachable: advanceTime overrides runOn');
+  }
+  override async runOn(model: StorageModel, targets: readonly Target[]): Promise<void> {
+    // The model reads the first target's clock; every target's clock moves by the same step.
+    const before = model.clock.now();
+    for (const t of targets) if (t.clock.now() === before) t.clock.advance(this.ms);
+    histogramOf(model)?.add(this.operation, { ok: true, value: undefined });
   }
 }
 
@@ -403,11 +595,12 @@ export class AdvanceTimeCommand extends Base {
  * Compares every stream the kit can name, in full: head, the whole content from `-1`, and existence. Run after a
  * reopen and at the end of every sequence, so a divergence no random read happened to observe still fails.
  */
-export async function auditAll(model: StorageModel, real: Session): Promise<void> {
+export async function auditAll(model: StorageModel, real: Target | readonly Target[]): Promise<void> {
+  const targets = Array.isArray(real) ? (real as readonly Target[]) : [real as Target];
   for (const name of STREAM_NAMES) {
-    await new HeadCommand(name).run(model, real);
-    await new ExistsCommand(name).run(model, real);
-    await new ReadCommand(name, { kind: 'start' }, undefined).run(model, real);
+    await new HeadCommand(name).runOn(model, targets);
+    await new ExistsCommand(name).runOn(model, targets);
+    await new ReadCommand(name, { kind: 'start' }, undefined).runOn(model, targets);
   }
 }
 
@@ -416,184 +609,23 @@ export async function auditAll(model: StorageModel, real: Session): Promise<void
  * whether it does is not observable by contract, so both sides are swept right after (the count is not compared).
  */
 export class ReopenCommand extends Base {
+  protected readonly operation = 'reopen';
   protected describe(): string {
     return 'reopen()';
   }
-  async run(model: StorageModel, real: Session): Promise<void> {
-    const storage = await real.reopen();
+  protected prepare(): Step<unknown> {
+    throw new Error('unreachable: reopen overrides run');
+  }
+  override async run(model: StorageModel, real: Target): Promise<void> {
+    const session = real as Target & { reopen?: () => Promise<Storage> };
+    if (session.reopen === undefined) throw new Error('reopen() needs a session whose harness can reopen');
+    const storage = await session.reopen();
     model.cleanupExpiredStreams();
     await storage.cleanupExpiredStreams();
     await auditAll(model, real);
   }
-}
-
-const contentTypeChoiceArb: fc.Arbitrary<ContentTypeChoice> = fc.oneof(
-  { weight: 8, arbitrary: fc.boolean().map((upper) => ({ kind: 'stream' as const, upper })) },
-  { weight: 1, arbitrary: fc.constant({ kind: 'none' as const }) },
-  { weight: 1, arbitrary: contentTypeArb.map((value) => ({ kind: 'raw' as const, value })) },
-);
-
-const closedArb = fc.boolean().chain((b) => (b ? fc.boolean() : fc.constant(false)));
-
-/** Which commands a run may generate. */
-export interface CommandSelection {
-  readonly capabilities: StorageCapabilities;
-  /** Include {@link ReopenCommand} (durable backends with a `reopen`). */
-  readonly reopen: boolean;
-}
-
-/** A {@link CreateCommand}: any name, type, expiry (when supported), closed flag and initial messages. */
-export function createCommandArb(caps: StorageCapabilities): fc.Arbitrary<Cmd> {
-  return fc
-    .tuple(
-      streamNameArb,
-      fc.constantFrom(...CONTENT_TYPES),
-      caps.expiry ? expiryArb : fc.constant({}),
-      closedArb,
-      messagesArb,
-      fc.nat(19).map((n) => n === 0),
-    )
-    .map(([n, ct, e, c, m, conflict]) => new CreateCommand(n, ct, e, c, m, conflict));
-}
-
-/** The weighted command arbitraries of the model-based property, gated on the backend's capabilities. */
-export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cmd>[] {
-  const caps = selection.capabilities;
-  const expiry = caps.expiry ? expiryArb : fc.constant({});
-  const weighted = (weight: number, arb: fc.Arbitrary<Cmd>): fc.Arbitrary<Cmd>[] =>
-    Array.from({ length: weight }, () => arb);
-  const out: fc.Arbitrary<Cmd>[] = [
-    ...weighted(7, createCommandArb(caps)),
-    ...weighted(
-      6,
-      fc
-        .tuple(
-          streamNameArb,
-          fc.oneof(
-            { weight: 9, arbitrary: nonEmptyMessagesArb },
-            { weight: 1, arbitrary: fc.constant<Uint8Array[]>([]) },
-          ),
-          contentTypeChoiceArb,
-          optionalStreamSeqArb,
-          fc.nat(7).map((n) => n === 0),
-        )
-        .map(([n, m, ct, s, c]) => new AppendCommand(n, m, ct, s, c)),
-    ),
-    ...weighted(
-      1,
-      fc.tuple(streamNameArb, optionalStreamSeqArb).map(([n, s]) => new CloseCommand(n, s)),
-    ),
-    ...weighted(
-      5,
-      fc.tuple(streamNameArb, offsetChoiceArb, maxBytesArb).map(([n, f, b]) => new ReadCommand(n, f, b)),
-    ),
-    ...weighted(
-      2,
-      streamNameArb.map((n) => new HeadCommand(n)),
-    ),
-    ...weighted(
-      1,
-      streamNameArb.map((n) => new ExistsCommand(n)),
-    ),
-    ...weighted(
-      1,
-      streamNameArb.map((n) => new DeleteCommand(n)),
-    ),
-    ...weighted(
-      1,
-      streamNameArb.map((n) => new SubscribeCommand(n)),
-    ),
-    ...weighted(1, fc.constant(new CleanupCommand())),
-    ...weighted(
-      2,
-      timeStepArb.map((ms) => new AdvanceTimeCommand(ms)),
-    ),
-  ];
-  if (caps.producers) {
-    const epochArb = fc.oneof(
-      { weight: 4, arbitrary: fc.constant({ kind: 'stored' as const }) },
-      {
-        weight: 1,
-        // -1 is malformed: INVALID_PRODUCER, checked before the stream is even looked up.
-        arbitrary: fc.integer({ min: -1, max: 2 }).map((epoch) => ({ kind: 'raw' as const, epoch })),
-      },
-    );
-    const pseqArb: fc.Arbitrary<ProducerSeqChoice> = fc.oneof(
-      { weight: 5, arbitrary: fc.constant({ kind: 'next' as const }) },
-      { weight: 3, arbitrary: fc.constant({ kind: 'retry' as const }) },
-      { weight: 1, arbitrary: fc.integer({ min: 0, max: 4 }).map((seq) => ({ kind: 'raw' as const, seq })) },
-    );
-    out.push(
-      ...weighted(
-        4,
-        fc
-          .tuple(
-            streamNameArb,
-            producerIdArb,
-            epochArb,
-            pseqArb,
-            fc.oneof(
-              { weight: 5, arbitrary: nonEmptyMessagesArb },
-              { weight: 1, arbitrary: fc.constant<Uint8Array[]>([]) },
-            ),
-            contentTypeChoiceArb,
-            optionalStreamSeqArb,
-            fc.nat(7).map((n) => n === 0),
-          )
-          .map(([n, id, e, ps, m, ct, s, c]) => new ProducerAppendCommand(n, id, e, ps, m, ct, s, c)),
-      ),
-    );
+  override runOn(model: StorageModel, targets: readonly Target[]): Promise<void> {
+    if (targets.length !== 1) throw new Error('reopen() runs in model runs only');
+    return this.run(model, targets[0]!);
   }
-  if (caps.forks) {
-    const forkOffsetArb: fc.Arbitrary<ForkOffsetChoice> = fc.oneof(
-      { weight: 2, arbitrary: fc.constant({ kind: 'default' as const }) },
-      { weight: 1, arbitrary: fc.constant({ kind: 'start' as const }) },
-      { weight: 3, arbitrary: fc.nat(8).map((index) => ({ kind: 'boundary' as const, index })) },
-      { weight: 1, arbitrary: fc.constantFrom({ kind: 'beyond' as const }, { kind: 'now' as const }) },
-    );
-    out.push(
-      ...weighted(
-        3,
-        fc
-          .tuple(
-            streamNameArb,
-            streamNameArb,
-            forkOffsetArb,
-            fc.oneof(
-              { weight: 4, arbitrary: fc.constant(0) },
-              { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) },
-            ),
-            fc.constantFrom('inherit' as const, 'inherit' as const, 'same' as const, 'other' as const),
-            expiry,
-            closedArb,
-            messagesArb,
-          )
-          .map(([n, src, o, sub, ct, e, c, m]) => new ForkCommand(n, src, o, sub, ct, e, c, m)),
-      ),
-    );
-  }
-  if (caps.listStreams) {
-    const listOptionsArb = fc.oneof(
-      { weight: 3, arbitrary: fc.constant({}) },
-      {
-        weight: 2,
-        arbitrary: fc.record(
-          {
-            prefix: fc.constantFrom('a', '\uFFFD'),
-            after: fc.constantFrom(...STREAM_NAMES),
-            limit: fc.integer({ min: 0, max: 3 }),
-          },
-          { requiredKeys: [] },
-        ),
-      },
-    );
-    out.push(
-      ...weighted(
-        2,
-        listOptionsArb.map((o) => new ListCommand(o)),
-      ),
-    );
-  }
-  if (selection.reopen) out.push(fc.constant(new ReopenCommand()));
-  return out;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import {
   type AppendResult,
@@ -18,8 +19,15 @@ export function hex(data: Uint8Array): string {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex');
 }
 
+/** A payload as failure messages show it: hex up to 32 bytes, longer ones by size and a digest. */
+export function digest(data: Uint8Array): string {
+  if (data.byteLength <= 32) return hex(data);
+  const sha = createHash('sha256').update(data).digest('hex').slice(0, 16);
+  return `<${data.byteLength} B ${sha}>`;
+}
+
 export function formatMessages(messages: readonly Uint8Array[]): string {
-  return `[${messages.map((m) => (m.byteLength === 0 ? '""' : hex(m))).join(',')}]`;
+  return `[${messages.map((m) => (m.byteLength === 0 ? '""' : digest(m))).join(',')}]`;
 }
 
 export const project = {
@@ -34,7 +42,7 @@ export const project = {
     seq: r.seq,
   }),
   read: (r: ReadResult) => ({
-    messages: r.messages.map(hex),
+    messages: r.messages.map(digest),
     nextOffset: r.nextOffset,
     upToDate: r.upToDate,
     closed: r.closed,

@@ -1,12 +1,20 @@
 export * from './arbitraries.js';
-export type { CommandSelection, ContentTypeChoice, ForkOffsetChoice, ProducerSeqChoice } from './commands.js';
+export type {
+  Cmd,
+  ContentTypeChoice,
+  CreateMode,
+  ForkOffsetChoice,
+  ProducerEpochChoice,
+  ProducerSeqChoice,
+  Target,
+} from './commands.js';
 export {
   AdvanceTimeCommand,
   AppendCommand,
+  auditAll,
   CleanupCommand,
   CloseCommand,
   CreateCommand,
-  commandArbitraries,
   DeleteCommand,
   ExistsCommand,
   ForkCommand,
@@ -17,10 +25,13 @@ export {
   ReopenCommand,
   SubscribeCommand,
 } from './commands.js';
-export { ConformanceError } from './compare.js';
+export { ConformanceError, DOCUMENTED_DETAILS } from './compare.js';
 export { describeStorageConformance } from './conformance.js';
+export type { CommandSelection } from './generation.js';
+export { commandArbitraries, createCommandArb } from './generation.js';
 export type { HarnessContext, HarnessInstance, Session, StorageHarness } from './harness.js';
 export { ManualClock, openSession, withSession } from './harness.js';
+export { OutcomeHistogram } from './histogram.js';
 export type { ModelLimits, ModelMessage, Outcome } from './model.js';
 export { StorageModel } from './model.js';
 export type { ConformanceOptions, ResolvedOptions } from './options.js';

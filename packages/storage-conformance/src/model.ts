@@ -278,6 +278,25 @@ export class StorageModel {
     return this.#streams.has(name);
   }
 
+  /** What the kit steers by: a stream's config, closure, lineage and visibility, or `undefined` when it has no entry. */
+  streamOf(name: string):
+    | {
+        readonly config: StreamConfig;
+        readonly closed: boolean;
+        readonly fork: ForkInfo | null;
+        readonly visible: boolean;
+      }
+    | undefined {
+    const s = this.#streams.get(name);
+    if (s === undefined) return undefined;
+    return {
+      config: StorageModel.#config(s),
+      closed: s.closed,
+      fork: s.fork,
+      visible: !s.tombstone && !this.#expired(s),
+    };
+  }
+
   /** The stored producer state, for steering producer commands towards interesting sequence numbers. */
   producerOf(name: string, id: string): Readonly<ModelProducer> | undefined {
     return this.#streams.get(name)?.producers.get(id);

@@ -1,8 +1,10 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { limitsArb } from '../arbitraries.js';
-import { auditAll, commandArbitraries, createCommandArb } from '../commands.js';
+import { auditAll } from '../commands.js';
+import { commandArbitraries, createCommandArb } from '../generation.js';
 import { probeCapabilities, type StorageHarness, withSession } from '../harness.js';
+import { attachHistogram, OutcomeHistogram } from '../histogram.js';
 import { StorageModel } from '../model.js';
 import { type ConformanceOptions, fcParameters, resolveOptions } from '../options.js';
 
@@ -10,6 +12,8 @@ import { type ConformanceOptions, fcParameters, resolveOptions } from '../option
 export interface ModelCheckOptions extends ConformanceOptions {
   /** Mix `reopen()` into the command sequences (needs a durable backend whose harness provides `reopen`). */
   readonly reopen?: boolean | undefined;
+  /** Counts every command's outcome into this histogram (with `verbose`, the kit prints it after the property). */
+  readonly histogram?: OutcomeHistogram | undefined;
 }
 
 /**
@@ -22,6 +26,7 @@ export async function checkModel(harness: StorageHarness, options: ModelCheckOpt
   const resolved = resolveOptions(options);
   const capabilities = await probeCapabilities(harness);
   const reopen = options.reopen === true;
+  const histogram = options.histogram ?? new OutcomeHistogram();
   const commands = fc.commands(commandArbitraries({ capabilities, reopen }), {
     maxCommands: resolved.maxCommands,
     size: 'max',
@@ -36,12 +41,17 @@ export async function checkModel(harness: StorageHarness, options: ModelCheckOpt
         throw new Error('the harness must provide reopen() to check durability');
       }
       const model = new StorageModel(session.clock, l, capabilities);
+      attachHistogram(model, histogram);
       await fc.asyncModelRun(() => ({ model, real: session }), first);
       await fc.asyncModelRun(() => ({ model, real: session }), cmds);
       await auditAll(model, session);
     });
   });
-  await fc.assert(property, fcParameters(resolved));
+  try {
+    await fc.assert(property, fcParameters(resolved));
+  } finally {
+    if (resolved.verbose) console.log(`model run outcomes:\n${histogram.format()}`);
+  }
 }
 
 /** Registers the model-based property as one vitest test. */
