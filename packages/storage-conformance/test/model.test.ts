@@ -114,12 +114,19 @@ describe('StorageModel', () => {
 });
 
 describe('options and clock', () => {
-  it('defaults to 200 runs and lets the environment override the options', () => {
+  it('defaults to 200 runs; the environment overrides the run count and fills in a seed, an explicit seed wins', () => {
     expect(resolveOptions().numRuns).toBe(200);
     process.env.STREAMKEEP_CONFORMANCE_RUNS = '7';
     process.env.STREAMKEEP_CONFORMANCE_SEED = '-42';
     try {
-      expect(resolveOptions({ numRuns: 50, seed: 1 })).toMatchObject({ numRuns: 7, seed: -42 });
+      expect(resolveOptions({ numRuns: 50 })).toMatchObject({ numRuns: 7, seed: -42 });
+      // A replay recipe keeps its own seed whatever the environment pins.
+      expect(resolveOptions({ seed: 1, path: '3:1', replayPath: 'AB' })).toMatchObject({
+        seed: 1,
+        path: '3:1',
+        replayPath: 'AB',
+      });
+      expect(() => resolveOptions({ path: '3:1' })).toThrow(/needs the seed/);
     } finally {
       delete process.env.STREAMKEEP_CONFORMANCE_RUNS;
       delete process.env.STREAMKEEP_CONFORMANCE_SEED;
