@@ -2,33 +2,6 @@ export type { StorageCapabilities } from './capabilities.js';
 export { CAPABILITY_NAMES } from './capabilities.js';
 export type { StorageErrorCode, StorageErrorDetails } from './errors.js';
 export { isStorageError, STORAGE_ERROR_CODES, StorageError } from './errors.js';
-export type { ByteLimits, CommitPlan, DuplicatePlan, ProducerDecision, StreamStateView } from './helpers.js';
-export {
-  assertStreamName,
-  batchBytes,
-  checkAccess,
-  checkByteLimits,
-  checkStreamSeq,
-  compareUtf8,
-  createMatchesExisting,
-  decideProducer,
-  isExpired,
-  isJsonContentType,
-  MAX_DEADLINE_MS,
-  normalizeContentType,
-  notFound,
-  PRODUCER_STATE_TTL_MS,
-  planCommit,
-  renewedDeadline,
-  resolveByteLimits,
-  resolveForkConfig,
-  resolveStreamOptions,
-  streamConfigsEqual,
-  takeWithinBudget,
-  validateAppendRequest,
-  validateForkRequest,
-  validateProducerIdentity,
-} from './helpers.js';
 export type { Offset, ParsedOffset } from './offsets.js';
 export {
   compareOffsets,
@@ -39,6 +12,64 @@ export {
   START_OFFSET,
   ZERO_OFFSET,
 } from './offsets.js';
+export { checkAccess, checkFound, gone, isVisible, notFound, streamClosed } from './rules/access.js';
+export type { ValidatedFork, ValidatedRead } from './rules/arguments.js';
+export {
+  validateAppend,
+  validateCloseStream,
+  validateCreateFork,
+  validateCreateStream,
+  validateForkRequest,
+  validateListStreams,
+  validateName,
+  validateProducerAppend,
+  validateRead,
+  validateSubscribe,
+} from './rules/arguments.js';
+export type { CommitPlan, CommitRequest, DuplicatePlan, StreamStateView } from './rules/commit.js';
+export {
+  appendResultOf,
+  checkStreamSeq,
+  committedResult,
+  duplicateResult,
+  planCommit,
+  validateAppendRequest,
+} from './rules/commit.js';
+export {
+  createMatchesExisting,
+  isExpired,
+  MAX_DEADLINE_MS,
+  renewedDeadline,
+  resolveForkConfig,
+  resolveStreamOptions,
+  streamConfigsEqual,
+} from './rules/config.js';
+export { isJsonContentType, normalizeContentType } from './rules/content-type.js';
+export type { ForkPlan, ForkSourceView, LifecycleView, NameClaim, Removal } from './rules/lifecycle.js';
+export {
+  afterForkRemoved,
+  forkPrefix,
+  planDelete,
+  planExpiry,
+  planFork,
+  planNameClaim,
+  sameLineage,
+} from './rules/lifecycle.js';
+export type { ByteLimits } from './rules/limits.js';
+export { batchBytes, checkByteLimits, checkCreateLimits, resolveByteLimits } from './rules/limits.js';
+export type { ListingQuery } from './rules/listing.js';
+export { listingFull, listingIncludes, listingPage } from './rules/listing.js';
+export { assertStreamName, compareUtf8 } from './rules/names.js';
+export type { ProducerDecision } from './rules/producer.js';
+export {
+  decideProducer,
+  isProducerStateLive,
+  PRODUCER_STATE_TTL_MS,
+  prunedProducers,
+  validateProducerIdentity,
+} from './rules/producer.js';
+export type { ReadSegment } from './rules/read.js';
+export { fitsBudget, readSegments, readStart, tailReadResult, takeWithinBudget } from './rules/read.js';
 export type { Storage } from './storage.js';
 export type {
   AppendRequest,
