@@ -1,37 +1,50 @@
 import {
   type AppendRequest,
   type AppendResult,
-  assertStreamName,
+  afterForkRemoved,
+  appendResultOf,
   type ByteLimits,
   batchBytes,
   type Clock,
+  type CommitRequest,
   type CreateStreamOptions,
   type CreateStreamResult,
-  checkAccess,
   checkByteLimits,
-  compareUtf8,
-  createMatchesExisting,
+  checkCreateLimits,
+  checkFound,
+  committedResult,
+  compareOffsets,
   type DeleteResult,
+  duplicateResult,
   type ForkInfo,
   type ForkOptions,
+  type ForkPlan,
+  type ForkSourceView,
+  fitsBudget,
+  forkPrefix,
   formatOffset,
-  isExpired,
-  isJsonContentType,
+  isVisible,
+  type LifecycleView,
   type ListStreamsOptions,
+  listingPage,
   notFound,
   type Offset,
-  PRODUCER_STATE_TTL_MS,
   type ProducerAppendRequest,
   type ProducerAppendResult,
   type ProducerState,
   parseOffset,
   planCommit,
+  planDelete,
+  planExpiry,
+  planFork,
+  planNameClaim,
+  prunedProducers,
   type ReadOptions,
   type ReadResult,
+  type Removal,
+  readSegments,
   renewedDeadline,
   resolveByteLimits,
-  resolveForkConfig,
-  resolveStreamOptions,
   START_OFFSET,
   type Storage,
   type StorageCapabilities,
@@ -41,8 +54,16 @@ import {
   type StreamMetadata,
   type Subscription,
   systemClock,
-  validateAppendRequest,
-  validateForkRequest,
+  tailReadResult,
+  validateAppend,
+  validateCloseStream,
+  validateCreateFork,
+  validateCreateStream,
+  validateListStreams,
+  validateName,
+  validateProducerAppend,
+  validateRead,
+  validateSubscribe,
 } from '@streamkeep/storage';
 
 /** Options of {@link MemoryStorage}. */
@@ -71,7 +92,7 @@ interface Entry {
   readonly createdAt: number;
   updatedAt: number | null;
   lastSeq: string | null;
-  readonly producers: Map<string, ProducerState>;
+  producers: Map<string, ProducerState>;
   readonly listeners: Set<StreamListener>;
 }
 
@@ -114,181 +135,140 @@ export class MemoryStorage implements Storage {
 
   async createStream(name: string, options: CreateStreamOptions): Promise<CreateStreamResult> {
     this.#assertOpen();
-    assertStreamName(name);
     const now = this.#clock.now();
-    const config = resolveStreamOptions(options, now);
-    const { existing, expired } = this.#prepareName(name, now);
-    if (existing !== undefined) {
-      if (existing.fork !== null || !createMatchesExisting(existing, config)) {
-        throw new StorageError(
-          'CONFIG_MISMATCH',
-          `stream ${JSON.stringify(name)} exists with a different configuration`,
-        );
-      }
-      return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
-    }
+    const config = validateCreateStream(CAPABILITIES, name, options, now);
     const messages = options.messages ?? [];
-    const bytes = batchBytes(messages);
-    checkByteLimits(this.#limits, this.#totalBytes - (expired?.totalBytes ?? 0), 0, bytes);
-    if (expired !== undefined) this.#remove(expired);
-    const entry = newEntry(name, config, null, 0, 0, now);
-    pushMessages(entry, messages);
-    entry.closed = config.createdClosed;
-    this.#totalBytes += bytes;
-    this.#streams.set(name, entry);
-    return { created: true, nextOffset: tailOf(entry), closed: entry.closed };
+    return this.#create(name, { config, fork: null }, messages, now, null);
   }
 
   async createFork(name: string, options: ForkOptions): Promise<CreateStreamResult> {
     this.#assertOpen();
-    assertStreamName(name);
     const now = this.#clock.now();
-    const requested = validateForkRequest(options, now);
+    const requested = validateCreateFork(CAPABILITIES, name, options, now);
     const source = this.#streams.get(options.source);
-    if (source === undefined) notFound(options.source);
-    if (source.tombstone) {
-      throw new StorageError(
-        'FORK_FROM_TOMBSTONE',
-        `cannot fork deleted stream ${JSON.stringify(options.source)}`,
-      );
-    }
-    if (isExpired(source.config, now)) {
-      throw new StorageError('EXPIRED', `stream ${JSON.stringify(options.source)} has expired`);
-    }
-    const sourceTail = tailOf(source);
-    const forkOffset = requested.offset ?? sourceTail;
-    if (forkOffset > sourceTail) {
-      throw new StorageError(
-        'FORK_OFFSET_BEYOND_TAIL',
-        `fork offset ${forkOffset} lies beyond the source tail ${sourceTail}`,
-      );
-    }
-    const config = resolveForkConfig(options, source.config, now);
-    const subOffset = requested.subOffset;
-    const local = [
-      ...subOffsetPrefix(this.#streams, source, forkOffset, subOffset),
-      ...(options.messages ?? []),
-    ];
-    const fork: ForkInfo = { source: options.source, offset: forkOffset, subOffset };
+    const plan = planFork(options, requested, source && viewOf(source), now);
+    const after =
+      plan.prefixMessages === 0
+        ? []
+        : readLineage(this.#streams, source!, plan.fork.offset, undefined, tailOf(source!)).messages;
+    const local = [...forkPrefix(plan, after), ...(options.messages ?? [])];
+    return this.#create(name, plan, local, now, { source: source!, plan });
+  }
 
-    const { existing, expired } = this.#prepareName(name, now);
-    if (existing !== undefined) {
-      const sameLineage =
-        existing.fork !== null &&
-        existing.fork.source === fork.source &&
-        existing.fork.offset === fork.offset &&
-        existing.fork.subOffset === fork.subOffset;
-      if (!sameLineage || !createMatchesExisting(existing, config)) {
-        throw new StorageError(
-          'CONFIG_MISMATCH',
-          `stream ${JSON.stringify(name)} exists with a different configuration`,
-        );
-      }
-      return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
-    }
-    const bytes = batchBytes(local);
-    checkByteLimits(this.#limits, this.#totalBytes - (expired?.totalBytes ?? 0), 0, bytes);
-    if (expired !== undefined) this.#remove(expired);
-    const position = parseOffset(forkOffset);
-    const [baseSeq, baseBytes] =
-      position.kind === 'position' ? [position.readSeq, position.byteOffset] : [0, 0];
-    const entry = newEntry(name, config, fork, baseSeq, baseBytes, now);
-    pushMessages(entry, local);
-    entry.closed = config.createdClosed;
-    this.#totalBytes += bytes;
+  /** Claims `name` and creates the stream, or answers for the equal stream that holds it. */
+  #create(
+    name: string,
+    requested: { readonly config: StreamConfig; readonly fork: ForkInfo | null },
+    messages: readonly Uint8Array[],
+    now: number,
+    fork: { readonly source: Entry; readonly plan: ForkPlan } | null,
+  ): CreateStreamResult {
+    const held = this.#streams.get(name);
+    const claim = planNameClaim(name, held && viewOf(held), requested, now);
+    if (claim === 'existing') return { created: false, nextOffset: tailOf(held!), closed: held!.closed };
+    const replaced = claim === 'replace' ? held : undefined;
+    checkCreateLimits(this.#limits, this.#totalBytes, replaced?.totalBytes ?? 0, messages);
+    if (replaced !== undefined) this.#remove(replaced);
+    const entry = newEntry(
+      name,
+      requested.config,
+      requested.fork,
+      fork?.plan.baseSeq ?? 0,
+      fork?.plan.baseBytes ?? 0,
+      now,
+    );
+    pushMessages(entry, messages);
+    entry.closed = requested.config.createdClosed;
+    this.#totalBytes += entry.totalBytes;
     this.#streams.set(name, entry);
-    source.refCount++;
+    if (fork !== null) fork.source.refCount++;
     return { created: true, nextOffset: tailOf(entry), closed: entry.closed };
   }
 
   async append(name: string, request: AppendRequest): Promise<AppendResult> {
-    const result = this.#commit(name, request);
-    return { startOffset: result.startOffset, nextOffset: result.nextOffset, closed: result.closed };
+    this.#assertOpen();
+    validateAppend(name, request);
+    return appendResultOf(this.#commit(name, request));
   }
 
   async closeStream(name: string, options?: { readonly seq?: string | undefined }): Promise<AppendResult> {
-    return this.append(name, { messages: [], close: true, seq: options?.seq });
+    this.#assertOpen();
+    return appendResultOf(this.#commit(name, validateCloseStream(name, options)));
   }
 
   async appendWithProducer(name: string, request: ProducerAppendRequest): Promise<ProducerAppendResult> {
+    this.#assertOpen();
+    validateProducerAppend(CAPABILITIES, name, request);
     return this.#commit(name, request);
   }
 
   async read(name: string, from: Offset, options?: ReadOptions): Promise<ReadResult> {
     this.#assertOpen();
-    const position = parseOffset(from);
-    const entry = this.#visible(name);
+    const { from: position, maxBytes } = validateRead(name, from, options);
     const now = this.#clock.now();
+    const entry = checkFound(name, this.#streams.get(name), now);
     const tail = tailOf(entry);
-    let result: ReadResult;
-    if (position.kind === 'now') {
-      result = { messages: [], nextOffset: tail, upToDate: true, closed: entry.closed };
-    } else {
-      const fromOffset = position.kind === 'start' ? START_OFFSET : from;
-      result = readLineage(this.#streams, entry, fromOffset, options?.maxBytes, tail);
-    }
-    if (entry.config.ttlSeconds !== null) {
-      entry.config = { ...entry.config, expiresAt: renewedDeadline(entry.config, now) };
-    }
+    const result =
+      position.kind === 'now'
+        ? tailReadResult(tail, entry.closed)
+        : readLineage(this.#streams, entry, position.kind === 'start' ? START_OFFSET : from, maxBytes, tail);
+    const expiresAt = renewedDeadline(entry.config, now);
+    if (expiresAt !== entry.config.expiresAt) entry.config = { ...entry.config, expiresAt };
     return result;
   }
 
   async head(name: string): Promise<StreamMetadata> {
     this.#assertOpen();
-    return metadataOf(this.#visible(name));
+    validateName(name);
+    return metadataOf(checkFound(name, this.#streams.get(name), this.#clock.now()));
   }
 
   async exists(name: string): Promise<boolean> {
     this.#assertOpen();
-    const entry = this.#streams.get(name);
-    return entry !== undefined && !entry.tombstone && !isExpired(entry.config, this.#clock.now());
+    validateName(name);
+    return isVisible(this.#streams.get(name), this.#clock.now());
   }
 
   async delete(name: string): Promise<DeleteResult> {
     this.#assertOpen();
+    validateName(name);
     const entry = this.#streams.get(name);
-    if (entry === undefined) notFound(name);
-    if (entry.tombstone) throw new StorageError('GONE', `stream ${JSON.stringify(name)} was deleted`);
-    if (entry.refCount > 0) {
-      this.#tombstone(entry);
-      return { softDeleted: true };
-    }
-    this.#remove(entry);
-    return { softDeleted: false };
+    const removal = planDelete(name, entry);
+    this.#apply(entry!, removal);
+    return { softDeleted: removal === 'tombstone' };
   }
 
   async subscribe(name: string, listener: StreamListener): Promise<Subscription> {
     this.#assertOpen();
-    const entry = this.#visible(name);
-    entry.listeners.add(listener);
-    return { unsubscribe: () => void entry.listeners.delete(listener) };
+    validateSubscribe(name, listener);
+    const entry = checkFound(name, this.#streams.get(name), this.#clock.now());
+    // A distinct wrapper per call: subscribing one function twice gives two independent registrations.
+    const registration: StreamListener = () => listener();
+    entry.listeners.add(registration);
+    return { unsubscribe: () => void entry.listeners.delete(registration) };
   }
 
-  async listStreams(options: ListStreamsOptions = {}): Promise<StreamMetadata[]> {
+  async listStreams(options?: ListStreamsOptions): Promise<StreamMetadata[]> {
     this.#assertOpen();
+    const query = validateListStreams(CAPABILITIES, options);
     const now = this.#clock.now();
-    const { prefix, after, limit } = options;
-    const names: string[] = [];
-    for (const entry of this.#streams.values()) {
-      if (entry.tombstone || isExpired(entry.config, now)) continue;
-      if (prefix !== undefined && !entry.name.startsWith(prefix)) continue;
-      if (after !== undefined && compareUtf8(entry.name, after) <= 0) continue;
-      names.push(entry.name);
-    }
-    names.sort(compareUtf8);
-    const page = limit === undefined ? names : names.slice(0, Math.max(0, limit));
-    return page.map((n) => metadataOf(this.#streams.get(n)!));
+    const visible = [...this.#streams.values()].filter((entry) => isVisible(entry, now));
+    return listingPage(visible, query).map(metadataOf);
   }
 
   async cleanupExpiredStreams(): Promise<number> {
     this.#assertOpen();
     const now = this.#clock.now();
-    const expired = [...this.#streams.values()].filter((e) => !e.tombstone && isExpired(e.config, now));
-    for (const entry of expired) {
-      if (entry.refCount > 0) this.#tombstone(entry);
-      else if (this.#streams.get(entry.name) === entry) this.#remove(entry);
+    let count = 0;
+    for (const entry of [...this.#streams.values()]) {
+      // An entry removed earlier in this sweep (a tombstone cascading away) is no longer in the map.
+      if (this.#streams.get(entry.name) !== entry) continue;
+      const removal = planExpiry(entry, now);
+      if (removal === undefined) continue;
+      this.#apply(entry, removal);
+      count++;
     }
-    return expired.length;
+    return count;
   }
 
   async close(): Promise<void> {
@@ -297,12 +277,10 @@ export class MemoryStorage implements Storage {
     for (const entry of this.#streams.values()) entry.listeners.clear();
   }
 
-  #commit(name: string, request: ProducerAppendRequest | AppendRequest): ProducerAppendResult {
-    this.#assertOpen();
-    validateAppendRequest(request);
+  #commit(name: string, request: CommitRequest): ProducerAppendResult {
+    const now = this.#clock.now();
     const entry = this.#streams.get(name);
     if (entry === undefined) notFound(name);
-    const now = this.#clock.now();
     const tail = tailOf(entry);
     const plan = planCommit(
       {
@@ -317,16 +295,7 @@ export class MemoryStorage implements Storage {
       request,
       now,
     );
-    if (plan.kind === 'duplicate') {
-      return {
-        duplicate: true,
-        epoch: plan.epoch,
-        seq: plan.seq,
-        startOffset: tail,
-        nextOffset: tail,
-        closed: entry.closed,
-      };
-    }
+    if (plan.kind === 'duplicate') return duplicateResult(plan, tail, entry.closed);
     const bytes = batchBytes(request.messages);
     checkByteLimits(this.#limits, this.#totalBytes, entry.totalBytes, bytes);
     pushMessages(entry, request.messages);
@@ -336,56 +305,16 @@ export class MemoryStorage implements Storage {
     entry.updatedAt = plan.updatedAt;
     if (plan.expiresAt !== entry.config.expiresAt)
       entry.config = { ...entry.config, expiresAt: plan.expiresAt };
-    if (plan.producer !== undefined) {
-      pruneProducers(entry.producers, now);
-      entry.producers.set(plan.producer.id, plan.producer.state);
-    }
+    if (plan.producer !== undefined) entry.producers = prunedProducers(entry.producers, plan.producer, now);
     notify(entry.listeners);
-    const producer = 'producer' in request ? request.producer : undefined;
-    return {
-      duplicate: false,
-      epoch: producer?.epoch ?? 0,
-      seq: producer?.seq ?? 0,
-      startOffset: tail,
-      nextOffset: tailOf(entry),
-      closed: entry.closed,
-    };
+    return committedResult(request, plan, tail, tailOf(entry));
   }
 
-  /**
-   * Looks up a name about to be created: the live entry to compare with, or the expired, unreferenced entry the new
-   * stream will replace — removed only once the new stream's commit is known to succeed, so a rejected create
-   * changes nothing.
-   */
-  #prepareName(name: string, now: number): { existing?: Entry; expired?: Entry } {
-    const existing = this.#streams.get(name);
-    if (existing === undefined) return {};
-    if (existing.tombstone) {
-      throw new StorageError(
-        'PATH_BLOCKED',
-        `stream ${JSON.stringify(name)} is reserved by forks of a deleted stream`,
-      );
+  #apply(entry: Entry, removal: Removal): void {
+    if (removal === 'remove') {
+      this.#remove(entry);
+      return;
     }
-    if (isExpired(existing.config, now)) {
-      if (existing.refCount > 0) {
-        throw new StorageError(
-          'PATH_BLOCKED',
-          `expired stream ${JSON.stringify(name)} is still referenced by forks`,
-        );
-      }
-      return { expired: existing };
-    }
-    return { existing };
-  }
-
-  #visible(name: string): Entry {
-    const entry = this.#streams.get(name);
-    if (entry === undefined) notFound(name);
-    checkAccess(entry, this.#clock.now());
-    return entry;
-  }
-
-  #tombstone(entry: Entry): void {
     entry.tombstone = true;
     notify(entry.listeners);
     entry.listeners.clear();
@@ -402,8 +331,9 @@ export class MemoryStorage implements Storage {
       const parent: Entry | undefined =
         current.fork === null ? undefined : this.#streams.get(current.fork.source);
       if (parent === undefined) break;
-      parent.refCount = Math.max(0, parent.refCount - 1);
-      current = parent.tombstone && parent.refCount === 0 ? parent : undefined;
+      const after = afterForkRemoved(parent);
+      parent.refCount = after.refCount;
+      current = after.remove ? parent : undefined;
     }
   }
 
@@ -483,22 +413,16 @@ function metadataOf(entry: Entry): StreamMetadata {
   };
 }
 
-/**
- * The segments a read of `entry` walks: every ancestor bounded by the smallest fork offset below it, root first,
- * then `entry` itself unbounded.
- */
-function lineage(streams: Map<string, Entry>, entry: Entry): { entry: Entry; bound: Offset | null }[] {
-  const segments: { entry: Entry; bound: Offset | null }[] = [{ entry, bound: null }];
-  let bound = null as Offset | null;
-  let current = entry;
-  while (current.fork !== null) {
-    bound = bound === null || current.fork.offset < bound ? current.fork.offset : bound;
-    const parent = streams.get(current.fork.source);
+/** `entry` followed by its fork ancestors, nearest first. */
+function chainOf(streams: Map<string, Entry>, entry: Entry): Entry[] {
+  const chain = [entry];
+  for (let e = entry; e.fork !== null; ) {
+    const parent = streams.get(e.fork.source);
     if (parent === undefined) break;
-    segments.push({ entry: parent, bound });
-    current = parent;
+    chain.push(parent);
+    e = parent;
   }
-  return segments.reverse();
+  return chain;
 }
 
 function readLineage(
@@ -510,12 +434,12 @@ function readLineage(
 ): ReadResult {
   const messages: Uint8Array[] = [];
   let bytes = 0;
-  for (const { entry: segment, bound } of lineage(streams, entry)) {
+  for (const { entry: segment, bound } of readSegments(chainOf(streams, entry))) {
     let i = firstIndexAtOrAfter(segment, from);
     for (; i < segment.messages.length; i++) {
-      if (bound !== null && offsetOf(segment, i) >= bound) break;
+      if (bound !== null && compareOffsets(offsetOf(segment, i), bound) >= 0) break;
       const message = segment.messages[i]!;
-      if (maxBytes !== undefined && messages.length > 0 && bytes + message.byteLength > maxBytes) {
+      if (!fitsBudget(messages.length, bytes, message.byteLength, maxBytes)) {
         return { messages, nextOffset: offsetOf(segment, i), upToDate: false, closed: entry.closed };
       }
       messages.push(message);
@@ -525,33 +449,15 @@ function readLineage(
   return { messages, nextOffset: tail, upToDate: true, closed: entry.closed };
 }
 
-/** The local messages a fork starts with from its sub-offset: whole JSON messages or a byte prefix. */
-function subOffsetPrefix(
-  streams: Map<string, Entry>,
-  source: Entry,
-  forkOffset: Offset,
-  subOffset: number,
-): Uint8Array[] {
-  if (subOffset === 0) return [];
-  const after = readLineage(streams, source, forkOffset, undefined, tailOf(source)).messages;
-  const outOfRange = () =>
-    new StorageError(
-      'FORK_SUB_OFFSET_OUT_OF_RANGE',
-      `sub-offset ${subOffset} exceeds the data after the fork offset`,
-    );
-  if (isJsonContentType(source.config.contentType)) {
-    if (after.length < subOffset) throw outOfRange();
-    return after.slice(0, subOffset);
-  }
-  const first = after[0];
-  if (first === undefined || first.byteLength < subOffset) throw outOfRange();
-  return [first.slice(0, subOffset)];
-}
-
-function pruneProducers(producers: Map<string, ProducerState>, now: number): void {
-  for (const [id, state] of producers) {
-    if (now - state.updatedAt > PRODUCER_STATE_TTL_MS) producers.delete(id);
-  }
+function viewOf(entry: Entry): LifecycleView & ForkSourceView {
+  return {
+    config: entry.config,
+    closed: entry.closed,
+    tombstone: entry.tombstone,
+    refCount: entry.refCount,
+    fork: entry.fork,
+    nextOffset: tailOf(entry),
+  };
 }
 
 function notify(listeners: Set<StreamListener>): void {

@@ -298,6 +298,31 @@ describe('MemoryStorage', () => {
     expect((await s.listStreams({ limit: 1 })).map((m) => m.name)).toEqual(['a/x']);
   });
 
+  it('answers invalid arguments as the contract decides, whatever the state, and changes nothing', async () => {
+    const s = new MemoryStorage();
+    await s.createStream('a', { contentType: T, ttlSeconds: 60, messages: [enc('x')] });
+    const before = await s.head('a');
+    for (const name of ['', 'a\uD800']) {
+      expect(await code(s.head(name))).toBe('INVALID_STREAM_NAME');
+      expect(await code(s.exists(name))).toBe('INVALID_STREAM_NAME');
+      expect(await code(s.read(name, '-1'))).toBe('INVALID_STREAM_NAME');
+      expect(await code(s.append(name, { messages: [enc('y')], contentType: T }))).toBe(
+        'INVALID_STREAM_NAME',
+      );
+      expect(await code(s.delete(name))).toBe('INVALID_STREAM_NAME');
+      expect(await code(s.subscribe(name, () => {}))).toBe('INVALID_STREAM_NAME');
+      expect(await code(s.createFork('f', { source: name }))).toBe('INVALID_STREAM_NAME');
+    }
+    await expect(s.read('a', '-1', { maxBytes: Number.NaN })).rejects.toThrow(RangeError);
+    await expect(s.read('missing', '-1', { maxBytes: -1 })).rejects.toThrow(RangeError);
+    await expect(s.listStreams({ limit: -1 })).rejects.toThrow(RangeError);
+    await expect(s.listStreams({ limit: 1.5 })).rejects.toThrow(RangeError);
+    await expect(s.append('a', { messages: 'x' as never })).rejects.toThrow(TypeError);
+    await expect(s.subscribe('a', null as never)).rejects.toThrow(TypeError);
+    expect(await s.head('a')).toEqual(before);
+    expect(await readAll(s, 'a')).toEqual(['x']);
+  });
+
   it('refuses every call after close', async () => {
     const s = new MemoryStorage();
     await s.createStream('a', { contentType: T });
