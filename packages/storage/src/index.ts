@@ -59,12 +59,13 @@ export type { ByteLimits } from './rules/limits.js';
 export { batchBytes, checkByteLimits, checkCreateLimits, resolveByteLimits } from './rules/limits.js';
 export type { ListingQuery } from './rules/listing.js';
 export { listingFull, listingIncludes, listingPage } from './rules/listing.js';
-export { assertStreamName, compareUtf8 } from './rules/names.js';
+export { assertStreamName, compareUtf8, isWellFormed } from './rules/names.js';
 export type { ProducerDecision } from './rules/producer.js';
 export {
   decideProducer,
   isProducerStateLive,
   PRODUCER_STATE_TTL_MS,
+  producerStateCutoff,
   prunedProducers,
   validateProducerIdentity,
 } from './rules/producer.js';

@@ -14,8 +14,11 @@ export function assertStreamName(name: string): void {
   }
 }
 
-/** True when `value` holds no lone surrogate (`String.prototype.isWellFormed`, which the ES2023 library lacks). */
-function isWellFormed(value: string): boolean {
+/**
+ * True when `value` holds no lone surrogate, so it has exactly one UTF-8 encoding (`String.prototype.isWellFormed`,
+ * which the ES2023 library lacks).
+ */
+export function isWellFormed(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
     if (c < 0xd800 || c > 0xdfff) continue;

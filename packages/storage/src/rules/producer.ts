@@ -6,9 +6,17 @@ import { streamClosed } from './access.js';
 /** Producer state idle for longer than this (7 days) is forgotten. */
 export const PRODUCER_STATE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
-/** True while a stored producer entry counts: it was last used at most {@link PRODUCER_STATE_TTL_MS} before `now`. */
+/**
+ * The oldest `updatedAt` a producer entry may have at `now` and still count: entries last used before this instant
+ * (more than {@link PRODUCER_STATE_TTL_MS} ago) are forgotten. Backends that prune in a query compare with it.
+ */
+export function producerStateCutoff(now: number): number {
+  return now - PRODUCER_STATE_TTL_MS;
+}
+
+/** True while a stored producer entry counts (see {@link producerStateCutoff}). */
 export function isProducerStateLive(state: ProducerState, now: number): boolean {
-  return now - state.updatedAt <= PRODUCER_STATE_TTL_MS;
+  return state.updatedAt >= producerStateCutoff(now);
 }
 
 /**
