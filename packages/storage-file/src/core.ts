@@ -69,6 +69,8 @@ export class Core {
   /** Streams with group writes the journal holds and their logs do not yet (oldest first), and those bytes. */
   readonly pendingStreams = new Set<StreamEntry>();
   pendingBytes = 0;
+  /** The background flusher of pending writes, while it runs (log-writer.ts). */
+  flusher: Promise<void> | null = null;
   state: 'open' | 'closing' | 'closed' = 'open';
   total = 0;
   reserved = 0;
@@ -102,13 +104,17 @@ export class Core {
   }
 
   /** Opens (creating or emptying) the log file of `record`, making its fan-out folder on first use. */
-  async createLogFile(record: CatalogRecord): Promise<FileHandleLike> {
+  async createLogFile(record: CatalogRecord, inPool = false): Promise<FileHandleLike> {
     const path = this.logPath(record);
     const dir = this.logDir(record);
     let fh: FileHandleLike;
     try {
-      // A synchronous create costs tens of microseconds on the event loop; the thread pool adds a round trip.
-      fh = this.fs.openSync !== undefined ? this.fs.openSync(path, 'w+') : await this.fs.open(path, 'w+');
+      // A synchronous create costs tens of microseconds on the event loop; the thread pool adds a round trip, which
+      // only work off the appenders' path (`inPool`) can afford.
+      fh =
+        this.fs.openSync !== undefined && !inPool
+          ? this.fs.openSync(path, 'w+')
+          : await this.fs.open(path, 'w+');
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
       await this.fs.mkdir(dir);

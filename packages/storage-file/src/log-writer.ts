@@ -179,18 +179,48 @@ async function deferredWrite(
   if (entry.pendingBytes >= FLUSH_BYTES || entry.pending.length >= FLUSH_PARTS) {
     await flushPending(core, entry).catch(() => undefined);
   }
-  // Memory held for pending writes is bounded: past the budget, each deferred write also writes out the one or two
-  // streams pending longest (a little at a time, so that the event loop never stalls on thousands of writes).
-  // The number of streams with pending writes is bounded too: each may owe a file creation, and a checkpoint or a
-  // close writes them all out, so their count bounds how long those take.
-  if (core.pendingBytes > PENDING_BUDGET || core.pendingStreams.size > PENDING_STREAMS) {
-    let n = 0;
-    for (const e of core.pendingStreams) {
-      if (++n > 2) break;
-      if (core.pendingBytes <= PENDING_BUDGET && core.pendingStreams.size <= PENDING_STREAMS) break;
-      await flushPending(core, e).catch(() => undefined);
-    }
+  // Memory held for pending writes is bounded, and so is the number of streams with pending writes (each may owe a
+  // file creation, and a checkpoint or a close writes them all out). Past the budget, a background flusher writes
+  // out the streams pending longest, a few at a time, off the appenders' path: a first write's file is created in
+  // the thread pool while the event loop goes on serving appends. Only past twice the budget does a writer wait.
+  if (overBudget(core, 1)) {
+    const flusher = startFlusher(core);
+    if (overBudget(core, 2)) await flusher;
   }
+}
+
+function overBudget(core: Core, factor: number): boolean {
+  return core.pendingBytes > PENDING_BUDGET * factor || core.pendingStreams.size > PENDING_STREAMS * factor;
+}
+
+/** Streams the background flusher writes out concurrently (the thread pool has four threads by default). */
+const FLUSH_CONCURRENCY = 4;
+
+/** Starts (or joins) the background flusher, which writes out the oldest pending streams until under budget. */
+function startFlusher(core: Core): Promise<void> {
+  if (core.flusher !== null) return core.flusher;
+  const run = (async () => {
+    try {
+      while (overBudget(core, 1)) {
+        const batch: StreamEntry[] = [];
+        for (const e of core.pendingStreams) {
+          if (e.flushing !== null) continue;
+          batch.push(e);
+          if (batch.length >= FLUSH_CONCURRENCY) break;
+        }
+        if (batch.length === 0) break;
+        const done = await Promise.allSettled(batch.map((e) => flushPending(core, e, true)));
+        // A failing file system (ENOSPC, EIO) makes no progress: stop, the next deferred write starts over.
+        if (done.every((r) => r.status === 'rejected')) break;
+      }
+    } finally {
+      core.flusher = null;
+    }
+  })();
+  core.flusher = run;
+  core.drains.add(run);
+  void run.finally(() => core.drains.delete(run));
+  return run;
 }
 
 /**
@@ -208,8 +238,11 @@ export function dropPending(core: Core, entry: StreamEntry): void {
   entry.pendingBytes = 0;
 }
 
-/** Writes a stream's pending groups to its log (see {@link deferredWrite}). */
-export async function flushPending(core: Core, entry: StreamEntry): Promise<void> {
+/**
+ * Writes a stream's pending groups to its log (see {@link deferredWrite}). In the `background`, a log file is created
+ * through the thread pool rather than on the event loop.
+ */
+export async function flushPending(core: Core, entry: StreamEntry, background = false): Promise<void> {
   while (entry.flushing !== null) await entry.flushing.catch(() => undefined);
   if (entry.pending.length === 0 || entry.removed) return;
   const run = (async () => {
@@ -220,7 +253,7 @@ export async function flushPending(core: Core, entry: StreamEntry): Promise<void
     // (replacing any file an earlier stream of the same name left behind).
     let fh: FileHandleLike;
     if (at === 0) {
-      fh = await core.createLogFile(entry.record);
+      fh = await core.createLogFile(entry.record, background);
       entry.record.noFile = false;
       core.handles.adopt(entry, fh);
     } else {

@@ -129,6 +129,45 @@ describe('commit journal', () => {
   });
 });
 
+describe('deferred log writes', () => {
+  it('past the budget of streams with pending writes, the oldest are written out and nothing is lost', async () => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root, syncOnAppend: true, journal: 'always' });
+    open.push(s);
+    // More streams with one small pending write each than the 4,096 the writer lets wait for their log file.
+    const n = 5_000;
+    const names = Array.from({ length: n }, (_, i) => `d${i}`);
+    for (let i = 0; i < n; i += 100) {
+      await Promise.all(names.slice(i, i + 100).map((x) => s.createStream(x, { contentType: 'text/plain' })));
+    }
+    for (let i = 0; i < n; i += 100) {
+      await Promise.all(
+        names.slice(i, i + 100).map((x) => s.append(x, { messages: [enc(x)], contentType: 'text/plain' })),
+      );
+    }
+    // The background flusher creates the oldest streams' logs, while the newest stay in the journal only.
+    const exists = (x: string) =>
+      stat(logOf(root, x)).then(
+        () => true,
+        () => false,
+      );
+    for (let i = 0; !(await exists('d0')); i++) {
+      expect(i).toBeLessThan(600);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await exists(names[n - 1]!)).toBe(false);
+    // A crash now: the journal restores what the logs lack.
+    const copy = await crashCopy(root);
+    const r = await FileStorage.open({ rootDir: copy });
+    open.push(r);
+    for (const x of [names[0]!, names[n >> 1]!, names[n - 1]!]) {
+      const got = await r.read(x, '-1');
+      expect(got.messages.map(dec)).toEqual([x]);
+    }
+    expect((await r.listStreams({ limit: n + 1 })).length).toBe(n);
+  }, 120_000);
+});
+
 describe('stream summaries in the catalog', () => {
   it('lists streams without reading their logs after a clean shutdown, and exactly after a crash', async () => {
     const root = await tempDir();
