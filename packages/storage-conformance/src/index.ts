@@ -51,6 +51,8 @@ export {
   checkSubscriberNeverMisses,
   describeConcurrency,
 } from './properties/concurrency.js';
+export type { DifferentialOptions, KnownDivergence } from './properties/differential.js';
+export { checkDifferential, describeDifferential } from './properties/differential.js';
 export {
   checkDurability,
   checkReopenPreservesState,
