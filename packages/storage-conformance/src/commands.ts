@@ -22,7 +22,7 @@ export interface Target {
 export type Cmd = fc.AsyncCommand<StorageModel, Target>;
 
 /** One resolved call: the model's answer (computed once, it advances the model) and the backend call. */
-interface Step<P> {
+export interface Step<P> {
   expect(): Outcome<P>;
   call(storage: Storage): Promise<Outcome<P>>;
   /** A finer name for a success in the outcome histogram (`created`, `duplicate`, …). */

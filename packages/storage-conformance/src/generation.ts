@@ -35,6 +35,7 @@ import {
   ReopenCommand,
   SubscribeCommand,
 } from './commands.js';
+import { ARGUMENT_CASES, InvalidCallCommand } from './properties/arguments.js';
 
 // The weights decide which states a run reaches. They were tuned with the outcome histogram (`verbose`) so that a
 // default run of the model property meets every outcome code the model can produce — fencing, gaps, duplicates,
@@ -192,6 +193,12 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
     );
     out.push({ weight: 1, arbitrary: listOptionsArb.map((o) => new ListCommand(o)) });
   }
+  out.push({
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.nat(ARGUMENT_CASES.length - 1), streamNameArb)
+      .map(([i, n]) => new InvalidCallCommand(i, n)),
+  });
   if (selection.reopen) out.push({ weight: 1, arbitrary: fc.constant(new ReopenCommand()) });
   // fc.commands picks uniformly among its arbitraries; weights become repetitions.
   return out.flatMap(({ weight, arbitrary }) => Array.from({ length: weight }, () => arbitrary));

@@ -36,6 +36,8 @@ export type { ModelLimits, ModelMessage, Outcome } from './model.js';
 export { StorageModel } from './model.js';
 export type { ConformanceOptions, ResolvedOptions } from './options.js';
 export { RUNS_ENV, resolveOptions, SEED_ENV } from './options.js';
+export type { ArgumentAnswer, ArgumentCase } from './properties/arguments.js';
+export { ARGUMENT_CASES, checkInvalidArguments, NAME_STATES } from './properties/arguments.js';
 export {
   checkCapabilities,
   checkCapabilityDeclaration,

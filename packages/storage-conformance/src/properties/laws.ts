@@ -11,6 +11,7 @@ import {
 import { ensure, expectCode, hex } from '../compare.js';
 import { probeCapabilities, type StorageHarness } from '../harness.js';
 import { type ConformanceOptions, resolveOptions } from '../options.js';
+import { checkInvalidArguments } from './arguments.js';
 import {
   advanceOffset,
   assertOverSessions,
@@ -658,6 +659,10 @@ export const LAWS: readonly PropertyCheck[] = [
   { title: 'byte budgets split reads without losing or repeating a message', run: checkBudgetedReads },
   { title: 'streams expire exactly at their deadline', run: checkExpiry, skip: needs('expiry') },
   { title: 'Stream-Seq values must increase in UTF-8 byte order', run: checkStreamSeqOrder },
+  {
+    title: 'every invalid argument gets the stated answer, whatever the stream, and changes nothing',
+    run: checkInvalidArguments,
+  },
 ];
 
 /** Runs every applicable law; rejects with the first counterexample. */
