@@ -53,7 +53,7 @@ export const STORAGE_ERROR_CODES = [
   'INVALID_TTL',
   /** Both a TTL and an absolute deadline were given. */
   'CONFLICTING_EXPIRY',
-  /** A stream name is empty, too long, or otherwise refused by the backend. */
+  /** A stream name is empty or holds a lone surrogate; answered on every method that takes a name. */
   'INVALID_STREAM_NAME',
   /** Producer headers are malformed (empty id, epoch or seq not a safe non-negative integer). */
   'INVALID_PRODUCER',

@@ -49,6 +49,7 @@ export type { ForkPlan, ForkSourceView, LifecycleView, NameClaim, Removal } from
 export {
   afterForkRemoved,
   forkPrefix,
+  orphanedTombstone,
   planDelete,
   planExpiry,
   planFork,

@@ -176,12 +176,16 @@ const APPEND_FIELDS = {
  * @throws TypeError; StorageError `INVALID_STREAM_NAME`, `EMPTY_APPEND`.
  */
 export function validateAppend(name: string, request: AppendRequest): void {
+  checkAppendTypes(name, request);
+  assertStreamName(name);
+  validateAppendRequest(request);
+}
+
+function checkAppendTypes(name: string, request: AppendRequest): void {
   check('stream name', name, 'string');
   check('request', request, 'object');
   check('request.messages', request.messages, 'messages');
   checkFields('request', request, APPEND_FIELDS);
-  assertStreamName(name);
-  validateAppendRequest(request);
 }
 
 /**
@@ -212,10 +216,7 @@ export function validateProducerAppend(
   request: ProducerAppendRequest,
 ): void {
   gate(capabilities, 'producers', 'appendWithProducer');
-  check('stream name', name, 'string');
-  check('request', request, 'object');
-  check('request.messages', request.messages, 'messages');
-  checkFields('request', request, APPEND_FIELDS);
+  checkAppendTypes(name, request);
   check('request.producer', request.producer, 'object');
   check('request.producer.id', request.producer.id, 'string');
   check('request.producer.epoch', request.producer.epoch, 'number');

@@ -154,7 +154,8 @@ export function forkPrefix(plan: ForkPlan, after: readonly Uint8Array[]): Uint8A
   }
   const first = after[0];
   if (first === undefined || first.byteLength < subOffset) throw outOfRange();
-  return [first.slice(0, subOffset)];
+  // A copy: `after` may be views into a backend's buffers (for a Node Buffer, `slice` would be one too).
+  return [new Uint8Array(first.subarray(0, subOffset))];
 }
 
 /** What removing a stream means: a `tombstone` while forks reference it, else `remove` (with its data). */
@@ -196,5 +197,13 @@ export function afterForkRemoved(source: Pick<LifecycleView, 'tombstone' | 'refC
   readonly remove: boolean;
 } {
   const refCount = Math.max(0, source.refCount - 1);
-  return { refCount, remove: source.tombstone && refCount === 0 };
+  return { refCount, remove: orphanedTombstone({ tombstone: source.tombstone, refCount }) };
+}
+
+/**
+ * True for a tombstone no fork references any more: it is removed (the lineage clean-up of a delete, and what a
+ * backend finishes after a crash interrupted one).
+ */
+export function orphanedTombstone(entry: Pick<LifecycleView, 'tombstone' | 'refCount'>): boolean {
+  return entry.tombstone && entry.refCount === 0;
 }
