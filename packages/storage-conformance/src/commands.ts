@@ -343,6 +343,7 @@ export class CloseCommand extends Base {
 export type ProducerSeqChoice =
   | { readonly kind: 'next' }
   | { readonly kind: 'retry' }
+  | { readonly kind: 'older'; readonly by: number }
   | { readonly kind: 'gap'; readonly by: number }
   | { readonly kind: 'raw'; readonly seq: number };
 
@@ -370,7 +371,14 @@ export class ProducerAppendCommand extends Base {
   protected describe(): string {
     const epoch = this.epoch.kind === 'raw' ? String(this.epoch.epoch) : this.epoch.kind;
     const p = this.producerSeq;
-    const pseq = p.kind === 'raw' ? String(p.seq) : p.kind === 'gap' ? `next+${p.by}` : p.kind;
+    const pseq =
+      p.kind === 'raw'
+        ? String(p.seq)
+        : p.kind === 'gap'
+          ? `next+${p.by}`
+          : p.kind === 'older'
+            ? `last-${p.by}`
+            : p.kind;
     return `appendWithProducer(${q(this.name)}, producer=${q(this.id)}/epoch=${epoch}/seq=${pseq}, ${formatMessages(
       this.messages,
     )}, ${ctText(this.contentType)}${this.seq === undefined ? '' : `, seq=${q(this.seq)}`}${this.close ? ', close' : ''})`;
@@ -402,7 +410,9 @@ export class ProducerAppendCommand extends Base {
           ? next
           : p.kind === 'gap'
             ? next + p.by
-            : (state?.lastSeq ?? 0);
+            : p.kind === 'older'
+              ? Math.max(0, (state?.lastSeq ?? 0) - p.by)
+              : (state?.lastSeq ?? 0);
     this.resolved = `epoch=${epoch}, seq=${seq}`;
     const request = {
       producer: { id: this.id, epoch, seq },

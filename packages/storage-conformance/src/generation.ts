@@ -85,7 +85,8 @@ const producerEpochArb: fc.Arbitrary<ProducerEpochChoice> = fc.oneof(
 
 const producerSeqArb: fc.Arbitrary<ProducerSeqChoice> = fc.oneof(
   { weight: 8, arbitrary: fc.constant({ kind: 'next' as const }) },
-  { weight: 3, arbitrary: fc.constant({ kind: 'retry' as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'retry' as const }) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }).map((by) => ({ kind: 'older' as const, by })) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }).map((by) => ({ kind: 'gap' as const, by })) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 4 }).map((seq) => ({ kind: 'raw' as const, seq })) },
 );
@@ -194,7 +195,7 @@ export function commandArbitraries(selection: CommandSelection): fc.Arbitrary<Cm
     out.push({ weight: 1, arbitrary: listOptionsArb.map((o) => new ListCommand(o)) });
   }
   out.push({
-    weight: 1,
+    weight: 2,
     arbitrary: fc
       .tuple(fc.nat(ARGUMENT_CASES.length - 1), streamNameArb)
       .map(([i, n]) => new InvalidCallCommand(i, n)),

@@ -26,7 +26,8 @@ export {
   SubscribeCommand,
 } from './commands.js';
 export { ConformanceError, DOCUMENTED_DETAILS } from './compare.js';
-export { describeStorageConformance } from './conformance.js';
+export type { Area } from './conformance.js';
+export { AREAS, AreaFailure, checkStorageConformance, describeStorageConformance } from './conformance.js';
 export type { CommandSelection } from './generation.js';
 export { commandArbitraries, createCommandArb } from './generation.js';
 export type { HarnessContext, HarnessInstance, Session, StorageHarness } from './harness.js';

@@ -27,6 +27,12 @@ export interface ConformanceOptions {
    * property the histogram of outcomes (results and error codes per operation) it produced. @default false
    */
   readonly verbose?: boolean | undefined;
+  /**
+   * Shrink a failing input to a minimal counterexample before reporting it. `false` reports the first failing input
+   * as found: whether a backend fails does not change, only the report (the kit's mutant suite uses it to save time).
+   * @default true
+   */
+  readonly shrink?: boolean | undefined;
 }
 
 /** {@link ConformanceOptions} with defaults and environment overrides applied. */
@@ -38,6 +44,7 @@ export interface ResolvedOptions {
   readonly timeout: number;
   readonly maxCommands: number;
   readonly verbose: boolean;
+  readonly shrink: boolean;
 }
 
 export const RUNS_ENV = 'STREAMKEEP_CONFORMANCE_RUNS';
@@ -70,6 +77,7 @@ export function resolveOptions(options: ConformanceOptions = {}): ResolvedOption
     timeout: options.timeout ?? 120_000,
     maxCommands: options.maxCommands ?? 80,
     verbose: options.verbose ?? false,
+    shrink: options.shrink ?? true,
   };
 }
 
@@ -80,6 +88,6 @@ export function fcParameters(options: ResolvedOptions, runs: number = options.nu
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     ...(options.path === undefined ? {} : { path: options.path }),
     verbose: options.verbose ? 1 : 0,
-    endOnFailure: false,
+    endOnFailure: !options.shrink,
   } as const;
 }
