@@ -1,35 +1,47 @@
 import {
   type AppendRequest,
   type AppendResult,
-  assertStreamName,
+  afterForkRemoved,
+  appendResultOf,
   type ByteLimits,
   batchBytes,
   type Clock,
+  type CommitRequest,
   type CreateStreamOptions,
   type CreateStreamResult,
-  checkAccess,
   checkByteLimits,
-  createMatchesExisting,
+  checkFound,
+  committedResult,
   type DeleteResult,
+  duplicateResult,
+  type ForkInfo,
   type ForkOptions,
+  forkPrefix,
   formatOffset,
-  isExpired,
-  isJsonContentType,
+  isVisible,
+  isWellFormed,
   type ListStreamsOptions,
+  listingPage,
+  type NameClaim,
   notFound,
   type Offset,
-  PRODUCER_STATE_TTL_MS,
   type ProducerAppendRequest,
   type ProducerAppendResult,
   type ProducerState,
   parseOffset,
   planCommit,
+  planDelete,
+  planExpiry,
+  planFork,
+  planNameClaim,
+  producerStateCutoff,
   type ReadOptions,
   type ReadResult,
+  type Removal,
+  readSegments,
+  readStart,
   renewedDeadline,
   resolveByteLimits,
-  resolveForkConfig,
-  resolveStreamOptions,
   type Storage,
   type StorageCapabilities,
   StorageError,
@@ -38,18 +50,28 @@ import {
   type StreamMetadata,
   type Subscription,
   systemClock,
+  tailReadResult,
   takeWithinBudget,
-  validateAppendRequest,
-  validateForkRequest,
+  validateAppend,
+  validateCloseStream,
+  validateCreateFork,
+  validateCreateStream,
+  validateListStreams,
+  validateName,
+  validateProducerAppend,
+  validateRead,
+  validateSubscribe,
 } from '@streamkeep/storage';
 import pg from 'pg';
 import { isNameRace, isRetryable, toStorageError } from './errors.js';
 import { Notifier } from './notifier.js';
 import {
+  accessViewOf,
   configOf,
   decodeText,
   encodeText,
   forkOf,
+  lifecycleViewOf,
   metadataOf,
   type ProducerRow,
   producerStateOf,
@@ -244,18 +266,13 @@ export class PostgresStorage implements Storage {
 
   async createStream(name: string, options: CreateStreamOptions): Promise<CreateStreamResult> {
     return this.#run(async () => {
-      assertStreamName(name);
       const now = this.#clock.now();
-      const config = resolveStreamOptions(options, now);
+      const config = validateCreateStream(CAPABILITIES, name, options, now);
       const messages = options.messages ?? [];
       return this.#transaction(BEGIN_WRITE, async (tx) => {
-        const existing = await this.#claimName(tx, name, now);
-        if (existing !== undefined) {
-          if (existing.parent_id !== null || !createMatchesExisting(viewOf(existing), config)) {
-            throw configMismatch(name);
-          }
-          return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
-        }
+        const held = await this.#lockByName(tx, name);
+        if ((await this.#claim(tx, held, name, { config, fork: null }, now)) === 'existing')
+          return answerOf(held!);
         const id = await this.#insertStream(tx, name, config, now, messages, null);
         await this.#checkLimits(tx, messages, 0);
         await this.#insertMessages(tx, id, 0, 0, messages);
@@ -272,69 +289,47 @@ export class PostgresStorage implements Storage {
 
   async createFork(name: string, options: ForkOptions): Promise<CreateStreamResult> {
     return this.#run(async () => {
-      assertStreamName(name);
       const now = this.#clock.now();
-      const requested = validateForkRequest(options, now);
+      const requested = validateCreateFork(CAPABILITIES, name, options, now);
       return this.#transaction(BEGIN_WRITE, async (tx) => {
         // Rows are locked descendants first (the fork's name, then its source), as delete and clean-up do, so a
         // fork racing a delete of the same name cannot deadlock with it.
-        const target = await this.#lockByName(tx, name);
-        const source = name === options.source ? target : await this.#lockByName(tx, options.source);
-        if (source === undefined) notFound(options.source);
-        if (source.tombstone) {
-          throw new StorageError(
-            'FORK_FROM_TOMBSTONE',
-            `cannot fork deleted stream ${JSON.stringify(options.source)}`,
-          );
-        }
-        if (isExpired(configOf(source), now)) {
-          throw new StorageError('EXPIRED', `stream ${JSON.stringify(options.source)} has expired`);
-        }
-        const sourceTail = tailOf(source);
-        const forkOffset = requested.offset ?? sourceTail;
-        if (forkOffset > sourceTail) {
-          throw new StorageError(
-            'FORK_OFFSET_BEYOND_TAIL',
-            `fork offset ${forkOffset} lies beyond the source tail ${sourceTail}`,
-          );
-        }
-        const config = resolveForkConfig(options, configOf(source), now);
-        const subOffset = requested.subOffset;
-        const prefix = subOffset === 0 ? [] : await this.#subOffsetPrefix(tx, source, forkOffset, subOffset);
-        const local = [...prefix, ...(options.messages ?? [])];
-
-        const existing = await this.#claim(tx, target, name, now);
-        if (existing !== undefined) {
-          const fork = forkOf(existing);
-          const sameLineage =
-            fork !== null &&
-            fork.source === options.source &&
-            fork.offset === forkOffset &&
-            fork.subOffset === subOffset;
-          if (!sameLineage || !createMatchesExisting(viewOf(existing), config)) throw configMismatch(name);
-          return { created: false, nextOffset: tailOf(existing), closed: existing.closed };
-        }
-        const position = parseOffset(forkOffset);
-        const base: Position =
-          position.kind === 'position'
-            ? { seq: position.readSeq, bytes: position.byteOffset }
-            : { seq: 0, bytes: 0 };
-        const id = await this.#insertStream(tx, name, config, now, local, {
-          parentId: source.id,
-          source: options.source,
-          offset: forkOffset,
-          subOffset,
+        const held = await this.#lockByName(tx, name);
+        const source = name === options.source ? held : await this.#lockByName(tx, options.source);
+        const plan = planFork(options, requested, source && lifecycleViewOf(source), now);
+        const after =
+          plan.prefixMessages === 0
+            ? []
+            : (
+                await this.#readSegments(
+                  tx,
+                  segmentsOf(await this.#chain(tx, `id = ${Number(source!.id)}`)),
+                  { seq: plan.baseSeq, bytes: plan.baseBytes },
+                  undefined,
+                  plan.prefixMessages,
+                )
+              ).messages;
+        const local = [...forkPrefix(plan, after), ...(options.messages ?? [])];
+        if ((await this.#claim(tx, held, name, plan, now)) === 'existing') return answerOf(held!);
+        const base: Position = { seq: plan.baseSeq, bytes: plan.baseBytes };
+        const id = await this.#insertStream(tx, name, plan.config, now, local, {
+          parentId: source!.id,
+          source: plan.fork.source,
+          offset: plan.fork.offset,
+          subOffset: plan.fork.subOffset,
           base,
         });
         await this.#checkLimits(tx, local, 0);
         await this.#insertMessages(tx, id, base.seq, base.bytes, local);
-        tx.write(`UPDATE ${this.#s}.streams SET ref_count = ref_count + 1 WHERE id = ${tx.param(source.id)}`);
+        tx.write(
+          `UPDATE ${this.#s}.streams SET ref_count = ref_count + 1 WHERE id = ${tx.param(source!.id)}`,
+        );
         const bytes = batchBytes(local);
         tx.addUsage(id, bytes);
         return {
           created: true,
           nextOffset: formatOffset(base.seq + local.length, base.bytes + bytes),
-          closed: config.createdClosed,
+          closed: plan.config.createdClosed,
         };
       });
     });
@@ -343,25 +338,29 @@ export class PostgresStorage implements Storage {
   // ----- commits --------------------------------------------------------------------------------------------------
 
   async append(name: string, request: AppendRequest): Promise<AppendResult> {
-    const result = await this.#commit(name, request, undefined);
-    return { startOffset: result.startOffset, nextOffset: result.nextOffset, closed: result.closed };
+    const result = await this.#commit(name, () => {
+      validateAppend(name, request);
+      return request;
+    });
+    return appendResultOf(result);
   }
 
   async closeStream(name: string, options?: { readonly seq?: string | undefined }): Promise<AppendResult> {
-    return this.append(name, { messages: [], close: true, seq: options?.seq });
+    return appendResultOf(await this.#commit(name, () => validateCloseStream(name, options)));
   }
 
-  async appendWithProducer(name: string, request: ProducerAppendRequest): Promise<ProducerAppendResult> {
-    return this.#commit(name, request, request.producer.id);
+  appendWithProducer(name: string, request: ProducerAppendRequest): Promise<ProducerAppendResult> {
+    return this.#commit(name, () => {
+      validateProducerAppend(CAPABILITIES, name, request);
+      return request;
+    });
   }
 
-  #commit(
-    name: string,
-    request: AppendRequest | ProducerAppendRequest,
-    producerId: string | undefined,
-  ): Promise<ProducerAppendResult> {
+  /** One commit: `validate` runs the method's argument checks and returns the request to commit. */
+  #commit(name: string, validate: () => CommitRequest): Promise<ProducerAppendResult> {
     return this.#run(async () => {
-      validateAppendRequest(request);
+      const request = validate();
+      const producerId = request.producer?.id;
       const now = this.#clock.now();
       return this.#transaction(BEGIN_WRITE, async (tx) => {
         const row = await this.#lockByName(tx, name);
@@ -389,16 +388,7 @@ export class PostgresStorage implements Storage {
           request,
           now,
         );
-        if (plan.kind === 'duplicate') {
-          return {
-            duplicate: true,
-            epoch: plan.epoch,
-            seq: plan.seq,
-            startOffset: tail,
-            nextOffset: tail,
-            closed: row.closed,
-          };
-        }
+        if (plan.kind === 'duplicate') return duplicateResult(plan, tail, row.closed);
         const { messages } = request;
         await this.#checkLimits(tx, messages, row.total_bytes);
         const bytes = batchBytes(messages);
@@ -416,7 +406,7 @@ export class PostgresStorage implements Storage {
           const encodedId = p(encodeText(id));
           tx.write(
             `DELETE FROM ${this.#s}.producers WHERE stream_id = ${streamId} AND producer_id <> ${encodedId} ` +
-              `AND updated_at < ${p(now - PRODUCER_STATE_TTL_MS)}::float8`,
+              `AND updated_at < ${p(producerStateCutoff(now))}::float8`,
           );
           tx.write(
             `INSERT INTO ${this.#s}.producers (stream_id, producer_id, epoch, last_seq, updated_at) ` +
@@ -427,15 +417,8 @@ export class PostgresStorage implements Storage {
         }
         tx.addUsage(row.id, bytes);
         tx.change('w', row.id);
-        const producer = 'producer' in request ? request.producer : undefined;
-        return {
-          duplicate: false,
-          epoch: producer?.epoch ?? 0,
-          seq: producer?.seq ?? 0,
-          startOffset: tail,
-          nextOffset: formatOffset(tailSeq(row) + messages.length, tailBytes(row) + bytes),
-          closed: plan.closed,
-        };
+        const next = formatOffset(tailSeq(row) + messages.length, tailBytes(row) + bytes);
+        return committedResult(request, plan, tail, next);
       });
     });
   }
@@ -444,22 +427,15 @@ export class PostgresStorage implements Storage {
 
   async read(name: string, from: Offset, options?: ReadOptions): Promise<ReadResult> {
     return this.#run(async () => {
-      const position = parseOffset(from);
+      const { from: position, maxBytes } = validateRead(name, from, options);
       const now = this.#clock.now();
-      const maxBytes = options?.maxBytes;
       const { row, result } = await this.#transaction(BEGIN_READ, async (tx) => {
         const chain = await this.#chainByName(tx, name);
-        const row = chain[0];
-        if (row === undefined) notFound(name);
-        checkAccess({ name, config: configOf(row), tombstone: row.tombstone }, now);
+        const row = checkFound(name, chain[0] && accessViewOf(chain[0]), now).row;
         const tail = tailOf(row);
-        if (position.kind === 'now') {
-          return { row, result: { messages: [], nextOffset: tail, upToDate: true, closed: row.closed } };
-        }
-        const start: Position =
-          position.kind === 'start'
-            ? { seq: 0, bytes: 0 }
-            : { seq: Math.min(position.readSeq, MAX), bytes: Math.min(position.byteOffset, MAX) };
+        if (position.kind === 'now') return { row, result: tailReadResult(tail, row.closed) };
+        const at = readStart(position);
+        const start: Position = { seq: Math.min(at.readSeq, MAX), bytes: Math.min(at.byteOffset, MAX) };
         const { messages, stop } = await this.#readSegments(
           tx,
           segmentsOf(chain),
@@ -477,8 +453,8 @@ export class PostgresStorage implements Storage {
           } satisfies ReadResult,
         };
       });
-      if (row.ttl_seconds !== null) {
-        const deadline = renewedDeadline(configOf(row), now);
+      const deadline = renewedDeadline(configOf(row), now);
+      if (deadline !== row.expires_at) {
         await this.#queryOnce(
           `UPDATE ${this.#s}.streams SET expires_at = GREATEST(expires_at, $2::float8) ` +
             'WHERE id = $1 AND NOT tombstone AND ttl_seconds IS NOT NULL',
@@ -491,6 +467,7 @@ export class PostgresStorage implements Storage {
 
   async head(name: string): Promise<StreamMetadata> {
     return this.#run(async () => {
+      validateName(name);
       const row = await this.#visibleRow(name);
       return metadataOf(row);
     });
@@ -498,16 +475,20 @@ export class PostgresStorage implements Storage {
 
   async exists(name: string): Promise<boolean> {
     return this.#run(async () => {
+      validateName(name);
       const row = await this.#rowByName(name);
-      return row !== undefined && !row.tombstone && !isExpired(configOf(row), this.#clock.now());
+      return isVisible(row && accessViewOf(row), this.#clock.now());
     });
   }
 
   async subscribe(name: string, listener: StreamListener): Promise<Subscription> {
     return this.#run(async () => {
+      validateSubscribe(name, listener);
       const row = await this.#visibleRow(name);
       const id = row.id;
-      if (!this.#notifier.add(id, listener)) {
+      // A distinct wrapper per call: subscribing one function twice gives two independent registrations.
+      const registration: StreamListener = () => listener();
+      if (!this.#notifier.add(id, registration)) {
         // The stream was removed between the lookup and the registration: give the last hint now.
         queueMicrotask(() => {
           try {
@@ -518,51 +499,52 @@ export class PostgresStorage implements Storage {
         });
         return { unsubscribe: () => {} };
       }
-      return { unsubscribe: () => this.#notifier.remove(id, listener) };
+      return { unsubscribe: () => this.#notifier.remove(id, registration) };
     });
   }
 
-  async listStreams(options: ListStreamsOptions = {}): Promise<StreamMetadata[]> {
+  async listStreams(options?: ListStreamsOptions): Promise<StreamMetadata[]> {
     return this.#run(async () => {
+      const query = validateListStreams(CAPABILITIES, options);
       const now = this.#clock.now();
-      const { prefix, after, limit } = options;
+      const { prefix, after, limit } = query;
+      // The query narrows by the listing rule where UTF-8 bytes express it exactly (well-formed strings compare and
+      // prefix-match the same as bytes); `listingPage` then decides, so the rule is applied as the contract states.
+      const exact =
+        (prefix === undefined || isWellFormed(prefix)) && (after === undefined || isWellFormed(after));
       const values: unknown[] = [now];
       let where = 'NOT tombstone AND (expires_at IS NULL OR expires_at > $1::float8)';
-      if (prefix !== undefined && prefix.length > 0) {
+      if (exact && prefix !== undefined && prefix.length > 0) {
         const bytes = Buffer.from(prefix, 'utf8');
         values.push(bytes, bytes.length);
         where += ` AND substring(name FROM 1 FOR $${values.length}::int) = $${values.length - 1}::bytea`;
       }
-      if (after !== undefined) {
+      if (exact && after !== undefined) {
         values.push(Buffer.from(after, 'utf8'));
         where += ` AND name > $${values.length}::bytea`;
       }
       let sql = `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE ${where} ORDER BY name`;
-      if (limit !== undefined && limit !== Number.POSITIVE_INFINITY) {
-        values.push(Number.isNaN(limit) ? 0 : Math.max(0, Math.trunc(limit)));
+      if (exact && limit !== undefined) {
+        values.push(limit);
         sql += ` LIMIT $${values.length}::int8`;
       }
       const rows = await this.#queryOnce<StreamRow>(sql, values);
-      return rows.map(metadataOf);
+      return listingPage(rows.map(metadataOf), query);
     });
   }
 
   // ----- deletion and expiry --------------------------------------------------------------------------------------
 
   async delete(name: string): Promise<DeleteResult> {
-    return this.#run(async () =>
-      this.#transaction(BEGIN_WRITE, async (tx) => {
+    return this.#run(async () => {
+      validateName(name);
+      return this.#transaction(BEGIN_WRITE, async (tx) => {
         const row = await this.#lockByName(tx, name);
-        if (row === undefined) notFound(name);
-        if (row.tombstone) throw new StorageError('GONE', `stream ${JSON.stringify(name)} was deleted`);
-        if (row.ref_count > 0) {
-          this.#tombstone(tx, row);
-          return { softDeleted: true };
-        }
-        await this.#remove(tx, row);
-        return { softDeleted: false };
-      }),
-    );
+        const removal = planDelete(name, row && lifecycleViewOf(row));
+        await this.#apply(tx, row!, removal);
+        return { softDeleted: removal === 'tombstone' };
+      });
+    });
   }
 
   async cleanupExpiredStreams(): Promise<number> {
@@ -580,9 +562,9 @@ export class PostgresStorage implements Storage {
             `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE id = ${Number(id)} FOR UPDATE`,
           );
           const row = rows[0];
-          if (row === undefined || row.tombstone || !isExpired(configOf(row), now)) return false;
-          if (row.ref_count > 0) this.#tombstone(tx, row);
-          else await this.#remove(tx, row);
+          const removal = row && planExpiry(lifecycleViewOf(row), now);
+          if (removal === undefined) return false;
+          await this.#apply(tx, row!, removal);
           return true;
         });
         if (removed) count++;
@@ -668,7 +650,6 @@ export class PostgresStorage implements Storage {
 
   async #rowByName(name: string): Promise<StreamRow | undefined> {
     const key = nameKey(name);
-    if (key === undefined) return undefined;
     const rows = await this.#queryOnce<StreamRow>(
       `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE name = decode('${key}', 'hex')`,
     );
@@ -677,14 +658,11 @@ export class PostgresStorage implements Storage {
 
   async #visibleRow(name: string): Promise<StreamRow> {
     const row = await this.#rowByName(name);
-    if (row === undefined) notFound(name);
-    checkAccess({ name, config: configOf(row), tombstone: row.tombstone }, this.#clock.now());
-    return row;
+    return checkFound(name, row && accessViewOf(row), this.#clock.now()).row;
   }
 
   async #lockByName(tx: Tx, name: string): Promise<StreamRow | undefined> {
     const key = nameKey(name);
-    if (key === undefined) return undefined; // no stream can have an ill-formed name
     const rows = await tx.query<StreamRow>(
       `SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE name = decode('${key}', 'hex') FOR UPDATE`,
     );
@@ -694,7 +672,6 @@ export class PostgresStorage implements Storage {
   /** The stream named `name` followed by its fork ancestors, nearest first. */
   async #chainByName(tx: Tx, name: string): Promise<StreamRow[]> {
     const key = nameKey(name);
-    if (key === undefined) return [];
     return this.#chain(tx, `name = decode('${key}', 'hex')`);
   }
 
@@ -712,39 +689,22 @@ export class PostgresStorage implements Storage {
   }
 
   /**
-   * Locks the row holding `name` for a create or fork and decides what it means: `undefined` when the name is free
-   * (an expired, unreferenced stream is removed on the way), the live row to compare with otherwise.
+   * Decides a create's or fork's name against the row holding it, which the transaction has locked; an expired,
+   * unreferenced stream it replaces is removed here (the transaction makes that atomic with the create).
    */
-  async #claimName(tx: Tx, name: string, now: number): Promise<StreamRow | undefined> {
-    return this.#claim(tx, await this.#lockByName(tx, name), name, now);
-  }
-
-  /** {@link PostgresStorage.#claimName} for a row the transaction has already locked. */
   async #claim(
     tx: Tx,
-    existing: StreamRow | undefined,
+    held: StreamRow | undefined,
     name: string,
+    requested: { readonly config: StreamConfig; readonly fork: ForkInfo | null },
     now: number,
-  ): Promise<StreamRow | undefined> {
-    if (existing === undefined) return undefined;
-    if (existing.tombstone) {
-      throw new StorageError(
-        'PATH_BLOCKED',
-        `stream ${JSON.stringify(name)} is reserved by forks of a deleted stream`,
-      );
+  ): Promise<NameClaim> {
+    const claim = planNameClaim(name, held && lifecycleViewOf(held), requested, now);
+    if (claim === 'replace') {
+      await this.#remove(tx, held!);
+      tx.released = held!.total_bytes;
     }
-    if (isExpired(configOf(existing), now)) {
-      if (existing.ref_count > 0) {
-        throw new StorageError(
-          'PATH_BLOCKED',
-          `expired stream ${JSON.stringify(name)} is still referenced by forks`,
-        );
-      }
-      await this.#remove(tx, existing);
-      tx.released = existing.total_bytes;
-      return undefined;
-    }
-    return existing;
+    return claim;
   }
 
   async #insertStream(
@@ -855,7 +815,8 @@ export class PostgresStorage implements Storage {
     checkByteLimits(this.#limits, total, streamBytes, bytes);
   }
 
-  #tombstone(tx: Tx, row: StreamRow): void {
+  async #apply(tx: Tx, row: StreamRow, removal: Removal): Promise<void> {
+    if (removal === 'remove') return this.#remove(tx, row);
     tx.write(`UPDATE ${this.#s}.streams SET tombstone = true WHERE id = ${tx.param(row.id)}`);
     tx.change('r', row.id);
   }
@@ -868,50 +829,24 @@ export class PostgresStorage implements Storage {
         `WITH m AS (DELETE FROM ${this.#s}.messages WHERE stream_id = $1),
               p AS (DELETE FROM ${this.#s}.producers WHERE stream_id = $1),
               s AS (DELETE FROM ${this.#s}.streams WHERE id = $1)
-         UPDATE ${this.#s}.streams SET ref_count = GREATEST(ref_count - 1, 0) WHERE id = $2
-         RETURNING ${STREAM_COLUMNS}`,
+         SELECT ${STREAM_COLUMNS} FROM ${this.#s}.streams WHERE id = $2 FOR UPDATE`,
         [current.id, current.parent_id],
       );
       tx.addUsage(current.id, -current.total_bytes);
       tx.change('r', current.id);
       const parent = parents[0];
-      current = parent?.tombstone && parent.ref_count === 0 ? parent : undefined;
+      if (parent === undefined) break;
+      const after = afterForkRemoved(lifecycleViewOf(parent));
+      if (!after.remove) {
+        // At once, not queued: the queued writes go out as one statement, where a second change of this row (a fork
+        // of the same source created in this transaction) would not be applied reliably.
+        await tx.query(`UPDATE ${this.#s}.streams SET ref_count = $1 WHERE id = $2`, [
+          after.refCount,
+          parent.id,
+        ]);
+      }
+      current = after.remove ? parent : undefined;
     }
-  }
-
-  /** The local messages a fork starts with from its sub-offset: whole JSON messages or a byte prefix. */
-  async #subOffsetPrefix(
-    tx: Tx,
-    source: StreamRow,
-    forkOffset: Offset,
-    subOffset: number,
-  ): Promise<Uint8Array[]> {
-    const chain = await this.#chain(tx, `id = ${Number(source.id)}`);
-    const position = parseOffset(forkOffset);
-    const start: Position =
-      position.kind === 'position'
-        ? { seq: position.readSeq, bytes: position.byteOffset }
-        : { seq: 0, bytes: 0 };
-    const json = isJsonContentType(source.content_type);
-    const { messages } = await this.#readSegments(
-      tx,
-      segmentsOf(chain),
-      start,
-      undefined,
-      json ? subOffset : 1,
-    );
-    const outOfRange = () =>
-      new StorageError(
-        'FORK_SUB_OFFSET_OUT_OF_RANGE',
-        `sub-offset ${subOffset} exceeds the data after the fork offset`,
-      );
-    if (json) {
-      if (messages.length < subOffset) throw outOfRange();
-      return messages;
-    }
-    const first = messages[0];
-    if (first === undefined || first.byteLength < subOffset) throw outOfRange();
-    return [first.slice(0, subOffset)];
   }
 
   /**
@@ -987,26 +922,16 @@ export class PostgresStorage implements Storage {
 
 /** The read segments of a stream from its chain (the stream first, then its ancestors): root first. */
 function segmentsOf(chain: readonly StreamRow[]): Segment[] {
-  const segments: Segment[] = [];
-  let bound = null as Offset | null;
-  segments.push({ id: chain[0]!.id, boundSeq: MAX, boundBytes: MAX });
-  for (let i = 0; i + 1 < chain.length; i++) {
-    const offset = chain[i]!.fork_offset!;
-    bound = bound === null || offset < bound ? offset : bound;
-    const parsed = parseOffset(bound);
-    const [seq, bytes] = parsed.kind === 'position' ? [parsed.readSeq, parsed.byteOffset] : [0, 0];
-    segments.push({ id: chain[i + 1]!.id, boundSeq: seq, boundBytes: bytes });
-  }
-  return segments.reverse();
+  return readSegments(chain.map((row) => ({ id: row.id, fork: forkOf(row) }))).map(({ entry, bound }) => {
+    const parsed = bound === null ? undefined : parseOffset(bound);
+    return parsed?.kind === 'position'
+      ? { id: entry.id, boundSeq: parsed.readSeq, boundBytes: parsed.byteOffset }
+      : { id: entry.id, boundSeq: MAX, boundBytes: MAX };
+  });
 }
 
-/** The hex of a name's UTF-8 bytes for an inline literal, or undefined for names no stream can have. */
-function nameKey(name: string): string | undefined {
-  try {
-    assertStreamName(name);
-  } catch {
-    return undefined;
-  }
+/** The hex of a (validated) name's UTF-8 bytes for an inline literal. */
+function nameKey(name: string): string {
   return Buffer.from(name, 'utf8').toString('hex');
 }
 
@@ -1014,15 +939,9 @@ function asBytes(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
-function viewOf(row: StreamRow): { config: StreamConfig; closed: boolean } {
-  return { config: configOf(row), closed: row.closed };
-}
-
-function configMismatch(name: string): StorageError {
-  return new StorageError(
-    'CONFIG_MISMATCH',
-    `stream ${JSON.stringify(name)} exists with a different configuration`,
-  );
+/** The answer of a create or fork that found an equal stream: nothing written. */
+function answerOf(row: StreamRow): CreateStreamResult {
+  return { created: false, nextOffset: tailOf(row), closed: row.closed };
 }
 
 function ignore(): void {}

@@ -1,6 +1,8 @@
 import {
   type ForkInfo,
+  type ForkSourceView,
   formatOffset,
+  type LifecycleView,
   type Offset,
   type ProducerState,
   type StreamConfig,
@@ -65,6 +67,27 @@ export function forkOf(row: StreamRow): ForkInfo | null {
     offset: row.fork_offset,
     subOffset: row.fork_sub_offset ?? 0,
   };
+}
+
+/** The row as the lifecycle rules (name claims, forks, deletes, expiry) read it. */
+export function lifecycleViewOf(row: StreamRow): LifecycleView & ForkSourceView {
+  return {
+    config: configOf(row),
+    closed: row.closed,
+    tombstone: row.tombstone,
+    refCount: row.ref_count,
+    fork: forkOf(row),
+    nextOffset: tailOf(row),
+  };
+}
+
+/** The row as the access rule reads it, carrying the row through `checkFound`. */
+export function accessViewOf(row: StreamRow): {
+  readonly config: StreamConfig;
+  readonly tombstone: boolean;
+  readonly row: StreamRow;
+} {
+  return { config: configOf(row), tombstone: row.tombstone, row };
 }
 
 export function metadataOf(row: StreamRow): StreamMetadata {

@@ -24,34 +24,42 @@ async function emptySchema(schema: string): Promise<void> {
   spare.push(schema);
 }
 
-describeStorageConformance('PostgresStorage', {
-  async create({ clock, limits }) {
-    const schema = await takeSchema();
-    const options: PostgresStorageOptions = {
-      connectionString: pgUrl(),
-      schema,
-      clock,
-      ...limits,
-      pool: { max: 4 },
-    };
-    let storage = await PostgresStorage.open(options);
-    return {
-      get storage() {
-        return storage;
-      },
-      // Reopening is a new pool and a new LISTEN connection over the same schema: nothing survives but the database.
-      reopen: async () => {
-        await storage.close();
-        storage = await PostgresStorage.open(options);
-        return storage;
-      },
-      teardown: async () => {
-        await storage.close();
-        await emptySchema(schema);
-      },
-    };
+describeStorageConformance(
+  'PostgresStorage',
+  {
+    async create({ clock, limits }) {
+      const schema = await takeSchema();
+      const options: PostgresStorageOptions = {
+        connectionString: pgUrl(),
+        schema,
+        clock,
+        ...limits,
+        pool: { max: 4 },
+      };
+      let storage = await PostgresStorage.open(options);
+      return {
+        get storage() {
+          return storage;
+        },
+        // Reopening is a new pool and a new LISTEN connection over the same schema: nothing survives but the database.
+        reopen: async () => {
+          await storage.close();
+          storage = await PostgresStorage.open(options);
+          return storage;
+        },
+        teardown: async () => {
+          await storage.close();
+          await emptySchema(schema);
+        },
+      };
+    },
   },
-});
+  {
+    // Every command is a round trip to PostgreSQL: on a loaded machine the model property alone takes ~2 minutes, so
+    // the kit's default of 120 s would fail on speed, not on behaviour.
+    timeout: 900_000,
+  },
+);
 
 afterAll(async () => {
   for (const schema of all) await dropSchema(schema);

@@ -79,14 +79,31 @@ describe('strings PostgreSQL cannot hold in text', () => {
     ).toBe(true);
   });
 
-  it('treats ill-formed names as missing', async () => {
+  it('refuses ill-formed names on every method, never reaching the stream their bytes would name', async () => {
     const s = await open();
-    await s.createStream('\uFFFD', { contentType: T });
-    // A lone surrogate would encode to U+FFFD's bytes; it must not find that stream.
-    expect(await s.exists('\uD800')).toBe(false);
-    expect(await code(s.head('\uD800'))).toBe('NOT_FOUND');
-    expect(await code(s.append('\uD800', { messages: [enc('x')], contentType: T }))).toBe('NOT_FOUND');
+    await s.createStream('\uFFFD', { contentType: T, messages: [enc('kept')] });
+    // A lone surrogate would encode to U+FFFD's bytes; it must not reach that stream.
+    expect(await code(s.exists('\uD800'))).toBe('INVALID_STREAM_NAME');
+    expect(await code(s.head('\uD800'))).toBe('INVALID_STREAM_NAME');
+    expect(await code(s.read('\uD800', '-1'))).toBe('INVALID_STREAM_NAME');
+    expect(await code(s.append('\uD800', { messages: [enc('x')], contentType: T }))).toBe(
+      'INVALID_STREAM_NAME',
+    );
+    expect(await code(s.delete('\uD800'))).toBe('INVALID_STREAM_NAME');
     expect(await code(s.createStream('\uD800', { contentType: T }))).toBe('INVALID_STREAM_NAME');
+    expect(await code(s.createFork('f', { source: '\uD800' }))).toBe('INVALID_STREAM_NAME');
+    expect((await s.read('\uFFFD', '-1')).messages.map(dec)).toEqual(['kept']);
+  });
+
+  it('answers invalid numeric options with RangeError and changes nothing', async () => {
+    const s = await open();
+    await s.createStream('a', { contentType: T, messages: [enc('x')] });
+    await expect(s.read('a', '-1', { maxBytes: Number.NaN })).rejects.toThrow(RangeError);
+    await expect(s.listStreams({ limit: -1 })).rejects.toThrow(RangeError);
+    await expect(s.listStreams({ limit: 1.5 })).rejects.toThrow(RangeError);
+    await expect(s.listStreams({ limit: Number.POSITIVE_INFINITY })).rejects.toThrow(RangeError);
+    expect((await s.listStreams({ prefix: '\uD800' })).map((m) => m.name)).toEqual([]);
+    expect((await s.listStreams({ limit: 1 })).map((m) => m.name)).toEqual(['a']);
   });
 });
 

@@ -125,6 +125,11 @@ describe('planFork', () => {
     expect(forkPrefix(json, [m(1), m(2)])).toEqual([m(1), m(2)]);
     expect(outcomeOf(() => forkPrefix(json, [m(1)]))).toBe('FORK_SUB_OFFSET_OUT_OF_RANGE');
     expect(forkPrefix(plan(source), [])).toEqual([]);
+    // The byte prefix is a copy: the source's buffer may be reused by the backend afterwards.
+    const shared = m(7, 8, 9);
+    const [copy] = forkPrefix(bytesPlan, [shared]);
+    shared.fill(0);
+    expect(copy).toEqual(m(7, 8));
   });
 });
 
