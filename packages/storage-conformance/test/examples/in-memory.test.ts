@@ -1,5 +1,5 @@
+import { describeStorageConformance } from '@streamkeep/storage-conformance';
 import { MemoryStorage } from '@streamkeep/storage-memory';
-import { describeStorageConformance } from '../src/index.js';
 
 describeStorageConformance('MemoryStorage', {
   async create({ clock, limits }) {
