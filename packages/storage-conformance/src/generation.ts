@@ -16,26 +16,29 @@ import {
 } from './arbitraries.js';
 import {
   AdvanceTimeCommand,
-  AppendCommand,
   CleanupCommand,
-  CloseCommand,
   type Cmd,
-  type ContentTypeChoice,
-  CreateCommand,
   DeleteCommand,
   ExistsCommand,
-  ForkCommand,
-  type ForkOffsetChoice,
   HeadCommand,
   ListCommand,
-  ProducerAppendCommand,
-  type ProducerEpochChoice,
-  type ProducerSeqChoice,
   ReadCommand,
   ReopenCommand,
   SubscribeCommand,
 } from './commands.js';
-import { ARGUMENT_CASES, InvalidCallCommand } from './properties/arguments.js';
+import { ARGUMENT_CASES } from './properties/argument-cases.js';
+import { InvalidCallCommand } from './properties/arguments.js';
+import {
+  AppendCommand,
+  CloseCommand,
+  type ContentTypeChoice,
+  CreateCommand,
+  ForkCommand,
+  type ForkOffsetChoice,
+  ProducerAppendCommand,
+  type ProducerEpochChoice,
+  type ProducerSeqChoice,
+} from './write-commands.js';
 
 // The weights decide which states a run reaches. They were tuned with the outcome histogram (`verbose`) so that a
 // default run of the model property meets every outcome code the model can produce — fencing, gaps, duplicates,

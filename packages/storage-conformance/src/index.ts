@@ -1,26 +1,14 @@
 export * from './arbitraries.js';
-export type {
-  Cmd,
-  ContentTypeChoice,
-  CreateMode,
-  ForkOffsetChoice,
-  ProducerEpochChoice,
-  ProducerSeqChoice,
-  Target,
-} from './commands.js';
+export type { Cmd, Step, Target } from './commands.js';
 export {
   AdvanceTimeCommand,
-  AppendCommand,
   auditAll,
+  Base,
   CleanupCommand,
-  CloseCommand,
-  CreateCommand,
   DeleteCommand,
   ExistsCommand,
-  ForkCommand,
   HeadCommand,
   ListCommand,
-  ProducerAppendCommand,
   ReadCommand,
   ReopenCommand,
   SubscribeCommand,
@@ -37,8 +25,9 @@ export type { ModelLimits, ModelMessage, Outcome } from './model.js';
 export { StorageModel } from './model.js';
 export type { ConformanceOptions, ResolvedOptions } from './options.js';
 export { RUNS_ENV, resolveOptions, SEED_ENV } from './options.js';
-export type { ArgumentAnswer, ArgumentCase } from './properties/arguments.js';
-export { ARGUMENT_CASES, checkInvalidArguments, NAME_STATES } from './properties/arguments.js';
+export type { ArgumentAnswer, ArgumentCase } from './properties/argument-cases.js';
+export { ARGUMENT_CASES } from './properties/argument-cases.js';
+export { checkInvalidArguments, InvalidCallCommand, NAME_STATES } from './properties/arguments.js';
 export {
   checkCapabilities,
   checkCapabilityDeclaration,
@@ -80,3 +69,17 @@ export {
 } from './properties/laws.js';
 export type { ModelCheckOptions } from './properties/model.js';
 export { checkModel, describeModel } from './properties/model.js';
+export type {
+  ContentTypeChoice,
+  CreateMode,
+  ForkOffsetChoice,
+  ProducerEpochChoice,
+  ProducerSeqChoice,
+} from './write-commands.js';
+export {
+  AppendCommand,
+  CloseCommand,
+  CreateCommand,
+  ForkCommand,
+  ProducerAppendCommand,
+} from './write-commands.js';
