@@ -1,23 +1,29 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ReadResult, Storage } from '@streamkeep/storage';
-import { type Logger, pino } from 'pino';
-import { HttpError, problemFor } from './error-status.js';
-import { AdmissionQueue, admitRequest, type Release } from './http/admission.js';
+import type { Storage } from '@streamkeep/storage';
+import { pino } from 'pino';
+import { type AppServices, Context, type RequestContext } from './context.js';
+import { HttpError } from './error-status.js';
+import { AdmissionQueue } from './http/admission.js';
 import { PROTOCOL_REQUEST_HEADERS, PROTOCOL_RESPONSE_HEADERS } from './http/headers.js';
 import { LiveReadLimit, requestHeadBytes, StreamCounter } from './http/limits.js';
 import type { LiveWaiter } from './http/live.js';
 import { isReservedName, parseStreamNameCached } from './http/names.js';
-import { baseHeaderFactory, setBaseHeaders, writeHead } from './http/respond.js';
+import { sendError } from './http/problem-response.js';
+import { requestIdOf, requestLogger } from './http/request-log.js';
+import { baseHeaderFactory, setBaseHeaders, setRequestId, writeHead } from './http/respond.js';
 import { SharedReads } from './http/shared-read.js';
 import { StartupWait } from './http/startup.js';
-import { type AppConfig, type AppOptions, resolveAppConfig } from './options.js';
+import type { RouteLabel } from './metrics.js';
 import { handleDelete } from './routes/delete.js';
 import { handleGet } from './routes/get.js';
 import { handleHead } from './routes/head.js';
 import { handlePost } from './routes/post.js';
 import { handlePut } from './routes/put.js';
+import { type AppOptions, resolveAppConfig } from './settings/app-options.js';
 
-export type { AppConfig, AppOptions } from './options.js';
+export type { RequestContext } from './context.js';
+export { sendError } from './http/problem-response.js';
+export type { AppConfig, AppOptions } from './settings/app-options.js';
 export {
   DEFAULT_BASE_PATH,
   DEFAULT_LONG_POLL_TIMEOUT_MS,
@@ -33,78 +39,7 @@ export {
   DEFAULT_READ_CACHE_CONTROL,
   DEFAULT_STARTUP_WAIT_MS,
   resolveAppConfig,
-} from './options.js';
-
-/** What a route gets for one request. */
-export interface RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly storage: Storage;
-  readonly config: AppConfig;
-  readonly logger: Logger;
-  /** The decoded stream name. */
-  readonly name: string;
-  /** The request path and query, for problem documents. */
-  readonly instance: string;
-  readonly query: URLSearchParams;
-  /**
-   * Registers a live request so shutdown can end it; returns the deregistration.
-   *
-   * @throws HttpError `TOO_MANY_LIVE_READS` (503) when `maxLiveReads` are already open.
-   */
-  trackLive(waiter: LiveWaiter): () => void;
-  /**
-   * Takes a storage slot (see {@link AppOptions.maxInFlight}), at once or after queueing; returns its release, which
-   * is idempotent.
-   *
-   * @throws HttpError `OVERLOADED` (503) when shed; `REQUEST_ABORTED` when the client leaves the queue.
-   */
-  admit(): Release | Promise<Release>;
-  /** The stream-count limit: reserve before creating, report deletes. */
-  readonly streams: StreamCounter;
-  /**
-   * Reads up to `maxReadBytes` of this request's stream at `offset`, sharing a read of the same stream and offset
-   * that other requests started after tick `notBefore` (see {@link SharedReads}). The result is shared: read-only.
-   */
-  read(offset: string, notBefore: number): Promise<ReadResult>;
-}
-
-/** The {@link RequestContext} of one request; the query string is parsed only if a route asks for it. */
-class Context implements RequestContext {
-  private parsedQuery: URLSearchParams | undefined;
-
-  constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    readonly storage: Storage,
-    readonly config: AppConfig,
-    readonly logger: Logger,
-    readonly name: string,
-    readonly instance: string,
-    private readonly rawQuery: string,
-    private readonly track: (waiter: LiveWaiter, req: IncomingMessage) => () => void,
-    private readonly admission: AdmissionQueue,
-    readonly streams: StreamCounter,
-    private readonly reads: SharedReads,
-  ) {}
-
-  read(offset: string, notBefore: number): Promise<ReadResult> {
-    return this.reads.read(this.name, offset, this.config.maxReadBytes, notBefore);
-  }
-
-  get query(): URLSearchParams {
-    this.parsedQuery ??= new URLSearchParams(this.rawQuery);
-    return this.parsedQuery;
-  }
-
-  trackLive(waiter: LiveWaiter): () => void {
-    return this.track(waiter, this.req);
-  }
-
-  admit(): Release | Promise<Release> {
-    return admitRequest(this.admission, this.res);
-  }
-}
+} from './settings/app-options.js';
 
 /** A Node request listener serving the Durable Streams protocol, plus lifecycle controls. */
 export interface StreamkeepApp {
@@ -127,35 +62,6 @@ const ALLOW_METHODS = 'GET, HEAD, PUT, POST, DELETE, OPTIONS';
 const ALLOW_HEADERS = PROTOCOL_REQUEST_HEADERS.join(', ');
 const EXPOSE_HEADERS = PROTOCOL_RESPONSE_HEADERS.join(', ');
 
-/** Sends a problem document for `err` (or just ends the response if streaming already began). */
-export function sendError(
-  req: IncomingMessage,
-  res: ServerResponse,
-  err: unknown,
-  instance: string,
-  logger: Logger,
-): void {
-  const p = problemFor(err, instance);
-  if (p.serverFault) logger.error({ err, instance, method: req.method }, 'request failed');
-  if (res.headersSent) {
-    // Mid-stream failure: the status line is gone, so the only honest signal left is cutting the connection.
-    res.destroy();
-    return;
-  }
-  const body = req.method === 'HEAD' ? undefined : JSON.stringify(p.problem);
-  writeHead(res, p.status, {
-    ...p.headers,
-    'Content-Type': 'application/problem+json',
-    'Cache-Control': 'no-store',
-    ...(body === undefined ? {} : { 'Content-Length': Buffer.byteLength(body) }),
-  });
-  res.end(body);
-  if (p.headers.Connection === 'close' && !req.complete) {
-    // The body was refused part-way (413): stop reading it, but let the response reach the client first.
-    res.once('finish', () => req.socket?.end());
-  }
-}
-
 /**
  * Creates the Durable Streams request handler over a {@link Storage}: mount it in `node:http`
  * (`createServer(app)`), Express or Fastify. The handler streams long-poll and SSE responses without buffering.
@@ -163,11 +69,11 @@ export function sendError(
 export function createApp(options: AppOptions): StreamkeepApp {
   const config = resolveAppConfig(options);
   const logger = options.logger ?? pino({ level: 'silent' });
+  const metrics = options.metrics;
   const baseHeaders = baseHeaderFactory(config.corsOrigins, EXPOSE_HEADERS);
   const streamPrefix = config.basePath === '/' ? '/' : `${config.basePath}/`;
   let storage: Storage | undefined;
-  let streams: StreamCounter | undefined;
-  let reads: SharedReads | undefined;
+  let services: AppServices | undefined;
   const admission = new AdmissionQueue({
     concurrency: config.maxInFlight,
     maxQueued: config.maxQueued,
@@ -185,8 +91,16 @@ export function createApp(options: AppOptions): StreamkeepApp {
   Promise.resolve(options.storage).then(
     (s) => {
       storage = s;
-      streams = new StreamCounter(s, config.maxStreams);
-      reads = new SharedReads(s);
+      services = {
+        storage: s,
+        config,
+        logger,
+        metrics,
+        admission,
+        streams: new StreamCounter(s, config.maxStreams),
+        reads: new SharedReads(s),
+        trackLive,
+      };
       logger.debug({ capabilities: s.capabilities }, 'storage ready');
       starting.settle();
     },
@@ -196,6 +110,13 @@ export function createApp(options: AppOptions): StreamkeepApp {
       starting.settle();
     },
   );
+
+  const load = (): StreamkeepApp['load'] => ({
+    inFlight: admission.inFlight,
+    queued: admission.queued + starting.waiting,
+    liveReads: live.size,
+    shed: admission.shed,
+  });
 
   const requestDone = (): void => {
     inFlight--;
@@ -212,21 +133,25 @@ export function createApp(options: AppOptions): StreamkeepApp {
     return untrack;
   };
 
-  const logRequests = logger.isLevelEnabled('debug');
+  const logRequest = options.logRequests ? requestLogger(logger) : undefined;
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    if (logRequests) {
-      const url = req.url;
+    // Every response carries the request's id: the client's own `X-Request-Id` when valid, so that a proxy's logs,
+    // the client's and ours line up; a fresh one only when something will log it.
+    if (logRequest !== undefined) {
+      const id = requestIdOf(req);
+      setRequestId(res, id);
+      logRequest(req, res, id);
+    } else if (req.headers['x-request-id'] !== undefined) {
+      setRequestId(res, requestIdOf(req));
+    }
+    if (metrics !== undefined) {
       const started = performance.now();
       res.once('close', () => {
-        logger.debug(
-          {
-            method: req.method,
-            url,
-            status: res.statusCode,
-            ms: Math.round((performance.now() - started) * 10) / 10,
-            aborted: !res.writableFinished,
-          },
-          'request',
+        metrics.request(
+          routeOf(req, streamPrefix),
+          req.method ?? '',
+          res.statusCode,
+          (performance.now() - started) / 1000,
         );
       });
     }
@@ -266,6 +191,20 @@ export function createApp(options: AppOptions): StreamkeepApp {
     if (path === '/healthz') {
       writeHead(res, 200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : 'ok');
+      return;
+    }
+    if (path === '/metrics' && metrics !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+      metrics.text().then(
+        (text) => {
+          writeHead(res, 200, {
+            'Content-Type': metrics.contentType,
+            'Cache-Control': 'no-store',
+            'Content-Length': Buffer.byteLength(text),
+          });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (err: unknown) => sendError(req, res, err, path, logger),
+      );
       return;
     }
     if (path === '/readyz') {
@@ -332,20 +271,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
       sendError(req, res, err, instance, logger);
       return;
     }
-    const ctx = new Context(
-      req,
-      res,
-      storage,
-      config,
-      logger,
-      name,
-      instance,
-      q === -1 ? '' : url.slice(q + 1),
-      trackLive,
-      admission,
-      streams!,
-      reads!,
-    );
+    const ctx = new Context(req, res, services!, name, instance, q === -1 ? '' : url.slice(q + 1));
     let route: ((ctx: RequestContext) => Promise<void>) | undefined;
     switch (req.method) {
       case 'GET':
@@ -382,15 +308,9 @@ export function createApp(options: AppOptions): StreamkeepApp {
   Object.defineProperties(app, {
     ready: { get: () => storage !== undefined && !shuttingDown },
     storage: { get: () => storage },
-    load: {
-      get: () => ({
-        inFlight: admission.inFlight,
-        queued: admission.queued + starting.waiting,
-        liveReads: live.size,
-        shed: admission.shed,
-      }),
-    },
+    load: { get: load },
   });
+  metrics?.watch(() => ({ ...load(), storageOpen: storage !== undefined && !shuttingDown }));
   (app as { shutdown: StreamkeepApp['shutdown'] }).shutdown = async (graceMs = 10_000) => {
     shuttingDown = true;
     starting.settle();
@@ -405,4 +325,28 @@ export function createApp(options: AppOptions): StreamkeepApp {
     });
   };
   return app;
+}
+
+/** The metrics route label of a request (never its stream name: label values must stay few). */
+function routeOf(req: IncomingMessage, streamPrefix: string): RouteLabel {
+  const url = req.url ?? '/';
+  if (url.startsWith(streamPrefix)) {
+    if (req.method !== 'GET') return 'stream';
+    const q = url.indexOf('?');
+    const query = q === -1 ? '' : url.slice(q);
+    return query.includes('live=long-poll')
+      ? 'stream_long_poll'
+      : query.includes('live=sse')
+        ? 'stream_sse'
+        : 'stream';
+  }
+  if (req.method === 'OPTIONS') return 'preflight';
+  const path = url.split('?', 1)[0];
+  return path === '/healthz'
+    ? 'healthz'
+    : path === '/readyz'
+      ? 'readyz'
+      : path === '/metrics'
+        ? 'metrics'
+        : 'unknown';
 }

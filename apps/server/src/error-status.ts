@@ -36,7 +36,10 @@ export const STORAGE_ERROR_STATUS: { readonly [C in StorageErrorCode]: number } 
   STREAM_LIMIT_EXCEEDED: 413,
   UNAVAILABLE: 503,
   INSUFFICIENT_STORAGE: 507,
-  CORRUPTED: 500,
+  // A stream whose stored data failed an integrity check is quarantined: refused until an operator acts, which a
+  // retry will not change. To its clients it is as good as missing (§5.6: 404), and it is not a fault of this
+  // request: the operator was warned once, when the damage was found (see openStorage).
+  CORRUPTED: 404,
   INTERNAL: 500,
   STORAGE_CLOSED: 503,
   NOT_SUPPORTED: 501,
@@ -175,7 +178,12 @@ export function problemFor(err: unknown, instance?: string): ProblemResponse {
     status = STORAGE_ERROR_STATUS[err.code] ?? 500;
     code = err.code;
     // Messages of backend-health failures may describe the host (paths, errno); keep them in the logs.
-    detail = status >= 500 && status !== 503 && status !== 507 ? undefined : err.message;
+    detail =
+      err.code === 'CORRUPTED'
+        ? 'the stream is quarantined: its stored data failed an integrity check'
+        : status >= 500 && status !== 503 && status !== 507
+          ? undefined
+          : err.message;
     headers = storageErrorHeaders(err);
   } else if (err instanceof HttpError) {
     status = err.status;

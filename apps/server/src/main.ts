@@ -1,8 +1,17 @@
 #!/usr/bin/env node
-import { CommanderError, InvalidArgumentError } from 'commander';
+import { CommanderError } from 'commander';
 import { pino } from 'pino';
-import { parseServerConfig, type ServerConfig } from './config.js';
+import { ServerMetrics } from './metrics.js';
 import { startServer } from './server.js';
+import { parseServerConfig } from './settings/cli.js';
+import type { ServerConfig } from './settings/table.js';
+import { describeStartupFailure } from './startup-failure.js';
+
+/**
+ * The `streamkeep` binary. Exit codes: 0 after a clean stop (and for `--help`, `--version`); 2 for a usage error
+ * (unknown flag, bad value, bad choice), with one line on stderr; 1 for a runtime failure (cannot listen, storage
+ * cannot open, shutdown past `--shutdown-timeout`), with one line on stderr or one fatal log line, never a stack.
+ */
 
 /** Where the data lives, for the `listening` log line; the postgres URL is reduced to its host and database. */
 function storageLocation(config: ServerConfig): Record<string, unknown> {
@@ -14,18 +23,32 @@ function storageLocation(config: ServerConfig): Record<string, unknown> {
   return {};
 }
 
+function usageError(message: string): never {
+  process.stderr.write(`streamkeep: ${message}\nTry 'streamkeep --help'.\n`);
+  process.exit(2);
+}
+
 async function main(): Promise<void> {
   let config: ServerConfig;
   try {
-    config = parseServerConfig(process.argv.slice(2), process.env, (cmd) => cmd.exitOverride());
+    // commander's own errors ("error: unknown option '--bogus'") are thrown, and printed below in our format.
+    config = parseServerConfig(process.argv.slice(2));
   } catch (err) {
-    // commander has already printed its own errors (unknown flags) and the help text; bad values are ours to print.
-    if (err instanceof CommanderError && !(err instanceof InvalidArgumentError)) process.exit(err.exitCode);
-    process.stderr.write(`streamkeep: ${(err as Error).message}\nTry 'streamkeep --help'.\n`);
-    process.exit(2);
+    if (err instanceof CommanderError && err.exitCode === 0) process.exit(0); // --help, --version
+    usageError((err as Error).message.replace(/^error: /, ''));
   }
   const logger = pino({ level: config.logLevel, base: { service: 'streamkeep', pid: process.pid } });
-  const running = await startServer(config, { logger });
+  const metrics = config.metrics ? new ServerMetrics({ processMetrics: true }) : undefined;
+  let stopping = false;
+  const fail = (err: unknown, what: string): never => {
+    const reason = describeStartupFailure(err, config);
+    logger.fatal({ reason }, what);
+    process.stderr.write(`streamkeep: ${what}: ${reason}\n`);
+    process.exit(1);
+  };
+  const running = await startServer(config, { logger, ...(metrics === undefined ? {} : { metrics }) }).catch(
+    (err: unknown) => fail(err, 'cannot start'),
+  );
   logger.info(
     {
       url: running.url,
@@ -37,12 +60,12 @@ async function main(): Promise<void> {
   );
   // startServer logs "storage open" with what recovery found; only a failure is ours to handle.
   running.storage.catch(async (err: unknown) => {
-    logger.fatal({ err }, 'cannot open storage');
+    if (stopping) return;
+    stopping = true;
     await running.close().catch(() => {});
-    process.exit(1);
+    fail(err, 'cannot open storage');
   });
 
-  let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
@@ -50,6 +73,11 @@ async function main(): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // `close` keeps to --shutdown-timeout by itself; this backstop only covers a bug or a wedged event loop.
+    setTimeout(() => {
+      logger.error({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out: exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 2_000).unref();
     running.close().then(
       () => {
         logger.info('stopped');
@@ -66,6 +94,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`streamkeep: ${(err as Error).stack ?? String(err)}\n`);
+  process.stderr.write(`streamkeep: ${(err as Error).message ?? String(err)}\n`);
   process.exit(1);
 });

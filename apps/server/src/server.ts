@@ -5,8 +5,10 @@ import type { Storage } from '@streamkeep/storage';
 import type { QuarantinedStream } from '@streamkeep/storage-file';
 import { type Logger, pino } from 'pino';
 import { createApp, type StreamkeepApp } from './app.js';
-import type { ServerConfig } from './config.js';
+import { ensureDataDir } from './data-dir.js';
 import { HttpError, problemFor } from './error-status.js';
+import { ServerMetrics } from './metrics.js';
+import type { ServerConfig } from './settings/table.js';
 
 /** A listening server and the handle to stop it. */
 export interface RunningServer {
@@ -16,7 +18,12 @@ export interface RunningServer {
   readonly app: StreamkeepApp;
   /** Resolves once storage is open; rejects if it cannot be opened. */
   readonly storage: Promise<Storage>;
-  /** Graceful stop: see {@link StreamkeepApp.shutdown}; then closes connections and the storage. Idempotent. */
+  /** The metrics served at `/metrics` (unless `config.metrics` is off). */
+  readonly metrics: ServerMetrics | undefined;
+  /**
+   * Graceful stop: see {@link StreamkeepApp.shutdown}; then closes connections and the storage, all within
+   * `shutdownTimeoutMs`. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -28,14 +35,18 @@ export interface RunningServer {
 export async function openStorage(
   config: ServerConfig,
   logger: Logger = pino({ level: 'silent' }),
+  metrics?: ServerMetrics,
 ): Promise<Storage> {
   const limits = {
     ...(config.maxTotalBytes === undefined ? {} : { maxTotalBytes: config.maxTotalBytes }),
     ...(config.maxStreamBytes === undefined ? {} : { maxStreamBytes: config.maxStreamBytes }),
+    // Commit-group figures for /metrics, from backends whose options take this observer (others ignore the key).
+    ...(metrics === undefined ? {} : { onCommit: metrics.commit }),
   };
   const started = performance.now();
   const opened = (storage: Storage, fields: Record<string, unknown> = {}): Storage => {
     const durationMs = Math.round(performance.now() - started);
+    metrics?.storageOpened(durationMs / 1000);
     logger.info(
       { storage: config.storage, ...fields, durationMs, capabilities: storage.capabilities },
       'storage open',
@@ -53,13 +64,15 @@ export async function openStorage(
     const storage = await PostgresStorage.open({
       connectionString: config.postgresUrl,
       schema: config.postgresSchema,
-      pool: { max: config.postgresPoolMax },
+      // A database that does not answer fails the open after this long instead of holding start-up forever.
+      pool: { max: config.postgresPoolMax, connectionTimeoutMillis: config.postgresConnectTimeoutMs },
       ...limits,
     });
     return opened(storage);
   }
   const { FileStorage } = await import('@streamkeep/storage-file');
   const rootDir = resolve(config.dataDir);
+  await ensureDataDir(rootDir);
   const warned = new Set<string>();
   const quarantined = (q: QuarantinedStream): void => {
     if (warned.has(q.dir)) return;
@@ -107,10 +120,11 @@ export async function openStorage(
  */
 export async function startServer(
   config: ServerConfig,
-  options: { logger?: Logger; storage?: Storage | Promise<Storage> } = {},
+  options: { logger?: Logger; storage?: Storage | Promise<Storage>; metrics?: ServerMetrics } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: 'silent' });
-  const storage = Promise.resolve(options.storage ?? openStorage(config, logger));
+  const metrics = config.metrics ? (options.metrics ?? new ServerMetrics()) : undefined;
+  const storage = Promise.resolve(options.storage ?? openStorage(config, logger, metrics));
   // The app observes failures through its own handler; this keeps the rejection from being reported as unhandled.
   storage.catch(() => {});
   const app = createApp({
@@ -133,6 +147,8 @@ export async function startServer(
     corsOrigins: config.corsOrigins,
     compression: config.compression,
     logger,
+    logRequests: config.logRequests,
+    metrics,
   });
   const server = createServer(
     {
@@ -178,15 +194,25 @@ export async function startServer(
       socket.destroy();
     }
   });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    // A deep accept queue (the kernel caps it at net.core.somaxconn) lets a burst of thousands of connections wait
-    // for the event loop instead of being dropped; Node's default is 511.
-    server.listen({ port: config.port, host: config.host, backlog: 65_535 }, () => {
-      server.off('error', fail);
-      ok();
+  try {
+    await new Promise<void>((ok, fail) => {
+      const failed = (err: NodeJS.ErrnoException): void => fail(listenError(err, config));
+      server.once('error', failed);
+      // A deep accept queue (the kernel caps it at net.core.somaxconn) lets a burst of thousands of connections
+      // wait for the event loop instead of being dropped; Node's default is 511.
+      server.listen({ port: config.port, host: config.host, backlog: 65_535 }, () => {
+        server.off('error', failed);
+        ok();
+      });
     });
-  });
+  } catch (err) {
+    // The storage began opening alongside; release it (the file backend's lock, a database pool) before failing.
+    await withDeadline(
+      storage.then((s) => s.close()),
+      config.shutdownTimeoutMs,
+    );
+    throw err;
+  }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   let closing: Promise<void> | undefined;
@@ -195,17 +221,73 @@ export async function startServer(
     server,
     app,
     storage,
+    metrics,
     close() {
       closing ??= (async () => {
+        // Everything below shares one deadline, whatever state the server is in (storage still opening, a
+        // database that does not answer, a close that hangs): past it, the promise resolves anyway.
+        const deadline = performance.now() + config.shutdownTimeoutMs;
+        const left = (): number => Math.max(0, deadline - performance.now());
         const stopped = new Promise<void>((ok) => server.close(() => ok()));
         server.closeIdleConnections();
-        await app.shutdown(config.shutdownTimeoutMs);
+        await app.shutdown(left());
         server.closeAllConnections();
         await stopped;
-        const s = await storage.catch(() => undefined);
-        await s?.close();
+        // Storage that has not opened yet is not waited for: it is closed whenever it does open.
+        const opened = app.storage;
+        if (opened === undefined) {
+          storage.then((s) => s.close()).catch(() => {});
+          return;
+        }
+        const closed = opened.close();
+        closed.catch((err: unknown) => logger.error({ err }, 'closing storage failed'));
+        await withDeadline(closed, left());
       })();
       return closing;
     },
   };
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first; never rejects. */
+async function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => {}),
+    new Promise<void>((ok) => {
+      timer = setTimeout(ok, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** A failure to start that the operator can act on: the message says what and where, without a stack. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+/** Turns a listen failure into one clear sentence (the port is taken, the host does not resolve or is not ours). */
+function listenError(err: NodeJS.ErrnoException, config: ServerConfig): Error {
+  const where = `${config.host}:${config.port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartupError(`cannot listen on ${where}: the port is already in use`, { cause: err });
+    case 'EACCES':
+      return new StartupError(
+        `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`,
+        {
+          cause: err,
+        },
+      );
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartupError(`cannot listen on ${where}: unknown host ${JSON.stringify(config.host)}`, {
+        cause: err,
+      });
+    case 'EADDRNOTAVAIL':
+      return new StartupError(`cannot listen on ${where}: the address is not one of this machine's`, {
+        cause: err,
+      });
+    default:
+      return new StartupError(`cannot listen on ${where}: ${err.message}`, { cause: err });
+  }
 }

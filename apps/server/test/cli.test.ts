@@ -1,15 +1,16 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SERVER_CONFIG, parseServerConfig, SETTINGS } from '../src/config.js';
-import { compileCli } from './helpers.js';
+import { DEFAULT_SERVER_CONFIG, SETTINGS, serverVersion, settingsMarkdown } from '../src/settings/index.js';
+import { compileCli, parseConfig } from './helpers.js';
 
 describe('configuration', () => {
   it('defaults to 127.0.0.1:4437, the file backend in ./data, fsync on, 30 s long-polls, /v1/stream', () => {
-    const c = parseServerConfig([], {});
+    const c = parseConfig([], {});
     expect(c).toEqual(DEFAULT_SERVER_CONFIG);
     expect(c).toMatchObject({
       host: '127.0.0.1',
@@ -37,7 +38,7 @@ describe('configuration', () => {
       STREAMKEEP_CORS_ORIGINS: 'https://a.example, https://b.example',
       STREAMKEEP_COMPRESSION: 'off',
     };
-    const c = parseServerConfig([], env);
+    const c = parseConfig([], env);
     expect(c).toMatchObject({
       host: '0.0.0.0',
       port: 8080,
@@ -52,7 +53,7 @@ describe('configuration', () => {
       corsOrigins: ['https://a.example', 'https://b.example'],
       compression: false,
     });
-    const f = parseServerConfig(
+    const f = parseConfig(
       ['--port', '9000', '--sync-on-append', '--storage', 'file', '--max-stream-bytes', '0', '--compression'],
       env,
     );
@@ -63,8 +64,25 @@ describe('configuration', () => {
       maxStreamBytes: undefined,
       compression: true,
     });
-    expect(parseServerConfig(['--no-sync-on-append'], {}).syncOnAppend).toBe(false);
-    expect(parseServerConfig(['--no-compression'], {}).compression).toBe(false);
+    expect(parseConfig(['--no-sync-on-append'], {}).syncOnAppend).toBe(false);
+    expect(parseConfig(['--no-compression'], {}).compression).toBe(false);
+    expect(parseConfig(['--compression', 'off'], {}).compression).toBe(false);
+    expect(parseConfig(['--log-requests=false', '--metrics', 'no'], {})).toMatchObject({
+      logRequests: false,
+      metrics: false,
+    });
+    // A flag that turns a limit off wins over the variable that sets it.
+    expect(parseConfig(['--max-streams', '0'], { STREAMKEEP_MAX_STREAMS: '5' }).maxStreams).toBe(undefined);
+  });
+
+  it('the README flag table is generated from the settings table and up to date', async () => {
+    const readme = await readFile(join(pkgDir, 'README.md'), 'utf8');
+    const [, table] = /<!-- settings:start[^>]*-->\n([\s\S]*?)<!-- settings:end -->/.exec(readme) ?? [];
+    expect(table, 'README.md has no settings table markers').toBeDefined();
+    expect(table, "the README's flag table is stale: run `pnpm --filter @streamkeep/server readme`").toBe(
+      settingsMarkdown(),
+    );
+    for (const s of Object.values(SETTINGS)) expect(table).toContain(s.env);
   });
 
   it('refuses bad values with a message naming the flag or variable', () => {
@@ -72,24 +90,22 @@ describe('configuration', () => {
       cmd.exitOverride();
       cmd.configureOutput({ writeErr: () => {}, writeOut: () => {} });
     };
-    expect(() => parseServerConfig(['--port', 'http'], {}, quiet)).toThrow(/whole number/);
-    expect(() => parseServerConfig(['--storage', 'sql'], {}, quiet)).toThrow(/memory, file/);
-    expect(() => parseServerConfig(['--base-path', 'v1'], {}, quiet)).toThrow(/starting with \//);
-    expect(() => parseServerConfig([], { STREAMKEEP_PORT: '-1' }, quiet)).toThrow(/STREAMKEEP_PORT/);
-    expect(() => parseServerConfig([], { STREAMKEEP_SYNC_ON_APPEND: 'maybe' }, quiet)).toThrow(
-      /true or false/,
-    );
-    expect(() => parseServerConfig(['--bogus'], {}, quiet)).toThrow();
+    expect(() => parseConfig(['--port', 'http'], {}, quiet)).toThrow(/whole number/);
+    expect(() => parseConfig(['--storage', 'sql'], {}, quiet)).toThrow(/memory, file/);
+    expect(() => parseConfig(['--base-path', 'v1'], {}, quiet)).toThrow(/starting with \//);
+    expect(() => parseConfig([], { STREAMKEEP_PORT: '-1' }, quiet)).toThrow(/STREAMKEEP_PORT/);
+    expect(() => parseConfig([], { STREAMKEEP_SYNC_ON_APPEND: 'maybe' }, quiet)).toThrow(/true or false/);
+    expect(() => parseConfig(['--bogus'], {}, quiet)).toThrow();
   });
 
   it('configures the postgres backend: URL from the flag, STREAMKEEP_POSTGRES_URL or DATABASE_URL; schema; pool', () => {
-    expect(parseServerConfig([], {})).toMatchObject({
+    expect(parseConfig([], {})).toMatchObject({
       postgresUrl: undefined,
       postgresSchema: 'streamkeep',
       postgresPoolMax: 10,
     });
     const db = 'postgresql://app:secret@db.internal:5432/app';
-    expect(parseServerConfig(['--storage', 'postgres'], { DATABASE_URL: db })).toMatchObject({
+    expect(parseConfig(['--storage', 'postgres'], { DATABASE_URL: db })).toMatchObject({
       storage: 'postgres',
       postgresUrl: db,
     });
@@ -100,48 +116,48 @@ describe('configuration', () => {
       STREAMKEEP_POSTGRES_POOL_MAX: '25',
       DATABASE_URL: db,
     };
-    expect(parseServerConfig([], env)).toMatchObject({
+    expect(parseConfig([], env)).toMatchObject({
       storage: 'postgres',
       postgresUrl: 'postgres://sk@127.0.0.1:6543/streams',
       postgresSchema: 'tenant_a',
       postgresPoolMax: 25,
     });
     expect(
-      parseServerConfig(
+      parseConfig(
         ['--postgres-url', 'postgresql://x@h/d', '--postgres-schema', 'Other_1', '--postgres-pool-max', '3'],
         env,
       ),
     ).toMatchObject({ postgresUrl: 'postgresql://x@h/d', postgresSchema: 'Other_1', postgresPoolMax: 3 });
     // DATABASE_URL set for something else does not disturb the other backends.
-    expect(parseServerConfig(['--storage', 'file'], { DATABASE_URL: 'mysql://a@b/c' }).postgresUrl).toBe(
-      undefined,
-    );
+    expect(parseConfig(['--storage', 'file'], { DATABASE_URL: 'mysql://a@b/c' }).postgresUrl).toBe(undefined);
   });
 
   it('refuses the postgres backend without a URL, and bad URLs, schemas and pool sizes', () => {
-    expect(() => parseServerConfig(['--storage', 'postgres'], {})).toThrow(
+    expect(() => parseConfig(['--storage', 'postgres'], {})).toThrow(
       /--storage postgres needs a connection URL: --postgres-url, STREAMKEEP_POSTGRES_URL or DATABASE_URL/,
     );
-    expect(() => parseServerConfig([], { STREAMKEEP_STORAGE: 'postgres', DATABASE_URL: '' })).toThrow(
+    expect(() => parseConfig([], { STREAMKEEP_STORAGE: 'postgres', DATABASE_URL: '' })).toThrow(
       /needs a connection URL/,
     );
-    const bad = () =>
-      parseServerConfig(['--storage', 'postgres', '--postgres-url', 'http://u:hunter2@h/d'], {});
+    const bad = () => parseConfig(['--storage', 'postgres', '--postgres-url', 'http://u:hunter2@h/d'], {});
     expect(bad).toThrow(/^--postgres-url: expected a URL such as postgresql:/);
+    expect(() => parseConfig([], { STREAMKEEP_POSTGRES_URL: 'http://u:hunter2@h/d' })).toThrow(
+      /^STREAMKEEP_POSTGRES_URL: expected a URL/,
+    );
     expect(bad).not.toThrow(/hunter2/);
-    expect(() => parseServerConfig(['--storage', 'postgres'], { DATABASE_URL: 'mysql://a@b/c' })).toThrow(
+    expect(() => parseConfig(['--storage', 'postgres'], { DATABASE_URL: 'mysql://a@b/c' })).toThrow(
       /^DATABASE_URL: /,
     );
     for (const schema of ['1abc', 'pg_things', 'a-b', 'a.b', '"x"', '', 'x'.repeat(64)]) {
-      expect(() => parseServerConfig(['--postgres-schema', schema], {})).toThrow(
-        /--postgres-schema: expected a plain identifier/,
+      expect(() => parseConfig(['--postgres-schema', schema], {})).toThrow(
+        /option '--postgres-schema <name>' argument .* is invalid\. expected a plain identifier/,
       );
     }
-    expect(parseServerConfig(['--postgres-schema', `_${'x'.repeat(62)}`], {}).postgresSchema).toHaveLength(
-      63,
+    expect(parseConfig(['--postgres-schema', `_${'x'.repeat(62)}`], {}).postgresSchema).toHaveLength(63);
+    expect(() => parseConfig(['--postgres-pool-max', '0'], {})).toThrow(
+      /'--postgres-pool-max <count>' argument '0' is invalid.*>= 1/,
     );
-    expect(() => parseServerConfig(['--postgres-pool-max', '0'], {})).toThrow(/--postgres-pool-max: .*>= 1/);
-    expect(() => parseServerConfig([], { STREAMKEEP_POSTGRES_POOL_MAX: 'many' })).toThrow(
+    expect(() => parseConfig([], { STREAMKEEP_POSTGRES_POOL_MAX: 'many' })).toThrow(
       /STREAMKEEP_POSTGRES_POOL_MAX/,
     );
   });
@@ -180,6 +196,39 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
+/** A loopback TCP listener on `port`. */
+function listenOn(port: number): Promise<Server> {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(port, '127.0.0.1', () => ok(server));
+  });
+}
+
+/** Runs the binary to its exit. */
+function runToExit(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((ok) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: pkgDir,
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.once('exit', (code) => ok({ code, stderr }));
+  });
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 1_000 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+  expect(check()).toBe(true);
+}
+
 async function waitReady(url: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const res = await fetch(`${url}/readyz`).catch(() => undefined);
@@ -197,29 +246,133 @@ describe('the streamkeep binary', () => {
     await rm(buildDir, { recursive: true, force: true });
   });
 
-  it('--help lists every flag with its environment variable and default', () => {
+  it('--help lists every flag with its environment variable and default; --version prints the version', () => {
     const out = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
     expect(out.status).toBe(0);
-    for (const s of SETTINGS) {
+    for (const s of Object.values(SETTINGS)) {
       expect(out.stdout).toContain(s.flags.split(' ')[0]!);
       expect(out.stdout).toContain(s.env);
     }
-    expect(out.stdout).toContain('(default: 4437)');
+    expect(out.stdout).toMatch(/default:\s+4437,\s+env:\s+STREAMKEEP_PORT/);
+    const version = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8' });
+    expect([version.status, version.stdout.trim()]).toEqual([0, serverVersion()]);
+    expect(serverVersion()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
-  it('exits non-zero with a message on a bad flag', () => {
-    const out = spawnSync(process.execPath, [bin, '--storage', 'sql'], { encoding: 'utf8' });
-    expect(out.status).not.toBe(0);
-    expect(out.stderr).toMatch(/memory, file, postgres/);
+  it('exits 2 with one line naming the problem for every usage error', { timeout: 60_000 }, () => {
+    const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [['--port', '99999'], {}, /--port <port>.*'99999' is invalid.*from 0 to 65535/],
+      [['--bogus'], {}, /unknown option '--bogus'/],
+      [['--storage', 'sql'], {}, /'sql' is invalid.*choices are memory, file, postgres/],
+      [['--log-level', 'loud'], {}, /choices are fatal, error/],
+      [['--max-body-bytes', 'lots'], {}, /--max-body-bytes.*byte size/],
+      [['extra'], {}, /too many arguments/],
+      [[], { STREAMKEEP_PORT: 'abc' }, /from env 'STREAMKEEP_PORT' is invalid/],
+      [['--storage', 'postgres'], {}, /--storage postgres needs a connection URL/],
+      [['--port'], {}, /argument missing/],
+    ];
+    for (const [args, env, message] of cases) {
+      const out = spawnSync(process.execPath, [bin, ...args], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, ...env },
+      });
+      expect(out.status, args.join(' ')).toBe(2);
+      const lines = out.stderr.trim().split('\n');
+      expect(lines[0], args.join(' ')).toMatch(/^streamkeep: /);
+      expect(lines[0], args.join(' ')).toMatch(message);
+      expect(lines.slice(1), args.join(' ')).toEqual(["Try 'streamkeep --help'."]);
+      expect(out.stderr).not.toMatch(/\n\s+at /);
+    }
   });
 
-  it('exits 2 when --storage postgres has no URL', () => {
-    const out = spawnSync(process.execPath, [bin, '--storage', 'postgres'], {
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH },
-    });
-    expect(out.status).toBe(2);
-    expect(out.stderr).toMatch(/--storage postgres needs a connection URL/);
+  it('exits 1 with one line, no stack, when the port is taken or the host unknown', {
+    timeout: 30_000,
+  }, async () => {
+    const taken = await listenOn(0);
+    try {
+      const port = String((taken.address() as { port: number }).port);
+      const cases: [string[], RegExp][] = [
+        [
+          ['--port', port],
+          /^streamkeep: cannot start: cannot listen on 127\.0\.0\.1:\d+: the port is already in use$/,
+        ],
+        [
+          ['--host', 'no-such-host.invalid', '--port', '0'],
+          /cannot listen on no-such-host\.invalid:0: unknown host/,
+        ],
+      ];
+      for (const [args, message] of cases) {
+        const out = await runToExit([...args, '--storage', 'memory']);
+        expect(out.code, args.join(' ')).toBe(1);
+        expect(out.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+        expect(out.stderr.trim(), args.join(' ')).toMatch(message);
+      }
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('exits 1 at once, without spinning, on a data directory that cannot be created or used', {
+    timeout: 30_000,
+  }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'streamkeep-cli-'));
+    try {
+      const file = join(dir, 'a-file');
+      await writeFile(file, 'x');
+      const cases: [string, RegExp][] = [
+        // Node's recursive mkdir retries /proc/x forever at full CPU; the server must not.
+        [
+          '/proc/streamkeep-test/data',
+          /data directory "\/proc\/streamkeep-test\/data": .*cannot hold directories \(ENOENT\)/,
+        ],
+        [join(file, 'data'), /is not a directory \(ENOTDIR\)/],
+      ];
+      for (const [dataDir, message] of cases) {
+        const out = await runToExit(['--port', '0', '--data-dir', dataDir]);
+        expect(out.code, dataDir).toBe(1);
+        expect(out.stderr.trim(), dataDir).toMatch(/^streamkeep: cannot open storage: /);
+        expect(out.stderr.trim(), dataDir).toMatch(message);
+        expect(out.stderr.trim().split('\n')).toHaveLength(1);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops on SIGTERM within --shutdown-timeout while storage is still opening (a database that never answers)', {
+    timeout: 60_000,
+  }, async () => {
+    // A TCP listener that accepts and never says a word: PostgreSQL's connection attempt waits for its timeout.
+    const silent = await listenOn(0);
+    const sockets: import('node:net').Socket[] = [];
+    silent.on('connection', (s) => sockets.push(s));
+    const port = (silent.address() as { port: number }).port;
+    const { child, logs, url } = spawnServer([
+      '--storage',
+      'postgres',
+      '--postgres-url',
+      `postgresql://u:secret@127.0.0.1:${port}/db`,
+      '--postgres-connect-timeout',
+      '600000',
+      '--shutdown-timeout',
+      '300',
+      '--port',
+      '0',
+    ]);
+    try {
+      const base = await url;
+      expect((await fetch(`${base}/readyz`)).status).toBe(503);
+      await until(() => sockets.length > 0);
+      child.kill('SIGTERM');
+      // The connection attempt would wait ten minutes; the test's own timeout is one.
+      expect(await exited(child)).toBe(0);
+      expect(logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+      expect(JSON.stringify(logs)).not.toContain('secret');
+    } finally {
+      child.kill('SIGKILL');
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
   });
 
   it('serves with flags from the command line and the environment, logs JSON, and stops on SIGTERM', {

@@ -1,6 +1,6 @@
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import { afterAll, beforeAll, describe } from 'vitest';
-import type { ServerConfig } from '../src/config.js';
+import type { ServerConfig } from '../src/settings/index.js';
 import { type Backend, startTestServer } from './helpers.js';
 
 /**

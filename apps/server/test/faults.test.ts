@@ -196,7 +196,7 @@ class BrokenReads extends MemoryStorage {
 }
 
 describe('any backend: unexpected failures', () => {
-  it('maps CORRUPTED and non-storage exceptions to 500 without details, and keeps serving', async () => {
+  it('maps CORRUPTED to 404 (quarantined) and non-storage exceptions to 500, without details, and keeps serving', async () => {
     const storage = new BrokenReads();
     const server = await startTestServer('memory', {}, storage);
     try {
@@ -213,7 +213,7 @@ describe('any backend: unexpected failures', () => {
         storage.failure = failure;
         for (const live of ['', '&live=long-poll', '&live=sse']) {
           const r = await fetch(`${s('broken')}?offset=-1${live}`);
-          const status = code === 'STORAGE_CLOSED' ? 503 : 500;
+          const status = code === 'STORAGE_CLOSED' ? 503 : code === 'CORRUPTED' ? 404 : 500;
           expect(r.status).toBe(status);
           const text = await r.text();
           expect(JSON.parse(text)).toMatchObject({ code, status });

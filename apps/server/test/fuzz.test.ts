@@ -9,8 +9,8 @@ import { MemoryStorage } from '@streamkeep/storage-memory';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SERVER_CONFIG } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server.js';
+import { DEFAULT_SERVER_CONFIG } from '../src/settings/index.js';
 
 /**
  * HTTP fuzzing against an in-process server on each backend. Laws: no 5xx, no crash, no hang; every 4xx from the app

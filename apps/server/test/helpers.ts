@@ -4,8 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Storage } from '@streamkeep/storage';
-import { DEFAULT_SERVER_CONFIG, type ServerConfig } from '../src/config.js';
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
 import { type RunningServer, startServer } from '../src/server.js';
+import { DEFAULT_SERVER_CONFIG, parseServerConfig, type ServerConfig } from '../src/settings/index.js';
 
 /** `postgres` needs `postgresUrl` (and usually a fresh `postgresSchema`) in the overrides. */
 export type Backend = 'memory' | 'file' | 'postgres';
@@ -15,8 +17,11 @@ export async function startTestServer(
   backend: Backend,
   overrides: Partial<ServerConfig> = {},
   storage?: Storage | Promise<Storage>,
+  logger?: Logger,
 ): Promise<RunningServer & { dataDir: string | undefined; stop(): Promise<void> }> {
-  const dataDir = backend === 'file' ? await mkdtemp(join(tmpdir(), 'streamkeep-server-')) : undefined;
+  const dataDir =
+    overrides.dataDir ??
+    (backend === 'file' ? await mkdtemp(join(tmpdir(), 'streamkeep-server-')) : undefined);
   const running = await startServer(
     {
       ...DEFAULT_SERVER_CONFIG,
@@ -28,7 +33,7 @@ export async function startTestServer(
       shutdownTimeoutMs: 2_000,
       ...overrides,
     },
-    storage === undefined ? {} : { storage },
+    { ...(storage === undefined ? {} : { storage }), ...(logger === undefined ? {} : { logger }) },
   );
   return {
     ...running,
@@ -61,4 +66,22 @@ export function compileCli(outDir: string): string {
   const bin = join(outDir, 'main.js');
   if (!existsSync(bin)) throw new Error('could not compile the CLI');
   return bin;
+}
+
+/**
+ * {@link parseServerConfig} with `env` as the whole environment (commander reads `process.env`, so it is swapped for
+ * the synchronous parse).
+ */
+export function parseConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  configure?: (cmd: Command) => void,
+): ServerConfig {
+  const saved = process.env;
+  process.env = { ...env };
+  try {
+    return parseServerConfig(argv, configure);
+  } finally {
+    process.env = saved;
+  }
 }

@@ -3,9 +3,8 @@ import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseServerConfig } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server.js';
-import { compileCli } from './helpers.js';
+import { compileCli, parseConfig } from './helpers.js';
 import { freshSchema, startCluster, type TestCluster } from './postgres-cluster.js';
 
 /**
@@ -29,7 +28,7 @@ beforeAll(async () => {
   cluster = await startCluster();
   schema = freshSchema('multi');
   for (let i = 0; i < 2; i++) {
-    const config = parseServerConfig([
+    const config = parseConfig([
       '--storage',
       'postgres',
       '--postgres-url',

@@ -2,11 +2,10 @@ import { request } from 'node:http';
 import { StorageError } from '@streamkeep/storage';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseServerConfig } from '../src/config.js';
 import { HttpError, problemFor } from '../src/error-status.js';
 import { MAX_NAME_BYTES, MAX_NAME_SEGMENTS, parseStreamName } from '../src/http/names.js';
 import { machineResources, sizeLimits } from '../src/http/sizing.js';
-import { startTestServer } from './helpers.js';
+import { parseConfig, startTestServer } from './helpers.js';
 
 /** Sends a path exactly as written (no client-side dot-segment folding). */
 function rawStatus(url: string, path: string, method = 'PUT'): Promise<{ status: number; code?: string }> {
@@ -156,7 +155,7 @@ describe('limit settings', () => {
   it('reads every limit from flags and environment variables, with documented defaults', () => {
     // Connection and admission limits are sized from this machine's memory and descriptors (see sizeLimits).
     const sized = sizeLimits(machineResources(), 1024 * 1024);
-    expect(parseServerConfig([], {})).toMatchObject({
+    expect(parseConfig([], {})).toMatchObject({
       maxBodyBytes: 10 * 1024 * 1024,
       maxHeaderBytes: 16 * 1024,
       maxStreams: 1_000_000,
@@ -166,7 +165,7 @@ describe('limit settings', () => {
       maxQueued: sized.maxQueued,
       queueTargetMs: 100,
     });
-    expect(parseServerConfig(['--max-live-reads-per-client', '5'], {}).maxLiveReadsPerClient).toBe(5);
+    expect(parseConfig(['--max-live-reads-per-client', '5'], {}).maxLiveReadsPerClient).toBe(5);
     const env = {
       STREAMKEEP_MAX_HEADER_BYTES: '8k',
       STREAMKEEP_MAX_STREAMS: '50',
@@ -175,7 +174,7 @@ describe('limit settings', () => {
       STREAMKEEP_MAX_QUEUED: '0',
       STREAMKEEP_QUEUE_TARGET: '250',
     };
-    expect(parseServerConfig([], env)).toMatchObject({
+    expect(parseConfig([], env)).toMatchObject({
       maxHeaderBytes: 8192,
       maxStreams: 50,
       maxLiveReads: 10,
@@ -184,9 +183,9 @@ describe('limit settings', () => {
       queueTargetMs: 250,
     });
     expect(
-      parseServerConfig(['--max-streams', '0', '--max-in-flight', '2', '--max-live-reads', '3'], env),
+      parseConfig(['--max-streams', '0', '--max-in-flight', '2', '--max-live-reads', '3'], env),
     ).toMatchObject({ maxStreams: undefined, maxInFlight: 2, maxLiveReads: 3 });
-    expect(parseServerConfig(['--max-queued', '5', '--queue-target', '300'], env)).toMatchObject({
+    expect(parseConfig(['--max-queued', '5', '--queue-target', '300'], env)).toMatchObject({
       maxQueued: 5,
       queueTargetMs: 300,
     });
@@ -194,9 +193,9 @@ describe('limit settings', () => {
       cmd.exitOverride();
       cmd.configureOutput({ writeErr: () => {}, writeOut: () => {} });
     };
-    expect(() => parseServerConfig(['--max-in-flight', '0'], {}, quiet)).toThrow(/--max-in-flight/);
-    expect(() => parseServerConfig(['--max-header-bytes', '100'], {}, quiet)).toThrow(/at least 1k/);
-    expect(() => parseServerConfig([], { STREAMKEEP_MAX_STREAMS: 'many' }, quiet)).toThrow(
+    expect(() => parseConfig(['--max-in-flight', '0'], {}, quiet)).toThrow(/--max-in-flight/);
+    expect(() => parseConfig(['--max-header-bytes', '100'], {}, quiet)).toThrow(/at least 1024 bytes/);
+    expect(() => parseConfig([], { STREAMKEEP_MAX_STREAMS: 'many' }, quiet)).toThrow(
       /STREAMKEEP_MAX_STREAMS/,
     );
   });

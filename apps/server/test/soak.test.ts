@@ -4,10 +4,10 @@ import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module script without type declarations.
-import { runSoak } from '../bench/soak.mjs';
+import { runSoak } from './soak-driver.mjs';
 
 /**
- * The soak (`bench/soak.mjs`) in CI: writers and long-poll + SSE readers on the file backend for
+ * The soak (`test/soak-driver.mjs`) in CI: writers and long-poll + SSE readers on the file backend for
  * `STREAMKEEP_SOAK_SECONDS` (default 60) against the built binary in a child process, so RSS is the server's alone.
  */
 const SECONDS = Number(process.env.STREAMKEEP_SOAK_SECONDS ?? 60);

@@ -11,8 +11,8 @@ import {
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_SERVER_CONFIG, type ServerConfig } from '../src/config.js';
 import { openStorage } from '../src/server.js';
+import { DEFAULT_SERVER_CONFIG, type ServerConfig } from '../src/settings/index.js';
 import { startTestServer } from './helpers.js';
 
 /** A storage promise the test settles. */

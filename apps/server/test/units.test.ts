@@ -3,9 +3,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HttpError, problemFor, STORAGE_ERROR_STATUS } from '../src/error-status.js';
 import { advanceCursor, DEFAULT_CURSOR_POLICY, nextCursor } from '../src/http/cursor.js';
-import { acceptsGzip, ifNoneMatchHits, parseProducer, parseRfc3339, parseTtl } from '../src/http/headers.js';
+import { ifNoneMatchHits, parseProducer, parseRfc3339, parseTtl } from '../src/http/headers.js';
 import { splitJsonBody } from '../src/http/json.js';
 import { parseForkSource, parseStreamName, parseStreamNameCached } from '../src/http/names.js';
+import { prefersGzip } from '../src/http/read-response.js';
 import { sseControl, sseData, sseEncodingFor, sseEvent } from '../src/http/sse.js';
 
 const text = (bufs: Buffer[]) => bufs.map((b) => b.toString('utf8'));
@@ -159,9 +160,20 @@ describe('header parsing', () => {
   });
 
   it('reads Accept-Encoding q-values and If-None-Match lists', () => {
-    expect(acceptsGzip({ 'accept-encoding': 'gzip, deflate' })).toBe(true);
-    expect(acceptsGzip({ 'accept-encoding': 'gzip;q=0, br' })).toBe(false);
-    expect(acceptsGzip({ 'accept-encoding': 'identity' })).toBe(false);
+    const gz = (v: string | undefined) => prefersGzip({ 'accept-encoding': v });
+    expect(gz('gzip, deflate')).toBe(true);
+    expect(gz('GZIP')).toBe(true);
+    expect(gz('*')).toBe(true);
+    expect(gz('br;q=1, gzip;q=0.5')).toBe(true);
+    expect(gz('gzip;q=0, br')).toBe(false);
+    expect(gz('identity')).toBe(false);
+    expect(gz('')).toBe(false);
+    expect(gz(undefined)).toBe(false);
+    // An explicit refusal of gzip wins over the wildcard, and identity preferred over gzip is honoured.
+    expect(gz('gzip;q=0, *;q=1')).toBe(false);
+    expect(gz('*;q=1, gzip;q=0')).toBe(false);
+    expect(gz('identity;q=1, gzip;q=0.5')).toBe(false);
+    expect(gz('identity;q=0, gzip;q=0.1')).toBe(true);
     expect(ifNoneMatchHits({ 'if-none-match': '"a", W/"b"' }, '"b"')).toBe(true);
     expect(ifNoneMatchHits({ 'if-none-match': '"a"' }, '"b"')).toBe(false);
   });
@@ -236,6 +248,10 @@ describe('error table', () => {
     expect(p.status).toBe(500);
     expect(JSON.stringify(p.problem)).not.toContain('secret');
     expect(p.problem.instance).toBe('/v1/stream/x');
-    expect(problemFor(new StorageError('CORRUPTED', 'disk block 7 bad')).problem.detail).toBeUndefined();
+    const quarantined = problemFor(new StorageError('CORRUPTED', 'disk block 7 bad'));
+    expect(quarantined.status).toBe(404);
+    expect(quarantined.serverFault).toBe(false);
+    expect(quarantined.problem.detail).toMatch(/quarantined/);
+    expect(JSON.stringify(quarantined.problem)).not.toContain('block 7');
   });
 });

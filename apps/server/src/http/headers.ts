@@ -211,20 +211,6 @@ export function parseForkSubOffset(headers: IncomingHttpHeaders): number | undef
   return n;
 }
 
-/** True when the client accepts a gzip response (`gzip` or `*` listed with a non-zero q-value). */
-export function acceptsGzip(headers: IncomingHttpHeaders): boolean {
-  const v = headerValue(headers, 'accept-encoding');
-  if (v === undefined) return false;
-  for (const part of v.split(',')) {
-    const [coding, ...params] = part.split(';');
-    const name = coding!.trim().toLowerCase();
-    if (name !== 'gzip' && name !== 'x-gzip' && name !== '*') continue;
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
-    if (q === undefined || Number(q.slice(2)) > 0) return true;
-  }
-  return false;
-}
-
 /** True when `If-None-Match` lists `etag` (or `*`). Weak comparison: a `W/` prefix is ignored. */
 export function ifNoneMatchHits(headers: IncomingHttpHeaders, etag: string): boolean {
   const v = headerValue(headers, 'if-none-match');

@@ -15,9 +15,11 @@ export interface BaseHeaders {
 }
 
 const kBase = Symbol('streamkeep.baseHeaders');
+const kRequestId = Symbol('streamkeep.requestId');
 
 interface WithBase {
   [kBase]?: BaseHeaders;
+  [kRequestId]?: string;
 }
 
 const SECURITY = [
@@ -68,6 +70,11 @@ export function setBaseHeaders(res: ServerResponse, base: BaseHeaders): void {
   (res as WithBase)[kBase] = base;
 }
 
+/** Makes every response of this request carry `X-Request-Id: id` (see `requestIdOf`). */
+export function setRequestId(res: ServerResponse, id: string): void {
+  (res as WithBase)[kRequestId] = id;
+}
+
 /** The `Vary` value for a response that also varies on `value`. */
 export function varyWith(res: ServerResponse, value: string): string {
   const prior = (res as WithBase)[kBase]?.vary;
@@ -83,5 +90,7 @@ export function writeHead(res: ServerResponse, status: number, headers: Response
   const list: (string | number)[] = base === undefined ? [] : base.list.slice();
   for (const name in headers) list.push(name, headers[name]!);
   if (base?.vary !== undefined && headers.Vary === undefined) list.push('Vary', base.vary);
+  const id = (res as WithBase)[kRequestId];
+  if (id !== undefined) list.push('X-Request-Id', id);
   res.writeHead(status, list);
 }

@@ -1,4 +1,4 @@
-import type { RequestContext } from '../app.js';
+import type { RequestContext } from '../context.js';
 import { writeHead } from '../http/respond.js';
 
 /** `DELETE {stream}` (§5.4): 204; 404 when missing; 410 when already soft-deleted. Forks keep their data. */

@@ -1,5 +1,5 @@
 import type { StreamMetadata } from '@streamkeep/storage';
-import type { RequestContext } from '../app.js';
+import type { RequestContext } from '../context.js';
 import { writeHead } from '../http/respond.js';
 
 /** The expiry headers of a stream: its configured TTL, or its absolute deadline (§5.5). */

@@ -1,10 +1,10 @@
 import type { ReadResult, StreamMetadata, Subscription } from '@streamkeep/storage';
-import type { RequestContext } from '../app.js';
+import type { RequestContext } from '../context.js';
 import { nextCursor } from '../http/cursor.js';
 import { LiveWaiter } from '../http/live.js';
+import { type ReadQuery, sendRead } from '../http/read-response.js';
 import { writeHead } from '../http/respond.js';
 import { tick } from '../http/shared-read.js';
-import { type ReadQuery, sendRead } from './get.js';
 
 /**
  * `GET {stream}?offset=X&live=long-poll` (§5.7).

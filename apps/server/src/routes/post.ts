@@ -1,6 +1,6 @@
 import type { AppendResult, ProducerAppendResult, ProducerIdentity, Storage } from '@streamkeep/storage';
 import { isJsonContentType, isStorageError, normalizeContentType, StorageError } from '@streamkeep/storage';
-import type { RequestContext } from '../app.js';
+import type { RequestContext } from '../context.js';
 import { HttpError } from '../error-status.js';
 import { readBody } from '../http/body.js';
 import {
@@ -88,6 +88,8 @@ async function appendBody(
   }
   headers['Stream-Next-Offset'] = result.nextOffset;
   if (result.closed) headers['Stream-Closed'] = 'true';
+  if (!('duplicate' in result && result.duplicate))
+    ctx.metrics?.appended(messages.length, byteLength(messages));
   writeHead(res, status, headers);
   res.end();
 }
@@ -112,4 +114,10 @@ async function rethrowPrecedingError(storage: Storage, name: string, contentType
       { details: { expected: meta.config.contentType, actual } },
     );
   }
+}
+
+function byteLength(messages: readonly Buffer[]): number {
+  let n = 0;
+  for (const m of messages) n += m.length;
+  return n;
 }

@@ -1,6 +1,6 @@
 import type { CreateStreamResult, Offset } from '@streamkeep/storage';
 import { isJsonContentType, normalizeContentType, parseOffset, StorageError } from '@streamkeep/storage';
-import type { RequestContext } from '../app.js';
+import type { RequestContext } from '../context.js';
 import { HttpError } from '../error-status.js';
 import { readBody } from '../http/body.js';
 import {

@@ -1,13 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import type { Subscription } from '@streamkeep/storage';
 import { isStorageError } from '@streamkeep/storage';
-import type { RequestContext } from '../app.js';
+import type { RequestContext } from '../context.js';
 import { advanceCursor, nextCursor } from '../http/cursor.js';
 import { LiveWaiter } from '../http/live.js';
+import type { ReadQuery } from '../http/read-response.js';
 import { writeHead } from '../http/respond.js';
 import { tick } from '../http/shared-read.js';
 import { SSE_KEEP_ALIVE, sseControl, sseDataOf, sseEncodingFor } from '../http/sse.js';
-import type { ReadQuery } from './get.js';
 
 /**
  * `GET {stream}?offset=X&live=sse` (§5.8).

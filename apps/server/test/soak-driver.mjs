@@ -3,8 +3,8 @@
 // loopback, for T seconds. Checks that every acknowledged message reaches every reader exactly once and in order,
 // and samples the server's RSS once a second.
 //
-//   node bench/soak.mjs [--seconds 60] [--writers 4] [--streams 2] [--long-poll 2] [--sse 2] [--rate 25]
-//                       [--bin dist/main.js] [--out bench/soak-results.json]
+//   node test/soak-driver.mjs [--seconds 60] [--writers 4] [--streams 2] [--long-poll 2] [--sse 2] [--rate 25]
+//                             [--bin dist/main.js] [--out soak-results.json]
 //
 // Writers are idempotent producers (Producer-Id/Epoch/Seq), so a retried append can never store a duplicate.
 // Readers of both kinds start at offset -1 before the writers; SSE readers are made to reconnect every few seconds
@@ -342,7 +342,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     rate: Number(get('--rate', 25)),
     ...(get('--bin') ? { bin: resolve(get('--bin')) } : {}),
   });
-  const out = resolve(get('--out', join(import.meta.dirname, 'soak-results.json')));
+  const out = resolve(get('--out', 'soak-results.json'));
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
   const { perReader, rss, ...summary } = result;
   console.log(JSON.stringify({ ...summary, rss: { ...rss, samples: rss.samples.length } }, null, 2));

@@ -1,7 +1,8 @@
 import type { Storage } from '@streamkeep/storage';
 import type { Logger } from 'pino';
-import { type CursorPolicy, DEFAULT_CURSOR_POLICY } from './http/cursor.js';
-import { machineResources, sizeLimits } from './http/sizing.js';
+import { type CursorPolicy, DEFAULT_CURSOR_POLICY } from '../http/cursor.js';
+import type { ServerMetrics } from '../metrics.js';
+import { SETTINGS } from './table.js';
 
 /** Options of {@link createApp}. Every field but `storage` has a default. */
 export interface AppOptions {
@@ -70,6 +71,10 @@ export interface AppOptions {
   readonly publicOrigin?: string | undefined;
   /** Structured logger. @default a silent pino logger */
   readonly logger?: Logger | undefined;
+  /** Log one info line per request through `logger` (see `requestLogger`). @default false */
+  readonly logRequests?: boolean | undefined;
+  /** Prometheus metrics, served at `/metrics` when given. @default none (no `/metrics`) */
+  readonly metrics?: ServerMetrics | undefined;
 }
 
 /** The resolved options shared by the routes. */
@@ -97,18 +102,18 @@ export interface AppConfig {
   readonly publicOrigin: string | undefined;
 }
 
-export const DEFAULT_BASE_PATH = '/v1/stream';
-export const DEFAULT_LONG_POLL_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024;
-export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
+// The defaults of the options the binary also has a flag for come from the settings table, so they are stated once.
+export const DEFAULT_BASE_PATH = SETTINGS.basePath.default;
+export const DEFAULT_LONG_POLL_TIMEOUT_MS = SETTINGS.longPollTimeoutMs.default;
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = SETTINGS.maxBodyBytes.default;
+export const DEFAULT_MAX_READ_BYTES = SETTINGS.maxReadBytes.default;
 export const DEFAULT_READ_CACHE_CONTROL = 'public, max-age=60, stale-while-revalidate=300';
-export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-export const DEFAULT_MAX_STREAMS = 1_000_000;
-const SIZED = sizeLimits(machineResources(), DEFAULT_MAX_READ_BYTES);
-export const DEFAULT_MAX_LIVE_READS = SIZED.maxLiveReads;
-export const DEFAULT_MAX_IN_FLIGHT = SIZED.maxInFlight;
-export const DEFAULT_MAX_QUEUED = SIZED.maxQueued;
-export const DEFAULT_QUEUE_TARGET_MS = 100;
+export const DEFAULT_MAX_HEADER_BYTES = SETTINGS.maxHeaderBytes.default;
+export const DEFAULT_MAX_STREAMS = SETTINGS.maxStreams.default;
+export const DEFAULT_MAX_LIVE_READS = SETTINGS.maxLiveReads.default;
+export const DEFAULT_MAX_IN_FLIGHT = SETTINGS.maxInFlight.default;
+export const DEFAULT_MAX_QUEUED = SETTINGS.maxQueued.default;
+export const DEFAULT_QUEUE_TARGET_MS = SETTINGS.queueTargetMs.default;
 export const DEFAULT_QUEUE_INTERVAL_MS = 1_000;
 export const DEFAULT_STARTUP_WAIT_MS = 30_000;
 
@@ -126,7 +131,9 @@ function positive(name: string, v: number | undefined, fallback: number): number
 }
 
 /** Resolves {@link AppOptions} into the config the routes read. */
-export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>): AppConfig {
+export function resolveAppConfig(
+  options: Omit<AppOptions, 'storage' | 'logger' | 'metrics' | 'logRequests'>,
+): AppConfig {
   return {
     basePath: normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH),
     longPollTimeoutMs: positive('longPollTimeoutMs', options.longPollTimeoutMs, DEFAULT_LONG_POLL_TIMEOUT_MS),
@@ -137,10 +144,11 @@ export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>
     ),
     maxReadBytes: Math.max(1, positive('maxReadBytes', options.maxReadBytes, DEFAULT_MAX_READ_BYTES)),
     maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES),
-    maxStreams:
-      'maxStreams' in options && options.maxStreams === undefined
+    maxStreams: !('maxStreams' in options)
+      ? DEFAULT_MAX_STREAMS
+      : options.maxStreams === undefined
         ? undefined
-        : positive('maxStreams', options.maxStreams, DEFAULT_MAX_STREAMS),
+        : positive('maxStreams', options.maxStreams, 0),
     maxLiveReads: positive('maxLiveReads', options.maxLiveReads, DEFAULT_MAX_LIVE_READS),
     maxLiveReadsPerClient:
       options.maxLiveReadsPerClient === undefined
@@ -151,10 +159,13 @@ export function resolveAppConfig(options: Omit<AppOptions, 'storage' | 'logger'>
     queueTargetMs: positive('queueTargetMs', options.queueTargetMs, DEFAULT_QUEUE_TARGET_MS),
     queueIntervalMs: positive('queueIntervalMs', options.queueIntervalMs, DEFAULT_QUEUE_INTERVAL_MS),
     startupWaitMs: positive('startupWaitMs', options.startupWaitMs, DEFAULT_STARTUP_WAIT_MS),
-    sseKeepAliveMs: Math.max(10, positive('sseKeepAliveMs', options.sseKeepAliveMs, 15_000)),
-    sseReconnectMs: positive('sseReconnectMs', options.sseReconnectMs, 60_000),
-    corsOrigins: options.corsOrigins ?? '*',
-    compression: options.compression ?? true,
+    sseKeepAliveMs: Math.max(
+      10,
+      positive('sseKeepAliveMs', options.sseKeepAliveMs, SETTINGS.sseKeepAliveMs.default),
+    ),
+    sseReconnectMs: positive('sseReconnectMs', options.sseReconnectMs, SETTINGS.sseReconnectMs.default),
+    corsOrigins: options.corsOrigins ?? SETTINGS.corsOrigins.default,
+    compression: options.compression ?? SETTINGS.compression.default,
     compressionMinBytes: positive('compressionMinBytes', options.compressionMinBytes, 1024),
     readCacheControl: options.readCacheControl ?? DEFAULT_READ_CACHE_CONTROL,
     cursor: options.cursor ?? DEFAULT_CURSOR_POLICY,

@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+
+/**
+ * What an incoming `X-Request-Id` may be to be honoured (one a proxy or the client chose, so that its logs and ours
+ * share the id): printable, no spaces or quotes, at most 128 characters. Anything else is replaced by a fresh UUID
+ * rather than echoed, so a client cannot put arbitrary text in our logs or response headers.
+ */
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+
+/** The request's id: its own valid `X-Request-Id`, else a random UUID. */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+const kId = Symbol('streamkeep.requestId');
+
+interface WithId {
+  [kId]?: string;
+}
+
+/**
+ * Request logging with `pino-http`: one line per request when its response ends (`request completed`, or
+ * `request errored` for a 5xx, at error level), with the request id, method, URL, client address and port, status
+ * and `responseTime` in ms. No headers are logged: they may carry credentials.
+ */
+export function requestLogger(
+  logger: Logger,
+): (req: IncomingMessage, res: ServerResponse, id: string) => void {
+  const log = pinoHttp({
+    logger,
+    genReqId: (req) => (req as WithId)[kId] ?? randomUUID(),
+    // A response cut off (an SSE or long-poll client going away) is the client's doing: info, "request aborted".
+    customLogLevel: (_req, res) => (res.statusCode >= 500 && res.writableFinished ? 'error' : 'info'),
+    customErrorMessage: (_req, res) => (res.writableFinished ? 'request errored' : 'request aborted'),
+    serializers: {
+      req: (req: { id: string; method: string; url: string; remoteAddress: string; remotePort: number }) => ({
+        id: req.id,
+        method: req.method,
+        url: req.url,
+        remoteAddress: req.remoteAddress,
+        remotePort: req.remotePort,
+      }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+    quietReqLogger: true,
+  });
+  return (req, res, id) => {
+    (req as WithId)[kId] = id;
+    log(req, res);
+  };
+}

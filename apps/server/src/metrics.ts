@@ -1,0 +1,200 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * What a storage backend may report about each commit group it makes durable, if its options take an `onCommit`
+ * observer (the server passes one when the backend offers it; see `openStorage`). `syncMs` is the time spent making
+ * the group durable (fsync or the database's commit), `0` when the group was not synced.
+ */
+export interface CommitReport {
+  /** Appends (requests) in the group. */
+  readonly entries: number;
+  /** Payload bytes in the group. */
+  readonly bytes: number;
+  readonly syncMs: number;
+}
+
+/** Load figures the app reads on each scrape. */
+export type LoadProbe = () => {
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly liveReads: number;
+  readonly shed: number;
+  readonly storageOpen: boolean;
+};
+
+/** The route label of a request: what it asked for, never its stream name (unbounded label values). */
+export type RouteLabel =
+  | 'stream'
+  | 'stream_long_poll'
+  | 'stream_sse'
+  | 'healthz'
+  | 'readyz'
+  | 'metrics'
+  | 'preflight'
+  | 'unknown';
+
+/** Buckets, in seconds, from a cached read (~100 µs) to a long-poll's default wait (30 s). */
+const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+/**
+ * The server's Prometheus metrics, in a registry of their own (so several apps in one process do not collide).
+ * Served at `/metrics` in the text exposition format.
+ */
+export class ServerMetrics {
+  readonly registry: Registry;
+  private readonly requests: Counter<'route' | 'method' | 'status'>;
+  private readonly duration: Histogram<'route' | 'method' | 'status'>;
+  private readonly appends: Counter;
+  private readonly appendedMessages: Counter;
+  private readonly appendedBytes: Counter;
+  private readonly recovery: Gauge;
+  private readonly commitEntries: Histogram;
+  private readonly commitBytes: Histogram;
+  private readonly syncSeconds: Histogram;
+  private probe: LoadProbe | undefined;
+
+  constructor(options: { registry?: Registry; processMetrics?: boolean } = {}) {
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'streamkeep_' });
+    const registers = [registry];
+    this.requests = new Counter({
+      name: 'streamkeep_http_requests_total',
+      help: 'HTTP requests answered, by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'streamkeep_http_request_duration_seconds',
+      help: 'Time from request to the end of its response (long-polls and SSE include their wait)',
+      labelNames: ['route', 'method', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.appends = new Counter({
+      name: 'streamkeep_appends_total',
+      help: 'Successful appends (POST requests that wrote or closed)',
+      registers,
+    });
+    this.appendedMessages = new Counter({
+      name: 'streamkeep_appended_messages_total',
+      help: 'Messages appended',
+      registers,
+    });
+    this.appendedBytes = new Counter({
+      name: 'streamkeep_appended_bytes_total',
+      help: 'Payload bytes appended',
+      registers,
+    });
+    const probe = (): ReturnType<LoadProbe> | undefined => this.probe?.();
+    new Gauge({
+      name: 'streamkeep_live_reads',
+      help: 'Long-poll and SSE requests open now',
+      registers,
+      collect() {
+        this.set(probe()?.liveReads ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'streamkeep_requests_in_flight',
+      help: 'Requests inside their storage calls now (see --max-in-flight)',
+      registers,
+      collect() {
+        this.set(probe()?.inFlight ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'streamkeep_requests_queued',
+      help: 'Requests waiting for a storage slot or for storage to open now (see --max-queued)',
+      registers,
+      collect() {
+        this.set(probe()?.queued ?? 0);
+      },
+    });
+    let shedSeen = 0;
+    new Counter({
+      name: 'streamkeep_requests_shed_total',
+      help: 'Requests refused with 503 OVERLOADED by the admission queue',
+      registers,
+      collect() {
+        // The queue keeps its own running total; the counter catches up with it on each scrape.
+        const shed = probe()?.shed ?? shedSeen;
+        if (shed > shedSeen) this.inc(shed - shedSeen);
+        shedSeen = shed;
+      },
+    });
+    new Gauge({
+      name: 'streamkeep_storage_open',
+      help: '1 once storage is open and until shutdown, else 0',
+      registers,
+      collect() {
+        this.set(probe()?.storageOpen ? 1 : 0);
+      },
+    });
+    this.recovery = new Gauge({
+      name: 'streamkeep_storage_recovery_seconds',
+      help: 'How long opening the storage took at start-up (recovery included)',
+      registers,
+    });
+    this.commitEntries = new Histogram({
+      name: 'streamkeep_storage_commit_entries',
+      help: 'Appends per commit group (reported by backends that offer onCommit)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    });
+    this.commitBytes = new Histogram({
+      name: 'streamkeep_storage_commit_bytes',
+      help: 'Payload bytes per commit group (reported by backends that offer onCommit)',
+      buckets: [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216],
+      registers,
+    });
+    this.syncSeconds = new Histogram({
+      name: 'streamkeep_storage_sync_seconds',
+      help: 'Time to make one commit group durable (reported by backends that offer onCommit)',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+  }
+
+  /** The content type of {@link ServerMetrics.text}. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Where scrapes read the load figures from (the app sets it). */
+  watch(probe: LoadProbe): void {
+    this.probe = probe;
+  }
+
+  request(route: RouteLabel, method: string, status: number, seconds: number): void {
+    const labels = { route, method: KNOWN_METHODS.has(method) ? method : 'other', status: String(status) };
+    this.requests.inc(labels);
+    this.duration.observe(labels, seconds);
+  }
+
+  appended(messages: number, bytes: number): void {
+    this.appends.inc();
+    if (messages > 0) this.appendedMessages.inc(messages);
+    if (bytes > 0) this.appendedBytes.inc(bytes);
+  }
+
+  storageOpened(seconds: number): void {
+    this.recovery.set(seconds);
+  }
+
+  /** The `onCommit` observer handed to backends that offer one. */
+  readonly commit = (report: CommitReport): void => {
+    this.commitEntries.observe(report.entries);
+    this.commitBytes.observe(report.bytes);
+    this.syncSeconds.observe(report.syncMs / 1000);
+  };
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** Methods kept as label values; anything else is `other`, so a client cannot mint label values. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS']);
