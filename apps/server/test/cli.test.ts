@@ -285,7 +285,7 @@ describe('the streamkeep binary', () => {
     }
   });
 
-  it('exits 1 with one line, no stack, when the port is taken or the host unknown', {
+  it('exits 1 with one line, no stack, when the port is taken, the host unknown or the database refuses', {
     timeout: 30_000,
   }, async () => {
     const taken = await listenOn(0);
@@ -301,11 +301,26 @@ describe('the streamkeep binary', () => {
           /cannot listen on no-such-host\.invalid:0: unknown host/,
         ],
       ];
+      const closed = await listenOn(0);
+      const closedPort = (closed.address() as { port: number }).port;
+      await new Promise((r) => closed.close(r));
+      cases.push([
+        [
+          '--storage',
+          'postgres',
+          '--postgres-url',
+          `postgresql://u:secret@127.0.0.1:${closedPort}/db`,
+          '--port',
+          '0',
+        ],
+        /^streamkeep: cannot open storage: PostgreSQL at 127\.0\.0\.1:\d+\/db: connection refused$/,
+      ]);
       for (const [args, message] of cases) {
-        const out = await runToExit([...args, '--storage', 'memory']);
+        const out = await runToExit(args.includes('--storage') ? args : [...args, '--storage', 'memory']);
         expect(out.code, args.join(' ')).toBe(1);
         expect(out.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
         expect(out.stderr.trim(), args.join(' ')).toMatch(message);
+        expect(out.stderr).not.toContain('secret');
       }
     } finally {
       taken.close();
