@@ -104,7 +104,8 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
  * Takes the root's lock: the `LOCK` file, created exclusively with this process's pid and host and kept fresh
  * (its mtime refreshed every `staleMs / 2`, by proper-lockfile) while the root is open.
  *
- * - A holder on this host is judged by its pid: a live one is refused at once, a dead one is taken over at once.
+ * - A holder on this host is judged by its pid: a dead one is taken over at once, a live one is refused at once while
+ *   its lock is fresh (a stale lock with a live pid: the pid was reused, and the lock is taken over).
  * - A holder on another host (a container restarted under a new hostname, a host sharing the volume) or an unknown
  *   one is judged by the heartbeat: its lock is taken over once it went `staleMs` without a refresh, and this call
  *   waits that long (polling) before it gives up on a holder that keeps it fresh.
@@ -145,10 +146,16 @@ export async function acquireRootLock(
         pid === undefined ? '' : ` by process ${pid}${sameHost ? '' : ` on ${String(holder.host)}`}`;
       if (pid !== undefined && sameHost) {
         if (pid !== process.pid && alive(pid)) {
-          throw new StorageError('UNAVAILABLE', `storage root ${root} is locked${holderNote}`);
+          // A live pid is the holder while its lock is fresh. Once the lock is stale, the pid belongs to another
+          // process now (a container restarted under the same hostname reuses low pids), and the library takes the
+          // lock over below. Earlier releases never refreshed theirs: for them the pid alone decides.
+          if (holder.heartbeat === undefined || stat.mtimeMs >= Date.now() - staleMs) {
+            throw new StorageError('UNAVAILABLE', `storage root ${root} is locked${holderNote}`);
+          }
+        } else {
+          // Dead, or this process's own pid in an earlier life (pid 1 of a restarted container).
+          await removeDead(fs, path, stat);
         }
-        // Dead, or this process's own pid in an earlier life (pid 1 of a restarted container): not in this process.
-        await removeDead(fs, path, stat);
       }
     }
     try {

@@ -157,6 +157,25 @@ describe('root lock', () => {
     await release();
   });
 
+  it('takes over a stale lock whose pid now belongs to another live process on this host (a reused pid)', async () => {
+    const root = await tempRoot();
+    const path = join(root, LOCK_FILE);
+    const reused = {
+      pid: process.ppid,
+      host: hostname(),
+      since: '2026-01-01T00:00:00.000Z',
+      heartbeat: 1000,
+    };
+    await writeFile(path, JSON.stringify(reused));
+    // Fresh: the live pid is taken for the holder.
+    await refusal(acquireRootLock(nodeFileSystem, root, { staleMs: STALE_MS }));
+    const old = new Date(Date.now() - 60_000);
+    await utimes(path, old, old);
+    const release = await acquireRootLock(nodeFileSystem, root, { staleMs: STALE_MS });
+    expect(await lockHolder(root)).toMatchObject({ pid: process.pid });
+    await release();
+  });
+
   describe('lock files of earlier releases (pid and host, no heartbeat)', () => {
     it('refuses a live holder on this host and takes over a dead one', async () => {
       const root = await tempRoot();
