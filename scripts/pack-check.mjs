@@ -209,8 +209,14 @@ function checkContents(packages, consumer) {
       if (p.pkg.private === true) say(`  note: ${message}`);
       else fail(message);
     }
+    // One copy of the contract, the kit's peers and fast-check, shared with the user's own imports (a second
+    // fast-check makes the kit's arbitraries incompatible with the user's: TS2345).
+    for (const shared of ['@streamkeep', 'fast-check', 'vitest']) {
+      if (existsSync(join(dir, 'node_modules', shared)))
+        fail(`${p.pkg.name} installed its own copy of ${shared}`);
+    }
   }
-  say('✓ every package ships the LICENSE, and its source maps resolve');
+  say('✓ every package ships the LICENSE, its source maps resolve, and shared packages are installed once');
 }
 
 async function importAll(packages, consumer) {
