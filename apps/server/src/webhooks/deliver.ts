@@ -1,0 +1,102 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { type AdmittedWebhookUrl, pinnedLookup } from './ssrf.js';
+
+/** Bounds of one webhook delivery. */
+export interface DeliveryLimits {
+  /** The whole exchange, connection to last byte of the answer. @default 5000 */
+  readonly timeoutMs: number;
+  /** Bytes of the answer read; a longer answer fails the delivery. @default 65536 */
+  readonly maxAnswerBytes: number;
+}
+
+export const DEFAULT_DELIVERY_LIMITS: DeliveryLimits = Object.freeze({
+  timeoutMs: 5000,
+  maxAnswerBytes: 64 * 1024,
+});
+
+/** What a receiver answered. A redirect is an answer like any other: it is never followed. */
+export interface DeliveryAnswer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly body: Buffer;
+}
+
+/** Why a delivery failed before a complete answer arrived. */
+export class DeliveryFailed extends Error {
+  constructor(
+    readonly reason: 'timeout' | 'answer-too-large' | 'connection',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DeliveryFailed';
+  }
+}
+
+/**
+ * POSTs `body` to an admitted webhook URL, connecting only to the addresses the SSRF check resolved (the URL's host
+ * still names the TLS server and the `Host` header). No redirects, no connection reuse across subscriptions (a fresh
+ * agent-less socket per delivery keeps one receiver's state away from another's), bounded in time and answer size.
+ *
+ * @throws DeliveryFailed on a timeout, an answer over the cap, or a connection error.
+ */
+export function deliverWebhook(
+  target: AdmittedWebhookUrl,
+  body: Uint8Array,
+  headers: Readonly<Record<string, string>>,
+  limits: DeliveryLimits = DEFAULT_DELIVERY_LIMITS,
+): Promise<DeliveryAnswer> {
+  const url = target.url;
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<DeliveryAnswer>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: DeliveryFailed) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      reject(err);
+    };
+    const req = send(
+      {
+        protocol: url.protocol,
+        hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+        port: url.port === '' ? undefined : Number(url.port),
+        path: `${url.pathname}${url.search}`,
+        method: 'POST',
+        agent: false,
+        lookup: pinnedLookup(target.addresses) as never,
+        headers: { ...headers, 'content-length': String(body.byteLength), connection: 'close' },
+      },
+      (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.byteLength;
+          if (size > limits.maxAnswerBytes) {
+            fail(new DeliveryFailed('answer-too-large', `answer over ${limits.maxAnswerBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: res.headers['content-type'],
+            body: Buffer.concat(chunks),
+          });
+        });
+        res.on('error', (err) => fail(new DeliveryFailed('connection', err.message)));
+      },
+    );
+    const timer = setTimeout(
+      () => fail(new DeliveryFailed('timeout', `no complete answer within ${limits.timeoutMs} ms`)),
+      limits.timeoutMs,
+    );
+    req.on('error', (err) => fail(new DeliveryFailed('connection', err.message)));
+    req.end(body);
+  });
+}
