@@ -1,6 +1,8 @@
 import {
   batchBytes,
   checkByteLimits,
+  committedResult,
+  duplicateResult,
   formatOffset,
   notFound,
   type ProducerAppendResult,
@@ -132,15 +134,7 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
       };
       const plan = planCommit(view, job.request, job.now);
       if (plan.kind === 'duplicate') {
-        const tail = formatOffset(seq, entry.baseBytes + bytes);
-        job.result = {
-          startOffset: tail,
-          nextOffset: tail,
-          closed,
-          duplicate: true,
-          epoch: plan.epoch,
-          seq: plan.seq,
-        };
+        job.result = duplicateResult(plan, formatOffset(seq, entry.baseBytes + bytes), closed);
         continue;
       }
       const messages = job.request.messages;
@@ -180,15 +174,7 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
         overlay ??= new Map();
         overlay.set(plan.producer.id, plan.producer.state);
       }
-      const p = job.request.producer;
-      job.result = {
-        startOffset: start,
-        nextOffset: formatOffset(seq, entry.baseBytes + bytes),
-        closed,
-        duplicate: false,
-        epoch: p?.epoch ?? 0,
-        seq: p?.seq ?? 0,
-      };
+      job.result = committedResult(job.request, plan, start, formatOffset(seq, entry.baseBytes + bytes));
     } catch (err) {
       job.error = err;
     }

@@ -2,22 +2,25 @@ import { join, resolve } from 'node:path';
 import {
   type AppendRequest,
   type AppendResult,
-  assertStreamName,
+  appendResultOf,
   type Clock,
+  type CommitRequest,
   type CreateStreamOptions,
   type CreateStreamResult,
   compareUtf8,
   type DeleteResult,
   type ForkOptions,
-  isExpired,
   isStorageError,
+  isVisible,
   type ListStreamsOptions,
+  listingFull,
+  listingIncludes,
   type Offset,
   type ProducerAppendRequest,
   type ProducerAppendResult,
-  parseOffset,
   type ReadOptions,
   type ReadResult,
+  readStart,
   resolveByteLimits,
   type Storage,
   type StorageCapabilities,
@@ -25,7 +28,16 @@ import {
   type StreamMetadata,
   type Subscription,
   systemClock,
-  validateAppendRequest,
+  tailReadResult,
+  validateAppend,
+  validateCloseStream,
+  validateCreateFork,
+  validateCreateStream,
+  validateListStreams,
+  validateName,
+  validateProducerAppend,
+  validateRead,
+  validateSubscribe,
 } from '@streamkeep/storage';
 import { enqueueCommit, renewOnRead } from './commit.js';
 import { Core, type QuarantinedStream } from './core.js';
@@ -42,6 +54,7 @@ import { ancestors, collect } from './lineage.js';
 import { acquireRootLock } from './lock.js';
 import { ProgressReporter, type RecoveryProgress } from './progress.js';
 import { type RecoveryReport, recover, verifyAll } from './recovery.js';
+import type { StreamEntry } from './stream-entry.js';
 
 export type { QuarantinedStream } from './core.js';
 export type { RecoveryProgress } from './progress.js';
@@ -262,19 +275,21 @@ export class FileStorage implements Storage {
 
   async createStream(name: string, options: CreateStreamOptions): Promise<CreateStreamResult> {
     this.core.assertOpen();
-    assertStreamName(name);
-    return createStream(this.core, name, options);
+    const now = this.core.clock.now();
+    const config = validateCreateStream(CAPABILITIES, name, options, now);
+    return createStream(this.core, name, config, options.messages ?? [], now);
   }
 
   async createFork(name: string, options: ForkOptions): Promise<CreateStreamResult> {
     this.core.assertOpen();
-    assertStreamName(name);
-    return createFork(this.core, name, options);
+    const now = this.core.clock.now();
+    const requested = validateCreateFork(CAPABILITIES, name, options, now);
+    return createFork(this.core, name, options, requested, now);
   }
 
   async delete(name: string): Promise<DeleteResult> {
     this.core.assertOpen();
-    assertStreamName(name);
+    validateName(name);
     return deleteStream(this.core, name);
   }
 
@@ -314,31 +329,26 @@ export class FileStorage implements Storage {
   // -------------------------------------------------------------------------------------------------------------
 
   async append(name: string, request: AppendRequest): Promise<AppendResult> {
-    const r = await this.commit(name, {
-      messages: request.messages,
-      contentType: request.contentType,
-      seq: request.seq,
-      close: request.close,
-    });
-    return { startOffset: r.startOffset, nextOffset: r.nextOffset, closed: r.closed };
+    this.core.assertOpen();
+    validateAppend(name, request);
+    // A copy without a `producer` field the caller may have set: a plain append never runs the producer rules.
+    const { messages, contentType, seq, close } = request;
+    return appendResultOf(await this.commit(name, { messages, contentType, seq, close }));
   }
 
-  closeStream(name: string, options?: { readonly seq?: string | undefined }): Promise<AppendResult> {
-    return this.append(name, { messages: [], close: true, seq: options?.seq });
+  async closeStream(name: string, options?: { readonly seq?: string | undefined }): Promise<AppendResult> {
+    this.core.assertOpen();
+    return appendResultOf(await this.commit(name, validateCloseStream(name, options)));
   }
 
-  appendWithProducer(name: string, request: ProducerAppendRequest): Promise<ProducerAppendResult> {
+  async appendWithProducer(name: string, request: ProducerAppendRequest): Promise<ProducerAppendResult> {
+    this.core.assertOpen();
+    validateProducerAppend(CAPABILITIES, name, request);
     return this.commit(name, request);
   }
 
-  private async commit(
-    name: string,
-    request: AppendRequest & { readonly producer?: ProducerAppendRequest['producer'] },
-  ): Promise<ProducerAppendResult> {
-    this.core.assertOpen();
-    assertStreamName(name);
-    if (!Array.isArray(request?.messages)) throw new TypeError('messages must be an array');
-    validateAppendRequest(request);
+  /** A commit whose arguments were validated. */
+  private async commit(name: string, request: CommitRequest): Promise<ProducerAppendResult> {
     const now = this.core.clock.now();
     const got = this.core.load(name);
     const entry = got instanceof Promise ? await got : got;
@@ -352,20 +362,14 @@ export class FileStorage implements Storage {
   async read(name: string, from: Offset, options?: ReadOptions): Promise<ReadResult> {
     const core = this.core;
     core.assertOpen();
-    assertStreamName(name);
-    const parsed = parseOffset(from);
-    const maxBytes = options?.maxBytes;
-    if (maxBytes !== undefined && (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)) {
-      throw new RangeError('maxBytes must be a non-negative number');
-    }
+    const { from: parsed, maxBytes } = validateRead(name, from, options);
     const now = core.clock.now();
     const entry = await core.visible(name, now);
     let result: ReadResult;
     if (parsed.kind === 'now') {
-      result = { messages: [], nextOffset: entry.tail(), upToDate: true, closed: entry.closed };
+      result = tailReadResult(entry.tail(), entry.closed);
     } else {
-      const fromSeq = parsed.kind === 'start' ? 0 : parsed.readSeq;
-      const fromBytes = parsed.kind === 'start' ? 0 : parsed.byteOffset;
+      const { readSeq: fromSeq, byteOffset: fromBytes } = readStart(parsed);
       const lineage = entry.fork === null ? [] : await ancestors(core, entry);
       const closed = entry.closed;
       const got = await collect(core, entry, lineage, fromSeq, fromBytes, maxBytes, undefined);
@@ -386,28 +390,27 @@ export class FileStorage implements Storage {
 
   async head(name: string): Promise<StreamMetadata> {
     this.core.assertOpen();
-    assertStreamName(name);
+    validateName(name);
     return this.core.metadata(await this.core.visible(name, this.core.clock.now()));
   }
 
   async exists(name: string): Promise<boolean> {
     this.core.assertOpen();
-    assertStreamName(name);
+    validateName(name);
+    const now = this.core.clock.now();
+    let entry: StreamEntry;
     try {
-      await this.core.visible(name, this.core.clock.now());
-      return true;
+      entry = await this.core.load(name);
     } catch (err) {
-      if (isStorageError(err, 'NOT_FOUND') || isStorageError(err, 'GONE') || isStorageError(err, 'EXPIRED')) {
-        return false;
-      }
+      if (isStorageError(err, 'NOT_FOUND')) return false;
       throw err;
     }
+    return isVisible(entry, now);
   }
 
   async subscribe(name: string, listener: StreamListener): Promise<Subscription> {
     this.core.assertOpen();
-    assertStreamName(name);
-    if (typeof listener !== 'function') throw new TypeError('listener must be a function');
+    validateSubscribe(name, listener);
     const entry = await this.core.visible(name, this.core.clock.now());
     // A distinct wrapper per call, so subscribing one function twice yields two independent registrations.
     const wrapper: StreamListener = () => listener();
@@ -418,31 +421,24 @@ export class FileStorage implements Storage {
   async listStreams(options?: ListStreamsOptions): Promise<StreamMetadata[]> {
     const core = this.core;
     core.assertOpen();
+    const query = validateListStreams(CAPABILITIES, options);
     const now = core.clock.now();
-    const prefix = options?.prefix;
-    const after = options?.after;
-    const limit = options?.limit;
-    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
-      throw new RangeError('limit must be a non-negative integer');
-    }
     const names: string[] = [];
     for (const r of core.catalog.values()) {
       if (r.tombstone || r.quarantined !== undefined) continue;
-      if (prefix !== undefined && !r.name.startsWith(prefix)) continue;
-      if (after !== undefined && compareUtf8(r.name, after) <= 0) continue;
-      names.push(r.name);
+      if (listingIncludes(r.name, query)) names.push(r.name);
     }
     names.sort(compareUtf8);
     // A record's deadline is a lower bound (reads renew it in the log): streams it calls expired are loaded to
     // decide; the others are listed with their logs loaded for the metadata.
     const out: StreamMetadata[] = [];
     for (const name of names) {
-      if (limit !== undefined && out.length >= limit) break;
+      if (listingFull(out.length, query)) break;
       // A stream not loaded is listed from its record when its summary is exact (always, unless the last shutdown
       // was a crash and the stream has not been loaded since): no log is read.
       const record = core.catalog.get(name);
       if (record?.summaryExact && !core.entries.has(name)) {
-        if (!isExpired(record.config, now)) out.push(core.recordMetadata(record));
+        if (isVisible(record, now)) out.push(core.recordMetadata(record));
         continue;
       }
       let entry: Awaited<ReturnType<Core['load']>>;
@@ -451,7 +447,7 @@ export class FileStorage implements Storage {
       } catch {
         continue; // removed meanwhile, or found damaged on this first load
       }
-      if (entry.removed || entry.tombstone || isExpired(entry.config, now)) continue;
+      if (entry.removed || !isVisible(entry, now)) continue;
       out.push(core.metadata(entry));
     }
     return out;

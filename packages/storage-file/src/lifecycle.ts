@@ -1,22 +1,21 @@
 import {
+  afterForkRemoved,
   batchBytes,
-  type CreateStreamOptions,
   type CreateStreamResult,
-  checkByteLimits,
-  compareOffsets,
-  createMatchesExisting,
+  checkCreateLimits,
   type DeleteResult,
   type ForkInfo,
   type ForkOptions,
-  isExpired,
-  isJsonContentType,
+  forkPrefix,
   type Offset,
-  parseOffset,
-  resolveForkConfig,
-  resolveStreamOptions,
+  orphanedTombstone,
+  planDelete,
+  planExpiry,
+  planFork,
+  planNameClaim,
   StorageError,
   type StreamConfig,
-  validateForkRequest,
+  type ValidatedFork,
 } from '@streamkeep/storage';
 import { CatalogRecord, encodeCatalogOp } from './catalog.js';
 import { exclusive } from './commit.js';
@@ -35,27 +34,19 @@ import { StreamEntry } from './stream-entry.js';
  * rounds, so a burst of creates costs about one sync per round, like appends.
  */
 
+/** Creates a root stream from its validated config (see `validateCreateStream`). */
 export async function createStream(
   core: Core,
   name: string,
-  options: CreateStreamOptions,
+  config: StreamConfig,
+  messages: readonly Uint8Array[],
+  now: number,
 ): Promise<CreateStreamResult> {
-  const now = core.clock.now();
-  const config = resolveStreamOptions(options, now);
-  const messages = options.messages ?? [];
   let replaced: CatalogRecord | undefined;
   const result = await core.withNames([name], async () => {
-    const { existing, replace } = await claimName(core, name, now);
+    const { existing, replace } = await claimName(core, name, { config, fork: null }, now);
     replaced = replace;
-    if (existing !== undefined) {
-      if (existing.fork !== null || !createMatchesExisting(existing, config)) {
-        throw new StorageError(
-          'CONFIG_MISMATCH',
-          `stream ${JSON.stringify(name)} exists with another config`,
-        );
-      }
-      return { created: false, nextOffset: existing.tail(), closed: existing.closed };
-    }
+    if (existing !== undefined) return answerOf(existing);
     return { created: true, ...(await writeNewStream(core, name, config, now, null, messages, replace)) };
   });
   // The expired stream the create replaced may have been a tombstoned source's last fork.
@@ -63,80 +54,39 @@ export async function createStream(
   return result;
 }
 
+/** Creates a fork from its validated request (see `validateCreateFork`). */
 export async function createFork(
   core: Core,
   name: string,
   options: ForkOptions,
+  requested: ValidatedFork,
+  now: number,
 ): Promise<CreateStreamResult> {
-  const now = core.clock.now();
-  // The request's own arguments first, before the source is looked up.
-  const requested = validateForkRequest(options, now);
-  const subOffset = requested.subOffset;
   let replaced: CatalogRecord | undefined;
   const result = await core.withNames([name, options.source], async () => {
     const source = await core.load(options.source);
-    if (source.tombstone) {
-      throw new StorageError(
-        'FORK_FROM_TOMBSTONE',
-        `cannot fork ${JSON.stringify(options.source)}: it was deleted`,
-      );
-    }
-    if (isExpired(source.config, now)) {
-      throw new StorageError('EXPIRED', `stream ${JSON.stringify(options.source)} has expired`);
-    }
-    const sourceTail = source.tail();
-    // `validateForkRequest` turns `-1` into (0, 0) and an offset with a part above 2^53 − 1 into `now`.
-    const forkOffset: Offset = requested.offset ?? sourceTail;
-    if (forkOffset === 'now' || compareOffsets(forkOffset, sourceTail) > 0) {
-      throw new StorageError(
-        'FORK_OFFSET_BEYOND_TAIL',
-        `fork offset ${options.offset} lies beyond the tail ${sourceTail} of ${JSON.stringify(options.source)}`,
-      );
-    }
-    const config = resolveForkConfig(options, source.config, now);
-    const at = parseOffset(forkOffset) as { readSeq: number; byteOffset: number };
-    let prefix: Uint8Array[] = [];
-    if (subOffset > 0) {
-      const json = isJsonContentType(source.config.contentType);
+    const plan = planFork(
+      options,
+      requested,
+      { config: source.config, tombstone: source.tombstone, nextOffset: source.tail() },
+      now,
+    );
+    let after: readonly Uint8Array[] = [];
+    if (plan.prefixMessages > 0) {
       const lineage = await ancestors(core, source);
-      const got = await collect(
-        core,
-        source,
-        lineage,
-        at.readSeq,
-        at.byteOffset,
-        undefined,
-        json ? subOffset : 1,
-      );
-      const first = got.messages[0];
-      if (json ? got.messages.length < subOffset : first === undefined || first.byteLength < subOffset) {
-        throw new StorageError(
-          'FORK_SUB_OFFSET_OUT_OF_RANGE',
-          `sub-offset ${subOffset} exceeds the data after the fork point`,
-        );
-      }
-      prefix = json ? got.messages.slice() : [Buffer.from(first!.subarray(0, subOffset))];
+      const at = { seq: plan.baseSeq, bytes: plan.baseBytes };
+      after = (await collect(core, source, lineage, at.seq, at.bytes, undefined, plan.prefixMessages))
+        .messages;
     }
-    const fork: ForkInfo = { source: options.source, offset: forkOffset, subOffset };
-    const { existing, replace } = await claimName(core, name, now);
+    const prefix = forkPrefix(plan, after);
+    const { existing, replace } = await claimName(core, name, plan, now);
     replaced = replace;
-    if (existing !== undefined) {
-      const same =
-        createMatchesExisting(existing, config) &&
-        existing.fork !== null &&
-        existing.fork.source === fork.source &&
-        existing.fork.offset === fork.offset &&
-        existing.fork.subOffset === fork.subOffset;
-      if (!same) {
-        throw new StorageError(
-          'CONFIG_MISMATCH',
-          `stream ${JSON.stringify(name)} exists with another config or lineage`,
-        );
-      }
-      return { created: false, nextOffset: existing.tail(), closed: existing.closed };
-    }
+    if (existing !== undefined) return answerOf(existing);
     const messages = prefix.concat(options.messages ?? []);
-    return { created: true, ...(await writeNewStream(core, name, config, now, fork, messages, replace)) };
+    return {
+      created: true,
+      ...(await writeNewStream(core, name, plan.config, now, plan.fork, messages, replace)),
+    };
   });
   if (replaced?.removed) await cascade(core, replaced);
   return result;
@@ -147,8 +97,8 @@ export async function deleteStream(core: Core, name: string): Promise<DeleteResu
   const result = await core.withNames([name], async () => {
     const record = core.catalog.get(name);
     if (record === undefined) core.missing(name);
-    if (record.tombstone) throw new StorageError('GONE', `stream ${JSON.stringify(name)} was deleted`);
-    if (record.refs > 0) {
+    const removal = planDelete(name, { tombstone: record.tombstone, refCount: record.refs });
+    if (removal === 'tombstone') {
       await tombstone(core, record);
       return { softDeleted: true };
     }
@@ -167,7 +117,7 @@ export async function cleanupExpired(core: Core): Promise<number> {
   // A record's deadline is a lower bound of the true one (reads renew it in the log): only those it calls expired
   // can be, and those are loaded to decide.
   for (const r of core.catalog.values()) {
-    if (!r.tombstone && !r.removed && r.config.expiresAt !== null && now >= r.config.expiresAt) {
+    if (!r.removed && planExpiry({ config: r.config, tombstone: r.tombstone, refCount: r.refs }, now)) {
       candidates.push(r.name);
     }
   }
@@ -176,10 +126,15 @@ export async function cleanupExpired(core: Core): Promise<number> {
       const removed = await core
         .withNames([name], async () => {
           const record = core.catalog.get(name);
-          if (record === undefined || record.tombstone || record.quarantined !== undefined) return undefined;
+          if (record === undefined || record.quarantined !== undefined) return undefined;
           const entry = await core.load(name);
-          if (entry.removed || !isExpired(entry.config, now)) return undefined;
-          if (record.refs > 0) await tombstone(core, record);
+          if (entry.removed) return undefined;
+          const removal = planExpiry(
+            { config: entry.config, tombstone: record.tombstone, refCount: record.refs },
+            now,
+          );
+          if (removal === undefined) return undefined;
+          if (removal === 'tombstone') await tombstone(core, record);
           else await remove(core, record);
           return record;
         })
@@ -192,28 +147,38 @@ export async function cleanupExpired(core: Core): Promise<number> {
 }
 
 /**
- * Applies the create rules for an existing name without changing anything: `existing` is the live entry to compare
- * with; `replace` an expired, unreferenced stream the create will remove once every other check passed.
+ * Decides a create's or fork's name (`planNameClaim`) without changing anything: `existing` is the equal live entry
+ * to answer with; `replace` an expired, unreferenced stream the create will remove once every other check passed.
  */
 async function claimName(
   core: Core,
   name: string,
+  requested: { readonly config: StreamConfig; readonly fork: ForkInfo | null },
   now: number,
 ): Promise<{ existing?: StreamEntry; replace?: CatalogRecord }> {
   const record = core.catalog.get(name);
   if (record === undefined) return {};
   if (record.quarantined !== undefined) core.missing(name);
-  if (record.tombstone) {
-    throw new StorageError('PATH_BLOCKED', `stream ${JSON.stringify(name)} is deleted but still forked`);
-  }
-  const existing = await core.load(name);
-  if (isExpired(existing.config, now)) {
-    if (record.refs > 0) {
-      throw new StorageError('PATH_BLOCKED', `expired stream ${JSON.stringify(name)} is still forked`);
-    }
-    return { replace: record };
-  }
-  return { existing };
+  // A tombstone is decided from its record, without loading its log.
+  const entry = record.tombstone ? undefined : await core.load(name);
+  const claim = planNameClaim(
+    name,
+    {
+      config: entry?.config ?? record.config,
+      closed: entry?.closed ?? false,
+      tombstone: record.tombstone,
+      refCount: record.refs,
+      fork: record.fork,
+    },
+    requested,
+    now,
+  );
+  if (claim === 'existing') return { existing: entry };
+  return claim === 'replace' ? { replace: record } : {};
+}
+
+function answerOf(existing: StreamEntry): CreateStreamResult {
+  return { created: false, nextOffset: existing.tail(), closed: existing.closed };
 }
 
 /**
@@ -234,7 +199,7 @@ async function writeNewStream(
   if (n + messages.length * 4 + 256 > MAX_BODY) {
     throw new StorageError('MESSAGE_TOO_LARGE', 'a commit may hold at most 4 GiB');
   }
-  checkByteLimits(core.settings.limits, core.total + core.reserved - (replace?.bytes ?? 0), 0, n);
+  checkCreateLimits(core.settings.limits, core.total + core.reserved, replace?.bytes ?? 0, messages);
   // The expired stream goes first (it is invisible already); its log shares the new stream's file name. What its
   // removal cascades to is done by the caller, once it holds no lock.
   if (replace !== undefined && !replace.removed) await remove(core, replace);
@@ -365,7 +330,8 @@ async function remove(core: Core, record: CatalogRecord): Promise<void> {
         core.catalogDirty = true;
         if (core.catalog.get(record.name) === record) core.catalog.delete(record.name);
         const src = record.fork === null ? undefined : core.catalog.get(record.fork.source);
-        if (src !== undefined) src.refs = Math.max(0, src.refs - 1);
+        if (src !== undefined)
+          src.refs = afterForkRemoved({ tombstone: src.tombstone, refCount: src.refs }).refCount;
         core.quarantine.delete(record.name);
         if (entry !== undefined) {
           entry.removed = true;
@@ -402,10 +368,10 @@ async function remove(core: Core, record: CatalogRecord): Promise<void> {
 /** Finishes cascades a crash interrupted: a tombstone nobody forks any more is removed (with its lineage). */
 export async function removeOrphanTombstones(core: Core): Promise<void> {
   // Tombstones are always decoded: no need to decode every record to find them.
-  const orphans = [...core.catalog.decoded()].filter((r) => r.tombstone && r.refs === 0);
+  const orphans = [...core.catalog.decoded()].filter(isOrphan);
   for (const r of orphans) {
     const gone = await core.withNames([r.name], async () => {
-      if (core.catalog.get(r.name) !== r || r.refs > 0) return false;
+      if (core.catalog.get(r.name) !== r || !isOrphan(r)) return false;
       await remove(core, r);
       return true;
     });
@@ -418,15 +384,19 @@ async function cascade(core: Core, removed: CatalogRecord): Promise<void> {
   const source = removed.fork?.source;
   if (source === undefined) return;
   const src = core.catalog.get(source);
-  if (src === undefined || !src.tombstone || src.refs > 0) return;
+  if (src === undefined || !isOrphan(src)) return;
   const gone = await core
     .withNames([source], async () => {
-      if (core.catalog.get(source) !== src || src.refs > 0) return false;
+      if (core.catalog.get(source) !== src || !isOrphan(src)) return false;
       await remove(core, src);
       return true;
     })
     .catch(() => false);
   if (gone) await cascade(core, src);
+}
+
+function isOrphan(record: CatalogRecord): boolean {
+  return orphanedTombstone({ tombstone: record.tombstone, refCount: record.refs });
 }
 
 async function loadedOrNone(core: Core, record: CatalogRecord): Promise<StreamEntry | undefined> {

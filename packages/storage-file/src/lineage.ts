@@ -1,4 +1,12 @@
-import { formatOffset, notFound, type Offset, parseOffset, StorageError } from '@streamkeep/storage';
+import {
+  fitsBudget,
+  formatOffset,
+  notFound,
+  type Offset,
+  parseOffset,
+  readSegments,
+  StorageError,
+} from '@streamkeep/storage';
 import type { Core } from './core.js';
 import { classifyIoError, errnoCode } from './fs.js';
 import { flushPending } from './log-writer.js';
@@ -45,22 +53,15 @@ export async function collect(
   maxCount: number | undefined,
 ): Promise<{ messages: Uint8Array[]; next: Offset | undefined; tail: Offset }> {
   const tail = entry.tail();
-  const segments: { e: StreamEntry; boundSeq: number; boundBytes: number }[] = [
-    { e: entry, boundSeq: Number.POSITIVE_INFINITY, boundBytes: 0 },
-  ];
-  let boundSeq = Number.POSITIVE_INFINITY;
-  let boundBytes = 0;
-  let cur = entry;
-  for (const src of lineage) {
-    const fo = parseOffset(cur.fork!.offset) as { readSeq: number; byteOffset: number };
-    if (fo.readSeq < boundSeq || (fo.readSeq === boundSeq && fo.byteOffset < boundBytes)) {
-      boundSeq = fo.readSeq;
-      boundBytes = fo.byteOffset;
-    }
-    segments.push({ e: src, boundSeq, boundBytes });
-    cur = src;
-  }
-  segments.reverse();
+  // A stream without ancestors is one unbounded segment (no lineage to bound).
+  const segments =
+    lineage.length === 0
+      ? [{ e: entry, boundSeq: Number.POSITIVE_INFINITY, boundBytes: 0 }]
+      : readSegments([entry, ...lineage]).map(({ entry: e, bound }) => {
+          const at =
+            bound === null ? undefined : (parseOffset(bound) as { readSeq: number; byteOffset: number });
+          return { e, boundSeq: at?.readSeq ?? Number.POSITIVE_INFINITY, boundBytes: at?.byteOffset ?? 0 };
+        });
   const ranges: { e: StreamEntry; i: number; j: number }[] = [];
   let budget = maxBytes;
   let count = maxCount;
@@ -72,7 +73,9 @@ export async function collect(
     if (i >= limit) continue;
     let j = limit;
     if (budget !== undefined) {
-      j = taken === 0 || e.index.size(i) <= budget ? e.index.takeWithin(i, limit, budget) : i;
+      j = fitsBudget(taken, maxBytes! - budget, e.index.size(i), maxBytes)
+        ? e.index.takeWithin(i, limit, budget)
+        : i;
     }
     if (count !== undefined && j - i > count) j = i + count;
     if (j > i) {

@@ -3,8 +3,8 @@ import {
   type CommitPlan,
   type ForkInfo,
   formatOffset,
+  isProducerStateLive,
   type Offset,
-  PRODUCER_STATE_TTL_MS,
   type ProducerAppendResult,
   type ProducerIdentity,
   type ProducerState,
@@ -224,7 +224,7 @@ export async function loadEntry(
     entry.logSize = result.end;
     entry.bytes = cum;
     for (const [pid, state] of entry.producers) {
-      if (now - state.updatedAt > PRODUCER_STATE_TTL_MS) entry.producers.delete(pid);
+      if (!isProducerStateLive(state, now)) entry.producers.delete(pid);
     }
     return { kind: 'ok', entry, cut };
   } finally {

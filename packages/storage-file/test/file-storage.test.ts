@@ -153,6 +153,23 @@ describe('FileStorage basics', () => {
     );
   });
 
+  it('answers arguments of the wrong type with TypeError before any lookup, and changes nothing', async () => {
+    f = await fixture();
+    const s = f.storage;
+    await s.createStream('a', { contentType: 'text/plain', messages: [enc('x')] });
+    const before = await s.head('a');
+    await expect(
+      s.append('a', { messages: [enc('y')], contentType: 'text/plain', seq: null as never }),
+    ).rejects.toThrow(TypeError);
+    await expect(s.append('missing', { messages: 'y' as never })).rejects.toThrow(TypeError);
+    await expect(s.closeStream('a', { seq: 1 as never })).rejects.toThrow(TypeError);
+    await expect(s.createFork('f', { source: 'a', subOffset: '1' as never })).rejects.toThrow(TypeError);
+    await expect(s.read('a', '-1', { maxBytes: -1 })).rejects.toThrow(RangeError);
+    expect(await code(s.exists(''))).toBe('INVALID_STREAM_NAME');
+    expect(await s.head('a')).toEqual(before);
+    expect((await s.read('a', '-1')).messages.map(dec)).toEqual(['x']);
+  });
+
   it('TTL renewals by reads survive reopen; cleanup removes expired streams', async () => {
     f = await fixture();
     let s = f.storage;
