@@ -36,15 +36,17 @@ export function requestLogger(
     // A response cut off (an SSE or long-poll client going away) is the client's doing: info, "request aborted".
     customLogLevel: (_req, res) => (res.statusCode >= 500 && res.writableFinished ? 'error' : 'info'),
     customErrorMessage: (_req, res) => (res.writableFinished ? 'request errored' : 'request aborted'),
+    // Our own serializers over the raw objects, not wrapped around pino's standard ones, which copy every header.
+    wrapSerializers: false,
     serializers: {
-      req: (req: { id: string; method: string; url: string; remoteAddress: string; remotePort: number }) => ({
-        id: req.id,
+      req: (req: IncomingMessage & WithId) => ({
+        id: req[kId],
         method: req.method,
         url: req.url,
-        remoteAddress: req.remoteAddress,
-        remotePort: req.remotePort,
+        remoteAddress: req.socket?.remoteAddress,
+        remotePort: req.socket?.remotePort,
       }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
     },
     quietReqLogger: true,
   });
