@@ -98,28 +98,29 @@ export abstract class Base implements Cmd {
     else assertSameOutcome(`${this.toString()}\n  (first backend vs second backend)`, first, second);
     const touched = this.touched();
     if (touched === 'all' || touched.length > 0) {
-      const renewed = counted.ok && this.renews(counted.value);
-      await verifyTouched(model, targets, touched === 'all' ? STREAM_NAMES : touched, renewed);
+      const written = counted.ok && this.renews(counted.value) ? counted.value : undefined;
+      await verifyTouched(model, targets, touched === 'all' ? STREAM_NAMES : touched, written);
     }
   }
 }
 
 /**
- * Read-your-writes: right after a mutation, `head` of every touched name, and a full read of those whose read cannot
- * change the run (no sliding TTL, or one the mutation itself just renewed at this instant).
+ * Read-your-writes: right after a mutation, `head` of every touched name; after a successful write, also a read of
+ * what it wrote (from its `startOffset`, or the whole stream after a create). Such a write renewed any sliding TTL at
+ * this very instant, so the read changes nothing; a full read after every write would cost a backend quadratic time
+ * once streams hold megabytes (the end of every run reads everything once).
  */
 async function verifyTouched(
   model: StorageModel,
   targets: readonly Target[],
   names: readonly string[],
-  renewed: boolean,
+  written: unknown,
 ): Promise<void> {
-  for (const name of names) {
-    await new HeadCommand(name).runOn(model, targets);
-    const s = model.streamOf(name);
-    if (s?.visible === true && (s.config.ttlSeconds === null || (renewed && names.length === 1)))
-      await new ReadCommand(name, { kind: 'start' }, undefined).runOn(model, targets);
-  }
+  for (const name of names) await new HeadCommand(name).runOn(model, targets);
+  if (written === undefined || names.length !== 1 || model.streamOf(names[0]!)?.visible !== true) return;
+  const start = (written as { startOffset?: unknown }).startOffset;
+  const from: OffsetChoice = typeof start === 'string' ? { kind: 'raw', offset: start } : { kind: 'start' };
+  await new ReadCommand(names[0]!, from, undefined).runOn(model, targets);
 }
 
 export class ReadCommand extends Base {
