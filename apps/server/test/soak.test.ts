@@ -76,7 +76,9 @@ describe('soak on the file backend', () => {
     expect(r.lost).toBe(0);
     expect(r.duplicated).toBe(0);
     expect(r.outOfOrder).toBe(0);
-    expect(r.acked).toBeGreaterThan(SECONDS * 4 * 25 * 0.5);
+    // A floor so that the laws above are not vacuously true, not a speed test: the offered load is 25 appends per
+    // writer per second, and on a loaded 2-core machine (five test suites at once) a run got 9 per writer per second.
+    expect(r.acked).toBeGreaterThan(SECONDS * 4);
     expect(r.stored).toBe(r.acked);
     expect(r.deliveries).toBe(r.acked * 6);
     // Flat after warm-up: the median of the last quarter is within 32 MiB of the median of the second quarter.
