@@ -9,7 +9,7 @@ import {
   type StorageHarness,
 } from '@streamkeep/storage-conformance';
 // A relative import until @streamkeep/storage-memory is a devDependency of this package (then: by package name).
-import { MemoryStorage } from '../../storage-memory/src/index.js';
+import { MemoryStorage } from '@streamkeep/storage-memory';
 import { FileStorage } from '../src/index.js';
 
 // The same random command sequences against MemoryStorage (the reference backend) and FileStorage: every result,

@@ -4,9 +4,9 @@ import {
   type KnownDivergence,
   type StorageHarness,
 } from '@streamkeep/storage-conformance';
-import { afterAll } from 'vitest';
 // A relative import until @streamkeep/storage-memory is a devDependency of this package (then: by package name).
-import { MemoryStorage } from '../../storage-memory/src/index.js';
+import { MemoryStorage } from '@streamkeep/storage-memory';
+import { afterAll } from 'vitest';
 import { PostgresStorage } from '../src/index.js';
 import { adminQuery, dropSchema, freshSchema, pgUrl } from './support.js';
 
