@@ -508,8 +508,9 @@ export class PostgresStorage implements Storage {
       const query = validateListStreams(CAPABILITIES, options);
       const now = this.#clock.now();
       const { prefix, after, limit } = query;
-      // The query narrows by the listing rule where UTF-8 bytes express it exactly (well-formed strings compare and
-      // prefix-match the same as bytes); `listingPage` then decides, so the rule is applied as the contract states.
+      // The query narrows by visibility and by the listing rule where UTF-8 bytes express it exactly (well-formed
+      // strings compare and prefix-match the same as bytes); `isVisible` and `listingPage` then decide, so the rules
+      // are applied as the contract states them.
       const exact =
         (prefix === undefined || isWellFormed(prefix)) && (after === undefined || isWellFormed(after));
       const values: unknown[] = [now];
@@ -529,7 +530,8 @@ export class PostgresStorage implements Storage {
         sql += ` LIMIT $${values.length}::int8`;
       }
       const rows = await this.#queryOnce<StreamRow>(sql, values);
-      return listingPage(rows.map(metadataOf), query);
+      const visible = rows.filter((row) => isVisible(accessViewOf(row), now));
+      return listingPage(visible.map(metadataOf), query);
     });
   }
 
