@@ -240,7 +240,7 @@ export function buildReport(
     ...r.notes.map((n) => `- ${n}`),
     ...(info.note ? [`- ${info.note}`] : []),
     '- Servers: Streamkeep (`apps/server/dist/main.js`) with `--storage memory`, `--storage file --sync-on-append` and ' +
-      '`--storage file --no-sync-on-append`; the reference `@durable-streams/server` 0.3.7 (`DurableStreamTestServer`) ' +
+      '`--storage file --no-sync-on-append`, all with `--log-requests false` (the reference logs no requests); the reference `@durable-streams/server` 0.3.7 (`DurableStreamTestServer`) ' +
       'in memory mode and in file mode (`dataDir`: LMDB metadata + one log per stream, fdatasync on every append). ' +
       'Each runs in its own child process on 127.0.0.1; one load generator (undici keep-alive pools) in the harness process drives them all.',
     '',

@@ -165,6 +165,10 @@ export async function startTarget<Id extends string>(
       '0',
       '--log-level',
       'info',
+      // The reference server logs no requests; request logs (on by default, one pino-http line each) are left out
+      // so that both do the same work. Their cost is reported with the server's operations figures.
+      '--log-requests',
+      'false',
       ...STREAMKEEP_LIMITS,
     ];
     if (spec.storage === 'file') {
