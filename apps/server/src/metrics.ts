@@ -1,17 +1,11 @@
+import type { CommitReport } from '@streamkeep/storage';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
- * What a storage backend may report about each commit group it makes durable, if its options take an `onCommit`
- * observer (the server passes one when the backend offers it; see `openStorage`). `syncMs` is the time spent making
- * the group durable (fsync or the database's commit), `0` when the group was not synced.
+ * What a storage backend reports about each commit group it makes durable, through the `onCommit` observer the
+ * server passes in its options (`openStorage`); the contract's type.
  */
-export interface CommitReport {
-  /** Appends (requests) in the group. */
-  readonly entries: number;
-  /** Payload bytes in the group. */
-  readonly bytes: number;
-  readonly syncMs: number;
-}
+export type { CommitReport };
 
 /** Load figures the app reads on each scrape. */
 export type LoadProbe = () => {

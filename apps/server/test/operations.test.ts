@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FileStorage } from '@streamkeep/storage-file';
@@ -9,6 +9,8 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { type Logger, pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ServerMetrics } from '../src/metrics.js';
+import { openStorage } from '../src/server.js';
+import { parseServerConfig } from '../src/settings/index.js';
 import { startTestServer } from './helpers.js';
 
 /** One metric family as `parse-prometheus-text-format` returns it. */
@@ -124,6 +126,33 @@ describe('/metrics', () => {
     expect(families.get('streamkeep_storage_commit_entries')!.metrics[0]!.buckets!['4']).toBe('2');
     expect(families.get('streamkeep_storage_commit_bytes')!.metrics[0]!.buckets!['256']).toBe('1');
     expect(sample(families, 'streamkeep_storage_sync_seconds')).toBe(2);
+
+    // End to end: the backends the server opens report their commit groups (here the file backend, synced).
+    const wired = new ServerMetrics();
+    const dataDir = await mkdtemp(join(tmpdir(), 'sk-ops-commit-'));
+    const storage = await openStorage(
+      parseServerConfig(['--storage', 'file', '--data-dir', dataDir, '--sync-on-append']),
+      undefined,
+      wired,
+    );
+    try {
+      await storage.createStream('c', { contentType: 'text/plain' });
+      await Promise.all(
+        [1, 2, 3].map(() =>
+          storage.append('c', { messages: [new Uint8Array(5)], contentType: 'text/plain' }),
+        ),
+      );
+    } finally {
+      await storage.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+    const got = new Map(
+      (parsePrometheusTextFormat(await wired.text()) as Family[]).map((f) => [f.name, f] as const),
+    );
+    expect(Number(got.get('streamkeep_storage_commit_entries')!.metrics[0]!.count)).toBeGreaterThanOrEqual(1);
+    expect(
+      Number(got.get('streamkeep_storage_commit_bytes')!.metrics[0]!.buckets!['+Inf']),
+    ).toBeGreaterThanOrEqual(1);
 
     const off = await startTestServer('memory', { metrics: false });
     try {

@@ -9,6 +9,7 @@ import {
   type ProducerState,
   planCommit,
   renewedDeadline,
+  reportCommit,
   StorageError,
   type StreamStateView,
 } from '@streamkeep/storage';
@@ -180,6 +181,7 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
     }
   }
   if (encoder !== undefined) {
+    const writeStarted = core.settings.onCommit === undefined ? 0 : performance.now();
     try {
       await writeAt(
         core,
@@ -228,6 +230,10 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
     core.catalogDirty = true;
     core.total += groupBytes;
     core.reserved -= groupBytes;
+    if (core.settings.onCommit !== undefined && applied > 0) {
+      const syncMs = core.settings.syncOnAppend ? performance.now() - writeStarted : 0;
+      reportCommit(core.settings.onCommit, { entries: applied, bytes: groupBytes, syncMs });
+    }
   }
   for (const job of jobs) {
     if (job.error !== undefined) job.reject(job.error);

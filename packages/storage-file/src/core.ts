@@ -1,6 +1,7 @@
 import {
   type ByteLimits,
   type Clock,
+  type CommitObserver,
   checkAccess,
   formatOffset,
   notFound,
@@ -39,6 +40,7 @@ export interface CoreSettings {
   readonly tailCacheBytes: number;
   readonly tailCacheStreamBytes: number;
   readonly onQuarantine: ((q: QuarantinedStream) => void) | undefined;
+  readonly onCommit: CommitObserver | undefined;
 }
 
 /**

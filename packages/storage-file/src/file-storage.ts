@@ -4,6 +4,7 @@ import {
   type AppendResult,
   appendResultOf,
   type Clock,
+  type CommitObserver,
   type CommitRequest,
   type CreateStreamOptions,
   type CreateStreamResult,
@@ -139,6 +140,11 @@ export interface FileStorageOptions {
    * access after it (logs are verified lazily). {@link FileStorage.quarantined} lists them all.
    */
   readonly onQuarantine?: ((stream: QuarantinedStream) => void) | undefined;
+  /**
+   * Called after each commit group is durable, with its size and the time its write and sync took (the journal
+   * round's, when the group shared one). See `CommitReport` in `@streamkeep/storage`.
+   */
+  readonly onCommit?: CommitObserver | undefined;
 }
 
 const CAPABILITIES: StorageCapabilities = Object.freeze({
@@ -217,6 +223,7 @@ export class FileStorage implements Storage {
       tailCacheBytes: nonNegative('tailCacheBytes', options.tailCacheBytes, 1024 * 1024),
       tailCacheStreamBytes: nonNegative('tailCacheStreamBytes', options.tailCacheStreamBytes, 256 * 1024),
       onQuarantine: options.onQuarantine,
+      onCommit: options.onCommit,
     });
     const started = performance.now();
     const progress = new ProgressReporter(options.onProgress, progressMs, started);

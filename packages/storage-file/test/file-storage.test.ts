@@ -203,6 +203,40 @@ describe('FileStorage basics', () => {
     );
   });
 
+  it('reports every applied commit to onCommit, grouped as written; a throwing observer fails nothing', async () => {
+    const reports: { entries: number; bytes: number; syncMs: number }[] = [];
+    f = await fixture({ syncOnAppend: true, onCommit: (r) => reports.push(r) });
+    const s = f.storage;
+    await s.createStream('g', { contentType: 'text/plain' });
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        s.append('g', { messages: [enc(String(i % 10))], contentType: 'text/plain' }),
+      ),
+    );
+    const producer = { id: 'p', epoch: 0, seq: 0 };
+    await s.appendWithProducer('g', { messages: [enc('dup')], contentType: 'text/plain', producer });
+    await s.appendWithProducer('g', { messages: [enc('dup')], contentType: 'text/plain', producer });
+    expect(await code(s.append('g', { messages: [enc('x')], contentType: 'application/json' }))).toBe(
+      'CONTENT_TYPE_MISMATCH',
+    );
+    // 101 commits applied (the duplicate and the refusal are not), in groups of one or more.
+    expect(reports.reduce((n, r) => n + r.entries, 0)).toBe(101);
+    expect(reports.reduce((n, r) => n + r.bytes, 0)).toBe(103);
+    for (const r of reports) {
+      expect(r.entries).toBeGreaterThanOrEqual(1);
+      expect(r.syncMs).toBeGreaterThanOrEqual(0);
+    }
+    await f.cleanup();
+    f = await fixture({
+      onCommit: () => {
+        throw new Error('observer failure');
+      },
+    });
+    await f.storage.createStream('h', { contentType: 'text/plain' });
+    await f.storage.append('h', { messages: [enc('x')], contentType: 'text/plain' });
+    expect((await f.storage.read('h', '-1')).messages.map(dec)).toEqual(['x']);
+  });
+
   it('locks the root', async () => {
     f = await fixture();
     const { FileStorage } = await import('../src/index.js');

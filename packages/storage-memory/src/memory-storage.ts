@@ -6,6 +6,7 @@ import {
   type ByteLimits,
   batchBytes,
   type Clock,
+  type CommitObserver,
   type CommitRequest,
   type CreateStreamOptions,
   type CreateStreamResult,
@@ -44,6 +45,7 @@ import {
   type Removal,
   readSegments,
   renewedDeadline,
+  reportCommit,
   resolveByteLimits,
   START_OFFSET,
   type Storage,
@@ -74,6 +76,8 @@ export interface MemoryStorageOptions {
   readonly maxStreamBytes?: number | undefined;
   /** Source of "now" for expiry and timestamps. @default systemClock */
   readonly clock?: Clock | undefined;
+  /** Called after each applied commit (`syncMs` is always 0: nothing is synced). See {@link CommitReport}. */
+  readonly onCommit?: CommitObserver | undefined;
 }
 
 /** One stream. Offsets of local message `i` are `(baseSeq + i, baseBytes + starts[i])`. */
@@ -120,12 +124,14 @@ export class MemoryStorage implements Storage {
   readonly #streams = new Map<string, Entry>();
   readonly #limits: ByteLimits;
   readonly #clock: Clock;
+  readonly #onCommit: CommitObserver | undefined;
   #totalBytes = 0;
   #closed = false;
 
   constructor(options: MemoryStorageOptions = {}) {
     this.#limits = resolveByteLimits(options);
     this.#clock = options.clock ?? systemClock;
+    this.#onCommit = options.onCommit;
   }
 
   /** Payload bytes currently stored across all streams, tombstones included. */
@@ -306,6 +312,7 @@ export class MemoryStorage implements Storage {
     if (plan.expiresAt !== entry.config.expiresAt)
       entry.config = { ...entry.config, expiresAt: plan.expiresAt };
     if (plan.producer !== undefined) entry.producers = prunedProducers(entry.producers, plan.producer, now);
+    reportCommit(this.#onCommit, { entries: 1, bytes, syncMs: 0 });
     notify(entry.listeners);
     return committedResult(request, plan, tail, tailOf(entry));
   }

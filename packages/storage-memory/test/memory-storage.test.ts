@@ -331,3 +331,28 @@ describe('MemoryStorage', () => {
     expect(await code(s.head('a'))).toBe('STORAGE_CLOSED');
   });
 });
+
+describe('onCommit', () => {
+  it('reports each applied commit (not duplicates or refusals), and an observer that throws fails nothing', async () => {
+    const reports: { entries: number; bytes: number; syncMs: number }[] = [];
+    const s = new MemoryStorage({ onCommit: (r) => reports.push(r) });
+    await s.createStream('a', { contentType: T });
+    await s.append('a', { messages: [enc('xy'), enc('z')], contentType: T });
+    const producer = { id: 'p', epoch: 0, seq: 0 };
+    await s.appendWithProducer('a', { messages: [enc('q')], contentType: T, producer });
+    await s.appendWithProducer('a', { messages: [enc('q')], contentType: T, producer });
+    await expect(s.append('a', { messages: [enc('x')], contentType: 'application/json' })).rejects.toThrow();
+    expect(reports).toEqual([
+      { entries: 1, bytes: 3, syncMs: 0 },
+      { entries: 1, bytes: 1, syncMs: 0 },
+    ]);
+    const failing = new MemoryStorage({
+      onCommit: () => {
+        throw new Error('observer failure');
+      },
+    });
+    await failing.createStream('b', { contentType: T });
+    await expect(failing.append('b', { messages: [enc('x')], contentType: T })).resolves.toBeDefined();
+    expect(dec((await failing.read('b', ZERO_OFFSET)).messages)).toEqual(['x']);
+  });
+});

@@ -6,6 +6,7 @@ import {
   type ByteLimits,
   batchBytes,
   type Clock,
+  type CommitObserver,
   type CommitRequest,
   type CreateStreamOptions,
   type CreateStreamResult,
@@ -41,6 +42,7 @@ import {
   readSegments,
   readStart,
   renewedDeadline,
+  reportCommit,
   resolveByteLimits,
   type Storage,
   type StorageCapabilities,
@@ -105,6 +107,11 @@ export interface PostgresStorageOptions {
   readonly maxRetries?: number | undefined;
   /** Pool settings (`max`, `idleTimeoutMillis`, `connectionTimeoutMillis`, `ssl`, …). @default { max: 10 } */
   readonly pool?: PostgresPoolOptions | undefined;
+  /**
+   * Called after each applied commit (one per transaction), `syncMs` being the time its last statement and COMMIT
+   * took. See `CommitReport` in `@streamkeep/storage`.
+   */
+  readonly onCommit?: CommitObserver | undefined;
 }
 
 const CAPABILITIES: StorageCapabilities = Object.freeze({
@@ -177,6 +184,7 @@ export class PostgresStorage implements Storage {
   readonly #notifier: Notifier;
   readonly #s: string;
   readonly #clock: Clock;
+  readonly #onCommit: CommitObserver | undefined;
   readonly #limits: ByteLimits;
   readonly #maxMessageBytes: number;
   readonly #maxRetries: number;
@@ -195,6 +203,7 @@ export class PostgresStorage implements Storage {
     this.#notifier = notifier;
     this.#s = quoteSchema(schema);
     this.#clock = options.clock ?? systemClock;
+    this.#onCommit = options.onCommit;
     this.#limits = limits;
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#maxRetries = options.maxRetries ?? 10;
@@ -362,64 +371,75 @@ export class PostgresStorage implements Storage {
       const request = validate();
       const producerId = request.producer?.id;
       const now = this.#clock.now();
-      return this.#transaction(BEGIN_WRITE, async (tx) => {
-        const row = await this.#lockByName(tx, name);
-        if (row === undefined) notFound(name);
-        let producers: Map<string, ProducerState> | undefined;
-        if (producerId !== undefined) {
-          // A separate statement after the lock: it reads the producer state as committed by whoever held the lock.
-          const found = await tx.query<ProducerRow>(
-            `SELECT epoch, last_seq, updated_at FROM ${this.#s}.producers WHERE stream_id = $1 AND producer_id = $2`,
-            [row.id, encodeText(producerId)],
+      let committedBytes = -1;
+      return this.#transaction(
+        BEGIN_WRITE,
+        async (tx) => {
+          committedBytes = -1;
+          const row = await this.#lockByName(tx, name);
+          if (row === undefined) notFound(name);
+          let producers: Map<string, ProducerState> | undefined;
+          if (producerId !== undefined) {
+            // A separate statement after the lock: it reads the producer state as committed by whoever held the lock.
+            const found = await tx.query<ProducerRow>(
+              `SELECT epoch, last_seq, updated_at FROM ${this.#s}.producers WHERE stream_id = $1 AND producer_id = $2`,
+              [row.id, encodeText(producerId)],
+            );
+            producers = new Map(found.length === 0 ? [] : [[producerId, producerStateOf(found[0]!)]]);
+          }
+          const tail = tailOf(row);
+          const plan = planCommit(
+            {
+              name,
+              config: configOf(row),
+              closed: row.closed,
+              tombstone: row.tombstone,
+              lastSeq: decodeText(row.last_seq),
+              nextOffset: tail,
+              producers,
+            },
+            request,
+            now,
           );
-          producers = new Map(found.length === 0 ? [] : [[producerId, producerStateOf(found[0]!)]]);
-        }
-        const tail = tailOf(row);
-        const plan = planCommit(
-          {
-            name,
-            config: configOf(row),
-            closed: row.closed,
-            tombstone: row.tombstone,
-            lastSeq: decodeText(row.last_seq),
-            nextOffset: tail,
-            producers,
-          },
-          request,
-          now,
-        );
-        if (plan.kind === 'duplicate') return duplicateResult(plan, tail, row.closed);
-        const { messages } = request;
-        await this.#checkLimits(tx, messages, row.total_bytes);
-        const bytes = batchBytes(messages);
-        await this.#insertMessages(tx, row.id, tailSeq(row), tailBytes(row), messages);
-        const p = (v: unknown) => tx.param(v);
-        tx.write(
-          `UPDATE ${this.#s}.streams SET message_count = message_count + ${p(messages.length)}, ` +
-            `total_bytes = total_bytes + ${p(bytes)}, closed = ${p(plan.closed)}, ` +
-            `last_seq = ${p(encodeText(plan.lastSeq))}, updated_at = ${p(plan.updatedAt)}::float8, ` +
-            `expires_at = ${p(plan.expiresAt)}::float8 WHERE id = ${p(row.id)}`,
-        );
-        if (plan.producer !== undefined) {
-          const { id, state } = plan.producer;
-          const streamId = p(row.id);
-          const encodedId = p(encodeText(id));
+          if (plan.kind === 'duplicate') return duplicateResult(plan, tail, row.closed);
+          const { messages } = request;
+          await this.#checkLimits(tx, messages, row.total_bytes);
+          const bytes = batchBytes(messages);
+          await this.#insertMessages(tx, row.id, tailSeq(row), tailBytes(row), messages);
+          const p = (v: unknown) => tx.param(v);
           tx.write(
-            `DELETE FROM ${this.#s}.producers WHERE stream_id = ${streamId} AND producer_id <> ${encodedId} ` +
-              `AND updated_at < ${p(producerStateCutoff(now))}::float8`,
+            `UPDATE ${this.#s}.streams SET message_count = message_count + ${p(messages.length)}, ` +
+              `total_bytes = total_bytes + ${p(bytes)}, closed = ${p(plan.closed)}, ` +
+              `last_seq = ${p(encodeText(plan.lastSeq))}, updated_at = ${p(plan.updatedAt)}::float8, ` +
+              `expires_at = ${p(plan.expiresAt)}::float8 WHERE id = ${p(row.id)}`,
           );
-          tx.write(
-            `INSERT INTO ${this.#s}.producers (stream_id, producer_id, epoch, last_seq, updated_at) ` +
-              `VALUES (${streamId}, ${encodedId}, ${p(state.epoch)}, ${p(state.lastSeq)}, ${p(state.updatedAt)}::float8) ` +
-              'ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, ' +
-              'last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at',
-          );
-        }
-        tx.addUsage(row.id, bytes);
-        tx.change('w', row.id);
-        const next = formatOffset(tailSeq(row) + messages.length, tailBytes(row) + bytes);
-        return committedResult(request, plan, tail, next);
-      });
+          if (plan.producer !== undefined) {
+            const { id, state } = plan.producer;
+            const streamId = p(row.id);
+            const encodedId = p(encodeText(id));
+            tx.write(
+              `DELETE FROM ${this.#s}.producers WHERE stream_id = ${streamId} AND producer_id <> ${encodedId} ` +
+                `AND updated_at < ${p(producerStateCutoff(now))}::float8`,
+            );
+            tx.write(
+              `INSERT INTO ${this.#s}.producers (stream_id, producer_id, epoch, last_seq, updated_at) ` +
+                `VALUES (${streamId}, ${encodedId}, ${p(state.epoch)}, ${p(state.lastSeq)}, ${p(state.updatedAt)}::float8) ` +
+                'ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, ' +
+                'last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at',
+            );
+          }
+          tx.addUsage(row.id, bytes);
+          tx.change('w', row.id);
+          committedBytes = bytes;
+          const next = formatOffset(tailSeq(row) + messages.length, tailBytes(row) + bytes);
+          return committedResult(request, plan, tail, next);
+        },
+        (tx) => {
+          // A duplicate (or a refusal) commits nothing of its own: only applied commits are reported.
+          if (committedBytes >= 0)
+            reportCommit(this.#onCommit, { entries: 1, bytes: committedBytes, syncMs: tx.commitMs });
+        },
+      );
     });
   }
 
@@ -601,7 +621,11 @@ export class PostgresStorage implements Storage {
    * Runs `body` in a transaction on a pooled connection, again from the start after a serialization failure, a
    * deadlock or a lost race to create the same name; wakes local listeners after COMMIT.
    */
-  async #transaction<T>(begin: string, body: (tx: Tx) => Promise<T>): Promise<T> {
+  async #transaction<T>(
+    begin: string,
+    body: (tx: Tx) => Promise<T>,
+    committed?: (tx: Tx) => void,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       let client: pg.PoolClient;
       try {
@@ -632,6 +656,7 @@ export class PostgresStorage implements Storage {
       }
       client.off('error', ignore);
       client.release();
+      committed?.(tx);
       this.#wake(tx);
       return value;
     }

@@ -106,13 +106,18 @@ export class Tx {
       const payloads = this.#changes.map(([kind, id]) => payload(kind, id));
       select = `SELECT pg_notify(${this.param(channel)}, p) FROM unnest(${this.param(payloads)}::text[]) AS p`;
     }
+    const started = performance.now();
     if (this.#writes.length > 0 || this.#changes.length > 0) {
       const ctes = this.#writes.map((w, i) => `w${i} AS (${w})`).join(', ');
       await this.client.query(ctes.length > 0 ? `WITH ${ctes} ${select}` : select, this.#params);
     }
     this.commitSent = true;
     await this.client.query('COMMIT');
+    this.commitMs = performance.now() - started;
   }
+
+  /** Time the final write statement and COMMIT took (what makes the transaction durable). */
+  commitMs = 0;
 
   /** True once COMMIT was sent: after a failure from then on, the outcome is unknown. */
   commitSent = false;

@@ -173,6 +173,34 @@ describe('large streams and batches', () => {
   });
 });
 
+describe('onCommit', () => {
+  it('reports each applied commit with the time its COMMIT took, not duplicates or refusals', async () => {
+    const reports: { entries: number; bytes: number; syncMs: number }[] = [];
+    const s = await open({ onCommit: (r) => reports.push(r) });
+    await s.createStream('a', { contentType: T });
+    await s.append('a', { messages: [enc('xy'), enc('z')], contentType: T });
+    const producer = { id: 'p', epoch: 0, seq: 0 };
+    await s.appendWithProducer('a', { messages: [enc('q')], contentType: T, producer });
+    await s.appendWithProducer('a', { messages: [enc('q')], contentType: T, producer });
+    expect(await code(s.append('a', { messages: [enc('x')], contentType: 'application/json' }))).toBe(
+      'CONTENT_TYPE_MISMATCH',
+    );
+    expect(reports.map((r) => [r.entries, r.bytes])).toEqual([
+      [1, 3],
+      [1, 1],
+    ]);
+    for (const r of reports) expect(r.syncMs).toBeGreaterThan(0);
+    const failing = await open({
+      onCommit: () => {
+        throw new Error('observer failure');
+      },
+    });
+    await failing.createStream('b', { contentType: T });
+    await failing.append('b', { messages: [enc('x')], contentType: T });
+    expect((await failing.read('b', '-1')).messages.map(dec)).toEqual(['x']);
+  });
+});
+
 describe('limits', () => {
   it('replacing an expired stream releases its bytes before the storage-wide limit is checked', async () => {
     const clock = { t: 1_000_000, now: () => clock.t };

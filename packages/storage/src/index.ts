@@ -77,6 +77,8 @@ export type {
   AppendRequest,
   AppendResult,
   Clock,
+  CommitObserver,
+  CommitReport,
   CreateStreamOptions,
   CreateStreamResult,
   DeleteResult,
@@ -95,4 +97,4 @@ export type {
   StreamOptions,
   Subscription,
 } from './types.js';
-export { systemClock } from './types.js';
+export { reportCommit, systemClock } from './types.js';

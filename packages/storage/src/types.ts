@@ -16,6 +16,38 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now() };
 
 /**
+ * What a backend reports after each commit group it has made durable, to an `onCommit` observer given in its options
+ * (for metrics: group sizes and sync latency). A group is the commits (appends, closes, producer appends) of one
+ * stream written together; a commit that was refused or was a producer duplicate is not counted.
+ *
+ * @remarks
+ * Observers are called synchronously after the group's state is applied and before its callers are answered; they
+ * must be cheap and must not throw (a backend ignores what an observer throws). Optional for backends: one that never
+ * calls it is still conformant.
+ */
+export interface CommitReport {
+  /** Commits applied in the group (at least 1). */
+  readonly entries: number;
+  /** Payload bytes of the group's messages. */
+  readonly bytes: number;
+  /** Milliseconds spent making the group durable (the write and its fdatasync, or the database's COMMIT); `0` when nothing was synced. */
+  readonly syncMs: number;
+}
+
+/** Receives a {@link CommitReport} per durable commit group. */
+export type CommitObserver = (report: CommitReport) => void;
+
+/** Calls an observer, ignoring what it throws: a metrics hook must never fail a commit. */
+export function reportCommit(observer: CommitObserver | undefined, report: CommitReport): void {
+  if (observer === undefined) return;
+  try {
+    observer(report);
+  } catch {
+    // an observer's failure is its own
+  }
+}
+
+/**
  * What a caller asks for when creating a stream. Resolved into a {@link StreamConfig} at the instant of the call.
  *
  * @remarks
