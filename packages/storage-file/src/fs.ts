@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import * as fsCb from 'node:fs';
 import { openSync, readFileSync, writevSync } from 'node:fs';
 import * as nodeFs from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { StorageError, type StorageErrorCode } from '@streamkeep/storage';
 
 /**
@@ -85,6 +86,32 @@ class NodeFileHandle implements FileHandleLike {
   }
 }
 
+/**
+ * `mkdir -p`, one component at a time. Node's own recursive `mkdir` retries forever where a parent exists but refuses
+ * children with `ENOENT` (procfs, e.g. a data directory under `/proc/x`: nodejs/node#27198), spinning at 100 % CPU;
+ * here every component is tried once and the error is thrown.
+ */
+async function makeDirectory(path: string): Promise<void> {
+  try {
+    await nodeFs.mkdir(path);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') {
+      if ((await nodeFs.stat(path)).isDirectory()) return;
+      throw err;
+    }
+    const parent = dirname(path);
+    if (code !== 'ENOENT' || parent === path) throw err;
+    await makeDirectory(parent);
+    try {
+      await nodeFs.mkdir(path);
+    } catch (again) {
+      if (errnoCode(again) === 'EEXIST' && (await nodeFs.stat(path)).isDirectory()) return;
+      throw again;
+    }
+  }
+}
+
 /** The default {@link FileSystem}: `node:fs/promises`. */
 export const nodeFileSystem: FileSystem = {
   open: async (path, flags) => new NodeFileHandle(await nodeFs.open(path, flags)),
@@ -92,9 +119,7 @@ export const nodeFileSystem: FileSystem = {
   link: (from, to) => nodeFs.link(from, to),
   readFile: (path) => nodeFs.readFile(path),
   writeFile: (path, data, flags) => nodeFs.writeFile(path, data, { flag: flags ?? 'w' }),
-  mkdir: async (path) => {
-    await nodeFs.mkdir(path, { recursive: true });
-  },
+  mkdir: (path) => makeDirectory(path),
   readdir: (path) => nodeFs.readdir(path),
   rename: (from, to) => nodeFs.rename(from, to),
   unlink: (path) => nodeFs.unlink(path),

@@ -67,6 +67,21 @@ describe('root lock', () => {
   });
 });
 
+describe('the root directory', () => {
+  it('is created with its parents, and a root that cannot exist fails at once instead of retrying', async () => {
+    f = await fixture();
+    const nested = join(f.dir, 'a', 'b', 'c');
+    const s = await FileStorage.open({ rootDir: nested });
+    await s.createStream('x', { contentType: 'text/plain' });
+    await s.close();
+    // procfs refuses new entries with ENOENT although the parent exists (Node's recursive mkdir spins on it); a
+    // path through a regular file fails with ENOTDIR.
+    await expect(FileStorage.open({ rootDir: '/proc/streamkeep-test/data' })).rejects.toThrow();
+    await writeFile(join(f.dir, 'plain-file'), 'x');
+    await expect(FileStorage.open({ rootDir: join(f.dir, 'plain-file', 'data') })).rejects.toThrow();
+  });
+});
+
 describe('bounded file handles', () => {
   it('keeps at most maxOpenFiles logs open across many streams', async () => {
     let open = 0;
