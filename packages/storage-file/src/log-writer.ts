@@ -193,8 +193,9 @@ function overBudget(core: Core, factor: number): boolean {
   return core.pendingBytes > PENDING_BUDGET * factor || core.pendingStreams.size > PENDING_STREAMS * factor;
 }
 
-/** Streams the background flusher writes out concurrently (the thread pool has four threads by default). */
-const FLUSH_CONCURRENCY = 4;
+/** Streams the background flusher writes out concurrently: half the thread pool (four threads by default), so that
+ * the journal's syncs and the reads always find a free thread. */
+const FLUSH_CONCURRENCY = 2;
 
 /** Starts (or joins) the background flusher, which writes out the oldest pending streams until under budget. */
 function startFlusher(core: Core): Promise<void> {
