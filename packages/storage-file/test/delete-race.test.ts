@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
-import { isStorageError } from '@streamkeep/storage';
+import { codeOf } from '@streamkeep/storage-conformance/helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type FileHandleLike,
@@ -83,16 +83,6 @@ class GatedFs implements FileSystem {
   link = nodeFileSystem.link;
   rmrf = nodeFileSystem.rmrf;
   exists = nodeFileSystem.exists;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    if (isStorageError(err)) return err.code;
-    throw err;
-  }
 }
 
 let dir: string;

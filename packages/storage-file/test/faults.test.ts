@@ -1,7 +1,7 @@
 import { cp, mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
-import { isStorageError } from '@streamkeep/storage';
+import { codeOf } from '@streamkeep/storage-conformance/helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStorage } from '../src/index.js';
 import { FaultyFs, type Op } from './faulty-fs.js';
@@ -29,16 +29,6 @@ async function setup(syncOnAppend: boolean, journal: boolean | 'always' = true, 
   });
   await storage.createStream('s', { contentType: 'text/plain', messages: [enc('first')] });
   return { fs, clock, s: storage };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    if (isStorageError(err)) return err.code;
-    throw err;
-  }
 }
 
 const cases: {

@@ -1,21 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Clock } from '@streamkeep/storage';
+import { ManualClock } from '@streamkeep/storage-conformance/helpers';
 import { FileStorage, type FileStorageOptions } from '../src/index.js';
+
+export { ManualClock };
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-export class ManualClock implements Clock {
-  constructor(public t = 1_700_000_000_000) {}
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
 
 export interface Fixture {
   dir: string;

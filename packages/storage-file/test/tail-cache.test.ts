@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStorageError } from '@streamkeep/storage';
+import { codeOf } from '@streamkeep/storage-conformance/helpers';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStorage, type FileStorageOptions } from '../src/index.js';
@@ -182,16 +183,6 @@ async function storage(options: Partial<FileStorageOptions> = {}, dir?: string) 
   });
   open.push(s);
   return { s, fs, rootDir };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    if (isStorageError(err)) return err.code;
-    throw err;
-  }
 }
 
 describe('FileStorage tail cache', () => {
