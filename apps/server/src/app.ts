@@ -21,6 +21,10 @@ import { handlePost } from './routes/post.js';
 import { handlePut } from './routes/put.js';
 import { type AppOptions, resolveAppConfig } from './settings/app-options.js';
 
+/** When a response's request started, for the request-duration histogram. */
+const STARTED = Symbol('started');
+type TimedResponse = ServerResponse & { [STARTED]?: number };
+
 export type { RequestContext } from './context.js';
 export { sendError } from './http/problem-response.js';
 export type { AppConfig, AppOptions } from './settings/app-options.js';
@@ -144,19 +148,25 @@ export function createApp(options: AppOptions): StreamkeepApp {
     } else if (req.headers['x-request-id'] !== undefined) {
       setRequestId(res, requestIdOf(req));
     }
-    if (metrics !== undefined) {
-      const started = performance.now();
-      res.once('close', () => {
-        metrics.request(
-          routeOf(req, streamPrefix),
-          req.method ?? '',
-          res.statusCode,
-          (performance.now() - started) / 1000,
-        );
-      });
+    if (onResponseClose !== undefined) {
+      (res as TimedResponse)[STARTED] = performance.now();
+      res.once('close', onResponseClose);
     }
     serve(req, res);
   };
+  // One listener shared by every response (no closure per request): it finds the request and its start on `res`.
+  const onResponseClose =
+    metrics === undefined
+      ? undefined
+      : function (this: TimedResponse): void {
+          const req = this.req;
+          metrics.request(
+            routeOf(req, streamPrefix),
+            req.method ?? '',
+            this.statusCode,
+            (performance.now() - (this[STARTED] ?? 0)) / 1000,
+          );
+        };
 
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';

@@ -163,10 +163,23 @@ export class ServerMetrics {
   }
 
   request(route: RouteLabel, method: string, status: number, seconds: number): void {
-    const labels = { route, method: KNOWN_METHODS.has(method) ? method : 'other', status: String(status) };
-    this.requests.inc(labels);
-    this.duration.observe(labels, seconds);
+    const m = KNOWN_METHODS.has(method) ? method : 'other';
+    const key = `${route} ${m} ${status}`;
+    let series = this.series.get(key);
+    if (series === undefined) {
+      // Labelled children resolved once per (route, method, status): prom-client hashes a label object on every call.
+      const labels = { route, method: m, status: String(status) };
+      series = { count: this.requests.labels(labels), duration: this.duration.labels(labels) };
+      this.series.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
   }
+
+  private readonly series = new Map<
+    string,
+    { count: { inc(): void }; duration: { observe(value: number): void } }
+  >();
 
   appended(messages: number, bytes: number): void {
     this.appends.inc();
