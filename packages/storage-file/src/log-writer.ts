@@ -254,6 +254,8 @@ export async function flushPending(core: Core, entry: StreamEntry, background = 
     // (replacing any file an earlier stream of the same name left behind).
     let fh: FileHandleLike;
     if (at === 0) {
+      // A first write that failed before may have left its handle open: close it, the file is created again.
+      core.handles.discard(entry);
       fh = await core.createLogFile(entry.record, background);
       entry.record.noFile = false;
       core.handles.adopt(entry, fh);
