@@ -4,7 +4,6 @@ import {
   type KnownDivergence,
   type StorageHarness,
 } from '@streamkeep/storage-conformance';
-// A relative import until @streamkeep/storage-memory is a devDependency of this package (then: by package name).
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { afterAll } from 'vitest';
 import { PostgresStorage } from '../src/index.js';
