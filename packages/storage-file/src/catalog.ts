@@ -36,6 +36,17 @@ export class CatalogRecord {
   hasLog: boolean;
   /** Known to have no log file (created by this process and not written to yet): it loads without any I/O. */
   noFile = false;
+  /**
+   * A small stream's log bytes from position 0 (header and records, exactly what its log file would hold), carried
+   * in the catalog snapshot instead of a file of its own (see `carry.ts`). Authoritative while set: a log file of
+   * the stream, if one exists, is not trusted until a checkpoint has synced it and dropped this copy.
+   */
+  inline: Buffer | undefined;
+  /**
+   * A file with the whole carried log was written in this process (not yet synced by a checkpoint): a stream loaded
+   * again reads that file, as the entry that wrote it would, rather than the carried copy.
+   */
+  materialized = false;
   private idCache: string | undefined;
 
   constructor(

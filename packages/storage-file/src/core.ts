@@ -8,13 +8,14 @@ import {
   StorageError,
   type StreamMetadata,
 } from '@streamkeep/storage';
+import { carryNow } from './carry.js';
 import type { CatalogRecord } from './catalog.js';
 import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
 import { HandlePool } from './handles.js';
 import type { Journal } from './journal.js';
 import { logDirOf, logPathOf } from './layout.js';
 import { Catalog } from './snapshot.js';
-import { loadEntry, StreamEntry } from './stream-entry.js';
+import { loadCarried, loadEntry, StreamEntry } from './stream-entry.js';
 import { TailCache } from './tail-cache.js';
 
 /** A stream that failed an integrity check and is refused (`CORRUPTED`) instead of served. */
@@ -37,6 +38,10 @@ export interface CoreSettings {
   readonly maxOpenFiles: number;
   readonly maxLoadedStreams: number;
   readonly inlineWriteBytes: number;
+  /** A stream whose log is at most this long is carried in the catalog snapshot instead of a file (0: never). */
+  readonly carryStreamBytes: number;
+  /** Carried log bytes of all streams together beyond which the largest get files of their own. */
+  readonly carryBudgetBytes: number;
   readonly tailCacheBytes: number;
   readonly tailCacheStreamBytes: number;
   readonly onQuarantine: ((q: QuarantinedStream) => void) | undefined;
@@ -71,6 +76,11 @@ export class Core {
   /** Streams with group writes the journal holds and their logs do not yet (oldest first), and those bytes. */
   readonly pendingStreams = new Set<StreamEntry>();
   pendingBytes = 0;
+  /** Of those, the streams whose pending bytes start a log that has no file yet (a carry candidate), and their bytes. */
+  carryPendingStreams = 0;
+  carryPendingBytes = 0;
+  /** Bytes of carried logs (records' `inline`) of live streams: what the snapshot holds besides the table. */
+  carriedBytes = 0;
   /** The background flusher of pending writes, while it runs (log-writer.ts). */
   flusher: Promise<void> | null = null;
   state: 'open' | 'closing' | 'closed' = 'open';
@@ -127,6 +137,14 @@ export class Core {
     return fh;
   }
 
+  /** Sets (or drops) the carried log of `record`, keeping {@link Core.carriedBytes} in step. */
+  setInline(record: CatalogRecord, bytes: Buffer | undefined): void {
+    if (record.inline !== undefined && !record.removed) this.carriedBytes -= record.inline.byteLength;
+    record.inline = bytes;
+    if (bytes !== undefined && !record.removed) this.carriedBytes += bytes.byteLength;
+    this.catalogDirty = true;
+  }
+
   /** The loaded entry of `name`, if it is loaded (marked recently used). */
   loaded(name: string): StreamEntry | undefined {
     const e = this.entries.get(name);
@@ -147,7 +165,7 @@ export class Core {
     if (e !== undefined) return e;
     const record = this.catalog.get(name);
     if (record === undefined) this.missing(name);
-    if (record.noFile && record.quarantined === undefined) {
+    if (record.noFile && record.inline === undefined && record.quarantined === undefined) {
       // Nothing on disk to read: made now, so that callers keep their call order.
       const fresh = new StreamEntry(record, this.logPath(record), 0);
       this.adopt(fresh);
@@ -174,7 +192,10 @@ export class Core {
     if (record.quarantined !== undefined) this.refuse(record);
     const path = this.logPath(record);
     const now = this.clock.now();
-    const got = await loadEntry(this.fs, record, path, now);
+    const got =
+      record.inline !== undefined && !record.materialized
+        ? await loadCarried(record, path, now)
+        : await loadEntry(this.fs, record, path, now);
     if (record.removed) notFound(record.name);
     const already = this.entries.get(record.name);
     if (already !== undefined) return already;
@@ -187,7 +208,7 @@ export class Core {
     }
     const entry = got.entry;
     if (got.cut > 0) this.truncated.push({ name: record.name, bytes: got.cut });
-    if (entry.logSize > 0 && !record.hasLog) {
+    if (entry.logSize > 0 && entry.unwritten === null && !record.hasLog) {
       record.hasLog = true;
       this.catalogDirty = true;
     }
@@ -226,7 +247,9 @@ export class Core {
       if (this.entries.size <= max || ++looked > 32) break;
       if (e === entry) continue;
       this.entries.delete(name);
-      if (!e.idle) {
+      // A stream whose only business is pending writes to a log without a file hands them to its record (carried)
+      // and is dropped like an idle one: streams by the hundred thousand, each written once, stay cheap.
+      if (!e.idle && !(e.pendingCarry && e.idleButPending && carryNow(this, e))) {
         this.entries.set(name, e);
         continue;
       }

@@ -124,6 +124,18 @@ export interface FileStorageOptions {
    */
   readonly inlineWriteBytes?: number | undefined;
   /**
+   * Streams whose whole log (16-byte header plus records) is at most this many bytes get no file of their own: with
+   * the journal on, their bytes are carried in the catalog snapshot at checkpoints, and a file is created once they
+   * grow past it. Creating a file per stream is what appends spread over many thousands of small streams cost most.
+   * `0` gives every written stream its own log file (the layout of 0.1.0). @default 8 KiB
+   */
+  readonly carryStreamBytes?: number | undefined;
+  /**
+   * Bytes of carried logs of all streams together (held in memory and rewritten with every snapshot); beyond it,
+   * streams get files of their own. @default 32 MiB
+   */
+  readonly carryBudgetBytes?: number | undefined;
+  /**
    * The file-system layer. For tests only (to inject failures such as `ENOSPC` or `EIO`).
    * @default `node:fs/promises`
    */
@@ -220,6 +232,8 @@ export class FileStorage implements Storage {
       maxOpenFiles: positive('maxOpenFiles', options.maxOpenFiles, defaultMaxOpenFiles()),
       maxLoadedStreams: positive('maxLoadedStreams', options.maxLoadedStreams, 10_000),
       inlineWriteBytes: nonNegative('inlineWriteBytes', options.inlineWriteBytes, 128 * 1024),
+      carryStreamBytes: nonNegative('carryStreamBytes', options.carryStreamBytes, 8 * 1024),
+      carryBudgetBytes: nonNegative('carryBudgetBytes', options.carryBudgetBytes, 32 * 1024 * 1024),
       tailCacheBytes: nonNegative('tailCacheBytes', options.tailCacheBytes, 1024 * 1024),
       tailCacheStreamBytes: nonNegative('tailCacheStreamBytes', options.tailCacheStreamBytes, 256 * 1024),
       onQuarantine: options.onQuarantine,

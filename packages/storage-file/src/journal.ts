@@ -100,10 +100,15 @@ interface Pending {
 /** A stream log the journal may have to sync at a checkpoint. */
 export interface JournaledLog {
   removed: boolean;
-  /** Writes what the log still lacks and syncs its data; rejects on failure. */
-  syncLog(): Promise<void>;
-  /** Writes what the log still lacks, without a sync (a file-system-wide sync follows). */
-  flushLog(): Promise<void>;
+  /**
+   * Writes what the log still lacks and syncs its data; rejects on failure. False when there was no file to sync
+   * (the log is carried in the catalog snapshot instead, or gone).
+   */
+  syncLog(): Promise<boolean>;
+  /** Writes what the log still lacks, without a sync (a file-system-wide sync follows); false as for `syncLog`. */
+  flushLog(): Promise<boolean>;
+  /** Called once the log's file is durable (after `syncLog`, or `flushLog` and the file-system-wide sync). */
+  synced(): void;
 }
 
 /** Logs to sync at one checkpoint from which one file-system-wide sync is used instead of one sync per log. */
@@ -201,6 +206,11 @@ export class Journal {
   /** Marks a log as written since the last checkpoint. Call before submitting its entry. */
   touch(log: JournaledLog): void {
     this.dirty.add(log);
+  }
+
+  /** Forgets a log that no checkpoint needs to write or sync any more (its bytes are carried by the snapshot). */
+  untouch(log: JournaledLog): void {
+    this.dirty.delete(log);
   }
 
   /**
@@ -323,14 +333,23 @@ export class Journal {
       const live = logs.filter((l) => !l.removed);
       const syncAll = this.syncAll;
       let synced = false;
+      const durable: JournaledLog[] = [];
       if (syncAll !== undefined && live.length >= SYNC_ALL_FROM) {
-        await eachLimited(live, (l) => l.flushLog());
+        await eachLimited(live, async (l) => {
+          if (await l.flushLog()) durable.push(l);
+        });
         synced = await syncAll().then(
           () => true,
           () => false,
         );
       }
-      if (!synced) await eachLimited(live, (l) => l.syncLog());
+      if (!synced) {
+        durable.length = 0;
+        await eachLimited(live, async (l) => {
+          if (await l.syncLog()) durable.push(l);
+        });
+      }
+      for (const l of durable) l.synced();
       await this.onCheckpoint?.();
     } catch (err) {
       for (const l of logs) this.dirty.add(l);

@@ -17,6 +17,7 @@ import {
   type StreamConfig,
   type ValidatedFork,
 } from '@streamkeep/storage';
+import { dropPending } from './carry.js';
 import { CatalogRecord, encodeCatalogOp } from './catalog.js';
 import { exclusive } from './commit.js';
 import type { Core } from './core.js';
@@ -24,7 +25,7 @@ import { encodeLogHeader, GroupEncoder, LOG_HEADER_SIZE, MAX_BODY, newSalt } fro
 import { classifyIoError } from './fs.js';
 import { writeAll } from './journal.js';
 import { ancestors, collect } from './lineage.js';
-import { dropPending, journaledLog } from './log-writer.js';
+import { journaledLog } from './log-writer.js';
 import { StreamEntry } from './stream-entry.js';
 
 /**
@@ -326,6 +327,7 @@ async function remove(core: Core, record: CatalogRecord): Promise<void> {
     }
     try {
       await core.journal.submitCatalog(encodeCatalogOp({ op: 'delete', name: record.name }), () => {
+        if (record.inline !== undefined) core.setInline(record, undefined);
         record.removed = true;
         core.catalogDirty = true;
         if (core.catalog.get(record.name) === record) core.catalog.delete(record.name);

@@ -114,8 +114,11 @@ async function readRange(
   const index = e.index;
   const start = index.position(i);
   const end = index.position(j - 1) + index.size(j - 1);
+  const unwritten = e.unwritten;
+  if (unwritten !== null && end <= unwritten.byteLength)
+    return slice(unwritten.subarray(start, end), index, i, j, start);
   // Groups the journal holds that the log has not received yet are written out first.
-  if (e.pending.length > 0 && end > e.pendingAt) {
+  if ((e.pending.length > 0 && end > e.pendingAt) || unwritten !== null) {
     try {
       await flushPending(core, e);
     } catch (err) {
@@ -152,6 +155,11 @@ async function readRange(
   } finally {
     core.handles.release(e);
   }
+  return slice(buf, index, i, j, start);
+}
+
+/** Views of messages [i, j) in `buf`, which holds the log from file position `start` on. */
+function slice(buf: Buffer, index: StreamEntry['index'], i: number, j: number, start: number): Uint8Array[] {
   const out = new Array<Uint8Array>(j - i);
   for (let k = i; k < j; k++) {
     const at = index.position(k) - start;

@@ -1,3 +1,4 @@
+import { carryAtCheckpoint, carryOverBudget, forgetPending, settleCarry, uncarryPending } from './carry.js';
 import type { Core } from './core.js';
 import { encodeLogHeader, LOG_HEADER_SIZE } from './format.js';
 import { classifyIoError, errnoCode, type FileHandleLike } from './fs.js';
@@ -27,7 +28,11 @@ export async function writeAt(
   if (
     useJournal !== false &&
     total <= core.settings.inlineWriteBytes &&
-    (entry.logSize === 0 || useJournal === 'always' || !journal.idle || core.directSyncs > 0)
+    (entry.logSize === 0 ||
+      entry.unwritten !== null ||
+      useJournal === 'always' ||
+      !journal.idle ||
+      core.directSyncs > 0)
   ) {
     // A first write carries the log's header, and the log file is created when the bytes are written out.
     if (entry.logSize === 0) {
@@ -42,8 +47,8 @@ export async function writeAt(
     }
     return deferredWrite(core, entry, parts, pos, total, what);
   }
-  // Written now: whatever earlier groups are still pending goes first, so that the file has no gap.
-  if (entry.pending.length > 0) {
+  // Written now: whatever earlier groups are still pending (or carried) goes first, so that the file has no gap.
+  if (entry.pending.length > 0 || entry.unwritten !== null) {
     try {
       await flushPending(core, entry);
     } catch (err) {
@@ -167,10 +172,16 @@ async function deferredWrite(
       if (entry.pending.length === 0) {
         entry.pendingAt = pos;
         core.pendingStreams.add(entry);
+        if (pos === 0 || entry.unwritten !== null) {
+          // A log without a file yet: a candidate for carrying (carry.ts) rather than a file creation.
+          entry.pendingCarry = true;
+          core.carryPendingStreams++;
+        }
       }
       for (const p of parts) entry.pending.push(p);
       entry.pendingBytes += total;
       core.pendingBytes += total;
+      if (entry.pendingCarry) core.carryPendingBytes += total;
     });
   } catch (err) {
     throw classifyIoError(err, what);
@@ -190,7 +201,16 @@ async function deferredWrite(
 }
 
 function overBudget(core: Core, factor: number): boolean {
-  return core.pendingBytes > PENDING_BUDGET * factor || core.pendingStreams.size > PENDING_STREAMS * factor;
+  if (core.settings.carryStreamBytes === 0) {
+    return core.pendingBytes > PENDING_BUDGET * factor || core.pendingStreams.size > PENDING_STREAMS * factor;
+  }
+  // Streams without a file yet are carried at the checkpoint instead of getting one: they count against the carry
+  // budget (memory, and the snapshot's size), not against the file creations a checkpoint owes.
+  return (
+    core.pendingBytes - core.carryPendingBytes > PENDING_BUDGET * factor ||
+    core.pendingStreams.size - core.carryPendingStreams > PENDING_STREAMS * factor ||
+    carryOverBudget(core, factor)
+  );
 }
 
 /** Streams the background flusher writes out concurrently: half the thread pool (four threads by default), so that
@@ -204,8 +224,10 @@ function startFlusher(core: Core): Promise<void> {
     try {
       while (overBudget(core, 1)) {
         const batch: StreamEntry[] = [];
+        // Carry candidates get files only when the carry budget is what is exceeded.
+        const keepCarried = core.settings.carryStreamBytes > 0 && !carryOverBudget(core, 1);
         for (const e of core.pendingStreams) {
-          if (e.flushing !== null) continue;
+          if (e.flushing !== null || (keepCarried && e.pendingCarry)) continue;
           batch.push(e);
           if (batch.length >= FLUSH_CONCURRENCY) break;
         }
@@ -231,27 +253,28 @@ function startFlusher(core: Core): Promise<void> {
 const PENDING_BUDGET = 16 * 1024 * 1024;
 const PENDING_STREAMS = 4096;
 
-/** Forgets the pending writes of a stream whose log is gone (deleted). */
-export function dropPending(core: Core, entry: StreamEntry): void {
-  core.pendingBytes -= entry.pendingBytes;
-  core.pendingStreams.delete(entry);
-  entry.pending = [];
-  entry.pendingBytes = 0;
-}
-
 /**
  * Writes a stream's pending groups to its log (see {@link deferredWrite}). In the `background`, a log file is created
  * through the thread pool rather than on the event loop.
  */
 export async function flushPending(core: Core, entry: StreamEntry, background = false): Promise<void> {
   while (entry.flushing !== null) await entry.flushing.catch(() => undefined);
-  if (entry.pending.length === 0 || entry.removed) return;
+  if ((entry.pending.length === 0 && entry.unwritten === null) || entry.removed) return;
   const run = (async () => {
-    const parts = entry.pending.slice();
-    const at = entry.pendingAt;
-    const bytes = entry.pendingBytes;
-    // Pending bytes from position 0 start with the header: the stream's first write, whose log is created now
-    // (replacing any file an earlier stream of the same name left behind).
+    const pendingParts = entry.pending.slice();
+    const pendingBytes = entry.pendingBytes;
+    const unwritten = entry.unwritten;
+    let parts = pendingParts;
+    let at = entry.pendingAt;
+    let bytes = pendingBytes;
+    if (unwritten !== null) {
+      // A carried log: its bytes go in front, and the file is created now.
+      parts = [unwritten, ...pendingParts];
+      at = 0;
+      bytes += unwritten.byteLength;
+    }
+    // Bytes from position 0 start with the header: the stream's first write (or its carried log), whose log is
+    // created now (replacing any file an earlier stream of the same name left behind).
     let fh: FileHandleLike;
     if (at === 0) {
       // A first write that failed before may have left its handle open: close it, the file is created again.
@@ -271,14 +294,18 @@ export async function flushPending(core: Core, entry: StreamEntry, background = 
     } finally {
       core.handles.release(entry);
     }
-    entry.pending.splice(0, parts.length);
-    entry.pendingBytes -= bytes;
-    core.pendingBytes -= bytes;
+    entry.pending.splice(0, pendingParts.length);
+    forgetPending(core, entry, pendingBytes);
     entry.pendingAt = at + bytes;
-    if (entry.pending.length === 0) core.pendingStreams.delete(entry);
     if (at === 0) {
+      if (unwritten !== null) entry.record.materialized = true;
+      entry.unwritten = null;
+      uncarryPending(core, entry);
       entry.record.hasLog = true;
       core.catalogDirty = true;
+      // The next checkpoint syncs the new file (which then replaces the carried copy, if any).
+      entry.journaled ??= journaledLog(core, entry);
+      core.journal.touch(entry.journaled);
     }
   })();
   entry.flushing = run;
@@ -306,20 +333,23 @@ export function journaledLog(core: Core, entry: StreamEntry): JournaledLog {
     },
     flushLog: async () => {
       await entry.logWrite?.catch(() => undefined);
+      if (await carryAtCheckpoint(core, entry)) return false;
       await flushPending(core, entry);
+      return true;
     },
     syncLog: async () => {
       // Write out what the log still lacks first (this may create it); a checkpoint right after a round may also
       // overtake the log write of one of its groups: sync after it.
       await entry.logWrite?.catch(() => undefined);
-      if (entry.pending.length > 0) await flushPending(core, entry);
+      if (await carryAtCheckpoint(core, entry)) return false;
+      if (entry.pending.length > 0 || entry.unwritten !== null) await flushPending(core, entry);
       let fh: FileHandleLike;
       try {
         fh = await core.handles.acquire(entry);
       } catch (err) {
         // A log being deleted needs no checkpoint once the delete went through.
         if (errnoCode(err) === 'ENOENT' && entry.deleting !== null) await entry.deleting;
-        if (entry.removed) return;
+        if (entry.removed) return false;
         throw err;
       }
       try {
@@ -329,6 +359,8 @@ export function journaledLog(core: Core, entry: StreamEntry): JournaledLog {
         // An entry dropped from memory since its write keeps no handle open.
         if (core.entries.get(entry.name) !== entry) core.handles.discard(entry);
       }
+      return true;
     },
+    synced: () => settleCarry(core, entry),
   };
 }

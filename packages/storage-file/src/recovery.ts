@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { StorageError } from '@streamkeep/storage';
-import { applyCatalogOp, decodeCatalogOp, streamId } from './catalog.js';
+import { applyCatalogOp, type CatalogRecord, decodeCatalogOp, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
 import { errnoCode, type FileHandleLike, nodeFileSystem, syncDir, syncFileSystem } from './fs.js';
 import { Journal, type JournalEntry, logSalt, parseJournal, replayInto } from './journal.js';
@@ -83,6 +83,7 @@ export async function recover(
     } catch (err) {
       throw new StorageError('CORRUPTED', `${catalogPath}: ${(err as Error).message}`);
     }
+    core.carriedBytes = core.catalog.inlineBytes;
   }
   for (const q of migrated) core.quarantine.set(q.name ?? q.dir, q);
 
@@ -90,6 +91,7 @@ export async function recover(
   const hadJournal = await fs.exists(journalPath);
   let changes = 0;
   let redone = 0;
+  let carriedRedone = 0;
   if (hadJournal) {
     const parsed = parseJournal(Buffer.from(await fs.readFile(journalPath)));
     const deleted = new Set<string>();
@@ -100,6 +102,11 @@ export async function recover(
       } catch {
         break; // a valid checksum over an entry this version cannot read: stop there, as at a torn entry
       }
+      if (op.op !== 'tombstone') {
+        // A carried log replaced or deleted: its bytes no longer count.
+        const old = core.catalog.get(op.name);
+        if (old?.inline !== undefined) core.carriedBytes -= old.inline.byteLength;
+      }
       applyCatalogOp(core.catalog, op);
       if (op.op === 'delete') deleted.add(op.name);
       else if (op.op === 'create') deleted.delete(op.name);
@@ -107,6 +114,14 @@ export async function recover(
     }
     const skip = new Set([...deleted].map(streamId));
     const total = parsed.logs.size;
+    // Carried streams (no file of their own): their journaled writes are applied to their carried bytes.
+    const carried = new Map<string, CatalogRecord>();
+    if (total > 0) {
+      for (const name of core.catalog.inlineNames) {
+        const r = core.catalog.get(name);
+        if (r?.inline !== undefined) carried.set(r.id, r);
+      }
+    }
     // Many logs to repair: write them all, then sync the file system once (one sync per log took 33 s for 40,000).
     const syncAll = total >= 64 && fs === nodeFileSystem && process.platform === 'linux';
     let done = 0;
@@ -116,8 +131,13 @@ export async function recover(
     const worker = async (): Promise<void> => {
       while (cursor < work.length) {
         const [id, entries] = work[cursor++]!;
-        const n = await redoLog(core, id, entries, !syncAll);
+        const record = carried.get(id);
+        const n =
+          record === undefined
+            ? await redoLog(core, id, entries, !syncAll)
+            : await redoCarried(core, record, entries, !syncAll);
         redone += n;
+        if (record !== undefined && n > 0) carriedRedone++;
         progress.report({
           phase: 'replay',
           streamsDone: ++done,
@@ -146,7 +166,7 @@ export async function recover(
     if (src !== undefined) src.refs++;
   }
   // The catalog the journal changed is saved before the journal is emptied.
-  if (changes > 0 || migratedFrom !== undefined) await writeSnapshot(core);
+  if (changes > 0 || carriedRedone > 0 || migratedFrom !== undefined) await writeSnapshot(core);
   const fh = await fs.open(journalPath, hadJournal ? 'r+' : 'wx+');
   try {
     core.journal = await Journal.create(fh, journalCheckpointBytes, core.settings.inlineWriteBytes);
@@ -204,6 +224,43 @@ async function redoLog(core: Core, id: string, entries: JournalEntry[], sync: bo
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Re-applies journaled group writes of a carried stream to its carried bytes, as {@link redoLog} does to a file; a
+ * log that grew past the carry limit is written to a file of its own instead. Entries of an earlier stream of the
+ * name (another salt) are ignored.
+ */
+async function redoCarried(
+  core: Core,
+  record: CatalogRecord,
+  entries: JournalEntry[],
+  sync: boolean,
+): Promise<number> {
+  const mine = entries.filter((e) => e.salt === record.salt);
+  if (mine.length === 0) return 0;
+  let buf = Buffer.from(record.inline!);
+  let end = 0;
+  let furthest = 0;
+  for (const e of mine) {
+    end = e.position + e.bytes.byteLength;
+    if (end > buf.byteLength) {
+      const grown = Buffer.alloc(end);
+      buf.copy(grown);
+      buf = grown;
+    }
+    e.bytes.copy(buf, e.position);
+    furthest = Math.max(furthest, end);
+  }
+  if (furthest > end) buf = buf.subarray(0, end);
+  if (buf.byteLength <= core.settings.carryStreamBytes) {
+    core.setInline(record, buf);
+    return mine.length;
+  }
+  await redoLog(core, record.id, [{ id: record.id, salt: record.salt, position: 0, bytes: buf }], sync);
+  record.hasLog = true;
+  core.setInline(record, undefined);
+  return mine.length;
 }
 
 /** Writes the whole catalog as the new snapshot (atomically replacing the old one). */

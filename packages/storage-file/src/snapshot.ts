@@ -14,18 +14,22 @@ import { LOG_HEADER_SIZE } from './format.js';
  *
  * File layout, binary:
  *
- * header (16): magic `SKCAT\0\2\0` | record count u32 | crc32(magic + count) u32
+ * header (16): magic `SKCAT\0\3\0` (`SKCAT\0\2\0`, written by 0.1.0, reads the same) | record count u32 |
+ *              crc32(magic + count) u32
  * f64 payload bytes of all streams
  * content-type table: u16 count, each u16 length + UTF-8
  * records: u8 flags | u8 flags2 | u32 salt | f64 createdAt | f64 bytes | f64 count | [f64 ttlSeconds]
  *          [f64 expiresAt] [f64 updatedAt] | u16 content type | u32 name length + UTF-8 |
  *          [u32 Stream-Seq length + UTF-8] | [fork: u32 source length + UTF-8 | u8 offset length + latin1 | u32 subOffset]
+ *          [carried log: u32 length + the bytes]
  *   flags: 1 tombstone · 2 has a log · 4 created closed · 8 fork · 16 TTL · 32 deadline · 64 closed · 128 updatedAt;
- *   flags2: 1 Stream-Seq
+ *   flags2: 1 Stream-Seq · 2 carried log (a small stream's log bytes, kept here instead of in a file: `carry.ts`)
  * trailer: crc32 of everything after the header, u32
  */
 
-export const CATALOG_MAGIC = Buffer.from('SKCAT\u0000\u0002\u0000', 'latin1');
+export const CATALOG_MAGIC = Buffer.from('SKCAT\u0000\u0003\u0000', 'latin1');
+/** The snapshot of format 2 as 0.1.0 wrote it: the same layout, never with a carried log. */
+const CATALOG_MAGIC_2 = Buffer.from('SKCAT\u0000\u0002\u0000', 'latin1');
 const S_TOMBSTONE = 1;
 const S_HAS_LOG = 2;
 const S_CREATED_CLOSED = 4;
@@ -35,6 +39,7 @@ const S_EXPIRES = 32;
 const S_CLOSED = 64;
 const S_UPDATED = 128;
 const S2_LAST_SEQ = 1;
+const S2_INLINE = 2;
 const FIXED = 30;
 
 export class Catalog {
@@ -45,6 +50,9 @@ export class Catalog {
   private exact = true;
   /** Payload bytes of all streams, as the snapshot recorded them. */
   snapshotBytes = 0;
+  /** Bytes of the carried logs in the snapshot read at open, and the names of their streams. */
+  inlineBytes = 0;
+  inlineNames: string[] = [];
 
   get size(): number {
     return this.map.size;
@@ -140,7 +148,8 @@ export class Catalog {
    * by a clean shutdown, so its summaries are exact. Throws an `Error` saying what is wrong when it is damaged.
    */
   static decode(b: Buffer, exact: boolean): Catalog {
-    if (b.length < LOG_HEADER_SIZE + 14 || !b.subarray(0, 8).equals(CATALOG_MAGIC)) {
+    const magic = b.subarray(0, 8);
+    if (b.length < LOG_HEADER_SIZE + 14 || !(magic.equals(CATALOG_MAGIC) || magic.equals(CATALOG_MAGIC_2))) {
       throw new Error('the catalog snapshot has no valid header');
     }
     if (crc32(b.subarray(0, 12)) !== b.readUInt32LE(12))
@@ -170,6 +179,10 @@ export class Catalog {
       const name = b.toString('utf8', at.nameStart, at.nameStart + at.nameLen);
       c.map.set(name, p);
       if ((b[p]! & (S_FORK | S_TOMBSTONE)) !== 0) eager.push(name);
+      if (at.inline > 0) {
+        c.inlineBytes += at.inline;
+        c.inlineNames.push(name);
+      }
       p = at.end;
     }
     if (p !== end) throw new Error('the catalog snapshot is malformed');
@@ -215,6 +228,12 @@ export class Catalog {
       const offset = b.toString('latin1', q + 1, q + 1 + ol);
       q += 1 + ol;
       fork = { source, offset, subOffset: b.readUInt32LE(q) };
+      q += 4;
+    }
+    let inline: Buffer | undefined;
+    if (flags2 & S2_INLINE) {
+      const il = b.readUInt32LE(q);
+      inline = b.subarray(q + 4, q + 4 + il);
     }
     const r = new CatalogRecord(
       name,
@@ -231,12 +250,16 @@ export class Catalog {
     r.updatedAt = updatedAt;
     r.lastSeq = lastSeq;
     r.summaryExact = this.exact;
+    r.inline = inline;
     return r;
   }
 }
 
 /** Where the name of the record at `p` lies, and where the record ends. */
-function skipRecord(b: Buffer, p: number): { nameStart: number; nameLen: number; end: number } {
+function skipRecord(
+  b: Buffer,
+  p: number,
+): { nameStart: number; nameLen: number; end: number; inline: number } {
   const flags = b[p]!;
   const flags2 = b[p + 1]!;
   let q = p + FIXED;
@@ -251,7 +274,12 @@ function skipRecord(b: Buffer, p: number): { nameStart: number; nameLen: number;
     q += 4 + b.readUInt32LE(q);
     q += 1 + b[q]! + 4;
   }
-  return { nameStart, nameLen, end: q };
+  let inline = 0;
+  if (flags2 & S2_INLINE) {
+    inline = b.readUInt32LE(q);
+    q += 4 + inline;
+  }
+  return { nameStart, nameLen, end: q, inline };
 }
 
 /** Buffers of about a megabyte, filled one after the other. */
@@ -284,14 +312,23 @@ function encodeRecord(r: CatalogRecord, types: Map<string, number>, out: Out): v
   const fork = r.fork;
   const srcLen = fork === null ? 0 : Buffer.byteLength(fork.source, 'utf8');
   const seqLen = r.lastSeq === null ? 0 : Buffer.byteLength(r.lastSeq, 'utf8');
+  // A carried log is written only while the stream has no synced file of its own (the file then takes over).
+  const inline = r.inline;
   out.room(
-    FIXED + 24 + 6 + nameLen + 4 + seqLen + (fork === null ? 0 : 4 + srcLen + 1 + fork.offset.length + 4),
+    FIXED +
+      24 +
+      6 +
+      nameLen +
+      4 +
+      seqLen +
+      (fork === null ? 0 : 4 + srcLen + 1 + fork.offset.length + 4) +
+      (inline === undefined ? 0 : 4 + inline.byteLength),
   );
   const cur = out.cur;
   let p = out.p;
   const flags =
     (r.tombstone ? S_TOMBSTONE : 0) |
-    (r.hasLog ? S_HAS_LOG : 0) |
+    (r.hasLog && inline === undefined ? S_HAS_LOG : 0) |
     (c.createdClosed ? S_CREATED_CLOSED : 0) |
     (fork !== null ? S_FORK : 0) |
     (c.ttlSeconds !== null ? S_TTL : 0) |
@@ -299,7 +336,7 @@ function encodeRecord(r: CatalogRecord, types: Map<string, number>, out: Out): v
     (r.closed ? S_CLOSED : 0) |
     (r.updatedAt !== null ? S_UPDATED : 0);
   cur[p] = flags;
-  cur[p + 1] = r.lastSeq !== null ? S2_LAST_SEQ : 0;
+  cur[p + 1] = (r.lastSeq !== null ? S2_LAST_SEQ : 0) | (inline !== undefined ? S2_INLINE : 0);
   cur.writeUInt32LE(r.salt >>> 0, p + 2);
   cur.writeDoubleLE(r.createdAt, p + 6);
   cur.writeDoubleLE(r.bytes, p + 14);
@@ -325,6 +362,11 @@ function encodeRecord(r: CatalogRecord, types: Map<string, number>, out: Out): v
     p += cur.write(fork.offset, p, 'latin1');
     cur.writeUInt32LE(fork.subOffset, p);
     p += 4;
+  }
+  if (inline !== undefined) {
+    cur.writeUInt32LE(inline.byteLength, p);
+    p += 4;
+    p += inline.copy(cur, p);
   }
   out.p = p;
 }

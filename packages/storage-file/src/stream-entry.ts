@@ -16,7 +16,7 @@ import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
 import type { HandleOwner } from './handles.js';
 import type { JournaledLog } from './journal.js';
 import { MessageIndex } from './message-index.js';
-import { scanLog } from './scan.js';
+import { type ScanResult, scanLog } from './scan.js';
 import { StreamTail } from './tail-cache.js';
 
 export interface CommitJob {
@@ -78,6 +78,14 @@ export class StreamEntry implements HandleOwner {
   pendingAt = 0;
   /** A flush of `pending` in progress. */
   flushing: Promise<void> | null = null;
+  /**
+   * The bytes at the start of the log that no file holds: a carried stream's log from position 0 (its record's
+   * `inline`, see `carry.ts`). `pending`, when not empty, continues right after them. The first flush creates the
+   * file with these bytes in front.
+   */
+  unwritten: Buffer | null = null;
+  /** Counted in the core's carry-pending figures (its pending bytes start a log that has no file yet). */
+  pendingCarry = false;
   /** The newest committed messages, kept in memory (see {@link TailCache}). */
   readonly cached = new StreamTail();
   /** Groups committed since this stream's queue last waited for the event loop. */
@@ -126,6 +134,11 @@ export class StreamEntry implements HandleOwner {
 
   /** Nothing in flight, nobody listening, nothing owed to disk: the entry may be dropped and rebuilt later. */
   get idle(): boolean {
+    return this.pending.length === 0 && this.idleButPending;
+  }
+
+  /** {@link StreamEntry.idle} but for pending writes (which a log without a file may hand to its record: carry.ts). */
+  get idleButPending(): boolean {
     return (
       !this.draining &&
       this.queue.length === 0 &&
@@ -135,7 +148,6 @@ export class StreamEntry implements HandleOwner {
       !this.touchPending &&
       !this.needsTruncate &&
       this.logWrite === null &&
-      this.pending.length === 0 &&
       this.flushing === null &&
       this.deleting === null
     );
@@ -193,27 +205,7 @@ export async function loadEntry(
         reason: salt === undefined ? 'the log header is damaged' : 'the log belongs to another stream',
       };
     }
-    let cum = 0;
-    const result = await scanLog(fh, size, salt, {
-      message: (position, length) => {
-        cum += length;
-        entry.index.push(position, cum);
-      },
-      commit: (closed, updatedAt, expiresAt, lastSeq, producer) => {
-        entry.closed = closed;
-        if (updatedAt !== null) entry.updatedAt = updatedAt;
-        if (expiresAt !== null && (record.config.expiresAt === null || expiresAt > record.config.expiresAt)) {
-          record.config.expiresAt = expiresAt;
-        }
-        if (lastSeq !== null) entry.lastSeq = lastSeq;
-        if (producer !== undefined) entry.producers.set(producer.id, producer.state);
-      },
-      touch: (expiresAt) => {
-        if (record.config.expiresAt === null || expiresAt > record.config.expiresAt) {
-          record.config.expiresAt = expiresAt;
-        }
-      },
-    });
+    const result = await replayLog(entry, fh, size, salt, now);
     if (result.kind === 'corrupt') return { kind: 'quarantine', reason: result.reason };
     let cut = 0;
     if (result.kind === 'torn') {
@@ -221,13 +213,70 @@ export async function loadEntry(
       await fh.truncate(result.end);
       await fh.datasync();
     }
-    entry.logSize = result.end;
-    entry.bytes = cum;
-    for (const [pid, state] of entry.producers) {
-      if (!isProducerStateLive(state, now)) entry.producers.delete(pid);
-    }
     return { kind: 'ok', entry, cut };
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Builds a carried stream's entry from the log bytes its catalog record holds (`inline`): no file is read. The bytes
+ * passed the snapshot's checksum at open; their records are verified again as a log's are.
+ */
+export async function loadCarried(record: CatalogRecord, path: string, now: number): Promise<LoadResult> {
+  const bytes = record.inline!;
+  const entry = new StreamEntry(record, path, LOG_HEADER_SIZE);
+  const salt =
+    bytes.byteLength >= LOG_HEADER_SIZE ? decodeLogHeader(bytes.subarray(0, LOG_HEADER_SIZE)) : undefined;
+  if (salt !== record.salt) return { kind: 'quarantine', reason: 'the carried log has a damaged header' };
+  const reader = {
+    read: async (buf: Uint8Array, offset: number, length: number, position: number) => {
+      const n = Math.max(0, Math.min(length, bytes.byteLength - position));
+      bytes.copy(buf, offset, position, position + n);
+      return { bytesRead: n, buffer: buf };
+    },
+  } as unknown as FileHandleLike;
+  const result = await replayLog(entry, reader, bytes.byteLength, salt, now);
+  if (result.kind !== 'ok') return { kind: 'quarantine', reason: 'the carried log failed its checks' };
+  entry.unwritten = bytes;
+  return { kind: 'ok', entry, cut: 0 };
+}
+
+/** Replays a log's records into `entry` (index, closure, producers, deadline) and sets its size and byte count. */
+async function replayLog(
+  entry: StreamEntry,
+  fh: FileHandleLike,
+  size: number,
+  salt: number,
+  now: number,
+): Promise<ScanResult> {
+  const record = entry.record;
+  let cum = 0;
+  const result = await scanLog(fh, size, salt, {
+    message: (position, length) => {
+      cum += length;
+      entry.index.push(position, cum);
+    },
+    commit: (closed, updatedAt, expiresAt, lastSeq, producer) => {
+      entry.closed = closed;
+      if (updatedAt !== null) entry.updatedAt = updatedAt;
+      if (expiresAt !== null && (record.config.expiresAt === null || expiresAt > record.config.expiresAt)) {
+        record.config.expiresAt = expiresAt;
+      }
+      if (lastSeq !== null) entry.lastSeq = lastSeq;
+      if (producer !== undefined) entry.producers.set(producer.id, producer.state);
+    },
+    touch: (expiresAt) => {
+      if (record.config.expiresAt === null || expiresAt > record.config.expiresAt) {
+        record.config.expiresAt = expiresAt;
+      }
+    },
+  });
+  if (result.kind === 'corrupt') return result;
+  entry.logSize = result.end;
+  entry.bytes = cum;
+  for (const [pid, state] of entry.producers) {
+    if (!isProducerStateLive(state, now)) entry.producers.delete(pid);
+  }
+  return result;
 }
