@@ -216,7 +216,7 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
           entry.config.expiresAt = job.expiresAt;
         }
       }
-      if (plan.producer !== undefined) entry.producers.set(plan.producer.id, plan.producer.state);
+      if (plan.producer !== undefined) entry.setProducer(plan.producer.id, plan.producer.state);
       applied++;
     }
     entry.logSize = encoder.pos;

@@ -167,7 +167,7 @@ export class Core {
     if (record === undefined) this.missing(name);
     if (record.noFile && record.inline === undefined && record.quarantined === undefined) {
       // Nothing on disk to read: made now, so that callers keep their call order.
-      const fresh = new StreamEntry(record, this.logPath(record), 0);
+      const fresh = new StreamEntry(record, this.root, 0);
       this.adopt(fresh);
       return fresh;
     }
@@ -190,18 +190,17 @@ export class Core {
 
   private async doLoad(record: CatalogRecord): Promise<StreamEntry> {
     if (record.quarantined !== undefined) this.refuse(record);
-    const path = this.logPath(record);
     const now = this.clock.now();
     const got =
       record.inline !== undefined && !record.materialized
-        ? await loadCarried(record, path, now)
-        : await loadEntry(this.fs, record, path, now);
+        ? await loadCarried(record, this.root, now)
+        : await loadEntry(this.fs, record, this.root, now);
     if (record.removed) notFound(record.name);
     const already = this.entries.get(record.name);
     if (already !== undefined) return already;
     if (got.kind === 'quarantine') {
       record.quarantined = got.reason;
-      const q: QuarantinedStream = { dir: path, name: record.name, reason: got.reason };
+      const q: QuarantinedStream = { dir: this.logPath(record), name: record.name, reason: got.reason };
       this.quarantine.set(record.name, q);
       this.settings.onQuarantine?.(q);
       this.refuse(record);

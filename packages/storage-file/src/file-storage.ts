@@ -435,7 +435,7 @@ export class FileStorage implements Storage {
     const entry = await this.core.visible(name, this.core.clock.now());
     // A distinct wrapper per call, so subscribing one function twice yields two independent registrations.
     const wrapper: StreamListener = () => listener();
-    entry.listeners.add(wrapper);
+    entry.listen(wrapper);
     return { unsubscribe: () => void entry.listeners.delete(wrapper) };
   }
 

@@ -131,6 +131,8 @@ export class Journal {
    * journal's entries made durable that the logs do not hold (the catalog) must be made durable elsewhere here.
    */
   onCheckpoint: (() => Promise<void>) | undefined;
+  /** Runs at each checkpoint before the written logs are collected: may add logs to sync (`touch`) or drop some. */
+  beforeCheckpoint: (() => Promise<void>) | undefined;
   /**
    * Makes every file written so far on the journal's file system durable at once (`syncfs`): used by checkpoints
    * that must sync many logs, where one sync per log would cost a round trip each. Rejects when unavailable; the
@@ -327,6 +329,7 @@ export class Journal {
    * journal is idle), so no entry is written while the journal is being reset. A failed log sync keeps the journal.
    */
   async checkpoint(): Promise<void> {
+    await this.beforeCheckpoint?.();
     const logs = [...this.dirty];
     this.dirty.clear();
     try {

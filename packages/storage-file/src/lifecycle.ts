@@ -101,6 +101,11 @@ export async function deleteStream(core: Core, name: string): Promise<DeleteResu
     const removal = planDelete(name, { tombstone: record.tombstone, refCount: record.refs });
     if (removal === 'tombstone') {
       await tombstone(core, record);
+      // Its last fork went while the tombstone was being written (that removal's cascade found no tombstone yet).
+      if (isOrphan(record)) {
+        await remove(core, record);
+        removed = record;
+      }
       return { softDeleted: true };
     }
     await remove(core, record);
@@ -135,8 +140,12 @@ export async function cleanupExpired(core: Core): Promise<number> {
             now,
           );
           if (removal === undefined) return undefined;
-          if (removal === 'tombstone') await tombstone(core, record);
-          else await remove(core, record);
+          if (removal === 'tombstone') {
+            await tombstone(core, record);
+            // As in a delete: its last fork may have expired alongside and gone while the tombstone was written.
+            if (!isOrphan(record)) return record;
+          }
+          await remove(core, record);
           return record;
         })
         .catch(() => undefined);
@@ -206,7 +215,7 @@ async function writeNewStream(
   if (replace !== undefined && !replace.removed) await remove(core, replace);
   const salt = newSalt();
   const record = new CatalogRecord(name, { ...config }, createdAt, fork, false, salt, messages.length > 0);
-  const entry = new StreamEntry(record, core.logPath(record), 0);
+  const entry = new StreamEntry(record, core.root, 0);
   const encoder = new GroupEncoder(LOG_HEADER_SIZE, salt);
   if (messages.length > 0) {
     encoder.commit(

@@ -1,4 +1,11 @@
-import { carryAtCheckpoint, carryOverBudget, forgetPending, settleCarry, uncarryPending } from './carry.js';
+import {
+  carryAtCheckpoint,
+  carryNow,
+  carryOverBudget,
+  forgetPending,
+  settleCarry,
+  uncarryPending,
+} from './carry.js';
 import type { Core } from './core.js';
 import { encodeLogHeader, LOG_HEADER_SIZE } from './format.js';
 import { classifyIoError, errnoCode, type FileHandleLike } from './fs.js';
@@ -164,8 +171,11 @@ async function deferredWrite(
   total: number,
   what: string,
 ): Promise<void> {
-  entry.journaled ??= journaledLog(core, entry);
-  core.journal.touch(entry.journaled);
+  // A log without a file is not the checkpoint's to write unless it cannot be carried (`carryPending` decides).
+  if (core.settings.carryStreamBytes === 0 || (pos !== 0 && entry.unwritten === null)) {
+    entry.journaled ??= journaledLog(core, entry);
+    core.journal.touch(entry.journaled);
+  }
   try {
     await core.journal.submit(entry.record.id, entry.salt, pos, parts, () => {
       // Synchronously at durability, so that a checkpoint starting right after the round flushes these bytes too.
@@ -323,6 +333,22 @@ async function createLog(core: Core, entry: StreamEntry): Promise<FileHandleLike
   core.handles.adopt(entry, fh);
   entry.logSize = LOG_HEADER_SIZE;
   return fh;
+}
+
+/**
+ * Before a checkpoint: the streams whose pending writes start a log without a file are carried now, or, when they
+ * cannot be (too large, over the budget), handed to the checkpoint to be written to files and synced.
+ */
+export async function carryPending(core: Core): Promise<void> {
+  for (const e of [...core.pendingStreams]) {
+    if (!e.pendingCarry || e.removed) continue;
+    if (core.settings.carryStreamBytes > 0) {
+      while (e.flushing !== null) await e.flushing.catch(() => undefined);
+      if (e.removed || carryNow(core, e)) continue;
+    }
+    e.journaled ??= journaledLog(core, e);
+    core.journal.touch(e.journaled);
+  }
 }
 
 /** The journal's view of a log: how a checkpoint syncs it. */

@@ -17,6 +17,7 @@ import {
   replaceFile,
   TMP_DIR,
 } from './layout.js';
+import { carryPending } from './log-writer.js';
 import { migrateFormat1 } from './migrate.js';
 import type { ProgressReporter } from './progress.js';
 import { Catalog } from './snapshot.js';
@@ -177,6 +178,7 @@ export async function recover(
   if (clean) await fs.unlink(cleanPath);
   if (!hadJournal || clean) await syncDir(fs, root);
   core.journal.onCheckpoint = () => checkpointCatalog(core);
+  core.journal.beforeCheckpoint = () => carryPending(core);
   // The real file system on Linux: a checkpoint with many logs to sync syncs the file system once instead.
   if (core.fs === nodeFileSystem && process.platform === 'linux')
     core.journal.syncAll = () => syncFileSystem(root);

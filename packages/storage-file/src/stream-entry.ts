@@ -15,9 +15,14 @@ import { decodeLogHeader, LOG_HEADER_SIZE } from './format.js';
 import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
 import type { HandleOwner } from './handles.js';
 import type { JournaledLog } from './journal.js';
+import { logPathOf } from './layout.js';
 import { MessageIndex } from './message-index.js';
 import { type ScanResult, scanLog } from './scan.js';
 import { StreamTail } from './tail-cache.js';
+
+// Never added to: the entries that need one replace them first.
+const NO_LISTENERS: Set<StreamListener> = new Set();
+const NO_PRODUCERS: Map<string, ProducerState> = new Map();
 
 export interface CommitJob {
   readonly kind: 'commit';
@@ -48,9 +53,11 @@ export type Job = CommitJob | ExclusiveJob;
  */
 export class StreamEntry implements HandleOwner {
   readonly index = new MessageIndex();
-  readonly listeners = new Set<StreamListener>();
+  /** Shared empty set until the first subscriber ({@link StreamEntry.listen}): most entries never have one. */
+  listeners: Set<StreamListener> = NO_LISTENERS;
   readonly queue: Job[] = [];
-  readonly producers = new Map<string, ProducerState>();
+  /** Shared empty map until the first producer ({@link StreamEntry.setProducer}). */
+  producers: Map<string, ProducerState> = NO_PRODUCERS;
   draining = false;
   removed = false;
   /** Settles when the delete in progress (log being unlinked, not yet marked removed) has finished. */
@@ -93,9 +100,12 @@ export class StreamEntry implements HandleOwner {
   readonly baseSeq: number;
   readonly baseBytes: number;
 
+  private logPath: string | undefined;
+
   constructor(
     readonly record: CatalogRecord,
-    readonly path: string,
+    /** The root directory: the log's path is worked out from it when first needed (most entries never need it). */
+    private readonly root: string,
     public logSize: number,
   ) {
     this.closed = record.config.createdClosed;
@@ -106,6 +116,18 @@ export class StreamEntry implements HandleOwner {
 
   get name(): string {
     return this.record.name;
+  }
+  listen(l: StreamListener): void {
+    if (this.listeners === NO_LISTENERS) this.listeners = new Set();
+    this.listeners.add(l);
+  }
+  setProducer(id: string, state: ProducerState): void {
+    if (this.producers === NO_PRODUCERS) this.producers = new Map();
+    this.producers.set(id, state);
+  }
+  get path(): string {
+    this.logPath ??= logPathOf(this.root, this.record.id);
+    return this.logPath;
   }
   get config(): MutableConfig {
     return this.record.config;
@@ -175,13 +197,13 @@ export type LoadResult =
 export async function loadEntry(
   fs: FileSystem,
   record: CatalogRecord,
-  path: string,
+  root: string,
   now: number,
 ): Promise<LoadResult> {
-  const entry = new StreamEntry(record, path, LOG_HEADER_SIZE);
+  const entry = new StreamEntry(record, root, LOG_HEADER_SIZE);
   let fh: FileHandleLike;
   try {
-    fh = await fs.open(path, 'r+');
+    fh = await fs.open(entry.path, 'r+');
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err;
     if (record.hasLog) return { kind: 'quarantine', reason: 'the log is missing' };
@@ -223,9 +245,9 @@ export async function loadEntry(
  * Builds a carried stream's entry from the log bytes its catalog record holds (`inline`): no file is read. The bytes
  * passed the snapshot's checksum at open; their records are verified again as a log's are.
  */
-export async function loadCarried(record: CatalogRecord, path: string, now: number): Promise<LoadResult> {
+export async function loadCarried(record: CatalogRecord, root: string, now: number): Promise<LoadResult> {
   const bytes = record.inline!;
-  const entry = new StreamEntry(record, path, LOG_HEADER_SIZE);
+  const entry = new StreamEntry(record, root, LOG_HEADER_SIZE);
   const salt =
     bytes.byteLength >= LOG_HEADER_SIZE ? decodeLogHeader(bytes.subarray(0, LOG_HEADER_SIZE)) : undefined;
   if (salt !== record.salt) return { kind: 'quarantine', reason: 'the carried log has a damaged header' };
@@ -264,7 +286,7 @@ async function replayLog(
         record.config.expiresAt = expiresAt;
       }
       if (lastSeq !== null) entry.lastSeq = lastSeq;
-      if (producer !== undefined) entry.producers.set(producer.id, producer.state);
+      if (producer !== undefined) entry.setProducer(producer.id, producer.state);
     },
     touch: (expiresAt) => {
       if (record.config.expiresAt === null || expiresAt > record.config.expiresAt) {

@@ -149,3 +149,49 @@ describe('a read racing a delete', () => {
     expect((await s.read('s', '-1')).messages.map(dec)).toEqual(['new']);
   });
 });
+
+describe('a tombstone racing the removal of its last fork', () => {
+  // Found by the conformance kit: the fork's removal looked for a tombstone to cascade to before the source's
+  // tombstone was durable, and the source stayed a tombstone nobody forks (GONE instead of NOT_FOUND).
+  it('deleting a source and its only fork together leaves neither', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sk-file-race-'));
+    const s = await FileStorage.open({ rootDir: dir, syncOnAppend: true });
+    try {
+      for (let i = 0; i < 30; i++) {
+        await s.createStream(`src${i}`, { contentType: 'text/plain', messages: [enc('x')] });
+        await s.createFork(`fork${i}`, { source: `src${i}` });
+        await Promise.all([s.delete(`src${i}`), s.delete(`fork${i}`)]);
+        expect(await codeOf(s.head(`src${i}`))).toBe('NOT_FOUND');
+        expect(await codeOf(s.head(`fork${i}`))).toBe('NOT_FOUND');
+      }
+    } finally {
+      await s.close();
+      await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+    }
+  });
+
+  it('a source and its fork expiring together are both removed by the clean-up', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sk-file-race-'));
+    let t = 1_000_000;
+    const clock = { now: () => t };
+    let s = await FileStorage.open({ rootDir: dir, clock, syncOnAppend: false });
+    try {
+      for (let i = 0; i < 30; i++) {
+        await s.createStream(`src${i}`, { contentType: 'text/plain', ttlSeconds: 1, messages: [enc('x')] });
+        await s.createFork(`fork${i}`, { source: `src${i}` });
+      }
+      // Opened again: a source must be loaded from its log (I/O) to be tombstoned, its fork (no log) at once.
+      await s.close();
+      s = await FileStorage.open({ rootDir: dir, clock, syncOnAppend: false, inlineWriteBytes: 0 });
+      t += 2_500;
+      await s.cleanupExpiredStreams();
+      for (let i = 0; i < 30; i++) {
+        expect(await codeOf(s.head(`src${i}`))).toBe('NOT_FOUND');
+        expect(await codeOf(s.head(`fork${i}`))).toBe('NOT_FOUND');
+      }
+    } finally {
+      await s.close();
+      await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+    }
+  });
+});
