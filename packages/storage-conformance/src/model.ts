@@ -1,20 +1,20 @@
-import type {
-  AppendResult,
-  Clock,
-  CreateStreamOptions,
-  CreateStreamResult,
-  DeleteResult,
-  ForkInfo,
-  ForkOptions,
-  ListStreamsOptions,
-  ProducerAppendResult,
-  ProducerIdentity,
-  ReadResult,
-  StorageCapabilities,
-  StreamConfig,
-  StreamMetadata,
+import {
+  type AppendResult,
+  type Clock,
+  type CreateStreamOptions,
+  type CreateStreamResult,
+  type DeleteResult,
+  type ForkInfo,
+  type ForkOptions,
+  formatOffset,
+  type ListStreamsOptions,
+  type ProducerAppendResult,
+  type ProducerIdentity,
+  type ReadResult,
+  type StorageCapabilities,
+  type StreamConfig,
+  type StreamMetadata,
 } from '@streamkeep/storage';
-import { formatOffset } from '@streamkeep/storage';
 import { append, appendWithProducer } from './model/commit.js';
 import { cleanupExpiredStreams, createFork, createStream, deleteStream } from './model/lifecycle.js';
 import { exists, head, listStreams, read } from './model/reads.js';

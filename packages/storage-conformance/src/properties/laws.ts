@@ -21,19 +21,9 @@ import { checkClosedStream, checkExpiry, checkForkReads, checkStreamSeqOrder } f
 // themselves live in `laws/reads.ts` (offsets and reads), `laws/no-effect.ts` (writes that must change nothing) and
 // `laws/streams.ts` (closure, forks, expiry, Stream-Seq), and are re-exported from here.
 
-export {
-  checkBudgetedReads,
-  checkClosedStream,
-  checkCoherentSnapshots,
-  checkExpiry,
-  checkFailedCommitHasNoEffect,
-  checkFailedCreateHasNoEffect,
-  checkForkReads,
-  checkIdempotentWritesNothing,
-  checkOffsetsMonotonic,
-  checkStreamSeqOrder,
-  checkSuffixReads,
-};
+export * from './laws/no-effect.js';
+export * from './laws/reads.js';
+export * from './laws/streams.js';
 
 const needs =
   (flag: keyof StorageCapabilities) =>
