@@ -1,36 +1,9 @@
 import type { Clock, Storage } from '@streamkeep/storage';
+import { ManualClock } from '@streamkeep/storage/testing';
 
-/**
- * A clock the kit moves by hand. Pass it to the backend under test: every time-dependent rule (expiry, sliding TTL,
- * `createdAt` / `updatedAt`, producer pruning) must read it, so the kit can let time pass without sleeping.
- */
-export class ManualClock implements Clock {
-  #now: number;
-
-  /** @param start epoch milliseconds; the default is a fixed instant so runs are reproducible. */
-  constructor(start: number = ManualClock.DEFAULT_START) {
-    this.#now = start;
-  }
-
-  /** 2026-01-01T00:00:00Z: the instant every kit run starts at. */
-  static readonly DEFAULT_START = Date.UTC(2026, 0, 1);
-
-  now(): number {
-    return this.#now;
-  }
-
-  /** Moves time forward by `ms` (a clock never goes backwards). */
-  advance(ms: number): void {
-    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`cannot advance a clock by ${ms} ms`);
-    this.#now += ms;
-  }
-
-  /** Jumps to the instant `ms`, which must not lie before the current one. */
-  set(ms: number): void {
-    if (!Number.isFinite(ms) || ms < this.#now) throw new RangeError(`cannot move a clock back to ${ms}`);
-    this.#now = ms;
-  }
-}
+// The clock the kit moves by hand lives in the contract package (`@streamkeep/storage/testing`), so that backends'
+// own tests can use it without depending on the kit; it stays exported from here for the kit's users.
+export { ManualClock };
 
 /** What the kit hands to {@link StorageHarness.create} for each fresh instance. */
 export interface HarnessContext {

@@ -2,64 +2,16 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type Clock,
-  isStorageError,
-  type Storage,
-  type StorageError,
-  type StorageErrorCode,
-} from '@streamkeep/storage';
+import type { Clock, Storage } from '@streamkeep/storage';
 import type { HarnessContext, HarnessInstance, StorageHarness } from './harness.js';
 
 // Test helpers for backend authors (`@streamkeep/storage-conformance/helpers`): what every backend's own tests
 // otherwise write again — a hand-moved clock, checking a rejection's code, temporary directories and a harness over
 // them. No vitest here: they work under any runner.
 
-export { ManualClock } from './harness.js';
-
-type Call = Promise<unknown> | (() => unknown);
-
-async function settle(call: Call): Promise<{ ok: true } | { ok: false; err: unknown }> {
-  try {
-    await (typeof call === 'function' ? call() : call);
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, err };
-  }
-}
-
-/**
- * The `code` a call rejects with, or `undefined` when it resolves. Anything thrown that is not a `StorageError` is
- * rethrown: a plain `Error` where a code was due is a bug to see, not a code to compare.
- */
-export async function codeOf(call: Call): Promise<StorageErrorCode | undefined> {
-  const outcome = await settle(call);
-  if (outcome.ok) return undefined;
-  if (isStorageError(outcome.err)) return outcome.err.code;
-  throw outcome.err;
-}
-
-/**
- * Asserts that a call rejects with a `StorageError` of `code`, and returns the error (to check its `details`).
- *
- * @example
- * ```ts
- * const err = await expectCode(storage.append('s', { messages: [] }), 'EMPTY_APPEND');
- * ```
- */
-export async function expectCode(call: Call, code: StorageErrorCode): Promise<StorageError> {
-  const outcome = await settle(call);
-  if (!outcome.ok && isStorageError(outcome.err, code)) return outcome.err;
-  const got = outcome.ok
-    ? 'it resolved'
-    : isStorageError(outcome.err)
-      ? `it rejected with ${outcome.err.code}`
-      : `it threw ${String(outcome.err)}`;
-  throw new Error(
-    `expected a rejection with ${code}, but ${got}`,
-    outcome.ok ? undefined : { cause: outcome.err },
-  );
-}
+// `ManualClock`, `codeOf` and `expectCode` need nothing from the kit: they live in `@streamkeep/storage/testing` (so a
+// package the kit depends on, such as storage-memory, can use them too) and are re-exported here unchanged.
+export { codeOf, expectCode, ManualClock } from '@streamkeep/storage/testing';
 
 /** A directory for temporary files: `/dev/shm` (memory-backed, so syncs are free) when `memory` and present. */
 function scratchRoot(memory: boolean): string {

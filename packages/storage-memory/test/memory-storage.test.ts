@@ -1,33 +1,11 @@
-import {
-  type Clock,
-  isStorageError,
-  type Storage,
-  type StorageErrorCode,
-  ZERO_OFFSET,
-} from '@streamkeep/storage';
+import { type Storage, ZERO_OFFSET } from '@streamkeep/storage';
+import { codeOf, expectCode, ManualClock } from '@streamkeep/storage/testing';
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../src/index.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (m: readonly Uint8Array[]) => m.map((b) => new TextDecoder().decode(b));
 const T = 'text/plain';
-
-class TestClock implements Clock {
-  constructor(public t = 1_000_000) {}
-  now() {
-    return this.t;
-  }
-}
-
-async function code(p: Promise<unknown>): Promise<StorageErrorCode | 'ok'> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (isStorageError(err)) return err.code;
-    throw err;
-  }
-}
 
 async function readAll(s: Storage, name: string) {
   return dec((await s.read(name, '-1')).messages);
@@ -38,22 +16,22 @@ describe('MemoryStorage', () => {
     const s = new MemoryStorage();
     expect((await s.createStream('a', { contentType: T })).created).toBe(true);
     expect((await s.createStream('a', { contentType: 'TEXT/PLAIN; charset=utf-8' })).created).toBe(false);
-    expect(await code(s.createStream('a', { contentType: 'application/json' }))).toBe('CONFIG_MISMATCH');
-    expect(await code(s.createStream('a', { contentType: T, closed: true }))).toBe('CONFIG_MISMATCH');
+    expect(await codeOf(s.createStream('a', { contentType: 'application/json' }))).toBe('CONFIG_MISMATCH');
+    expect(await codeOf(s.createStream('a', { contentType: T, closed: true }))).toBe('CONFIG_MISMATCH');
   });
 
   it('matches re-creation against the current closure (protocol §5.1)', async () => {
     const s = new MemoryStorage();
     await s.createStream('a', { contentType: T });
     await s.closeStream('a');
-    expect(await code(s.createStream('a', { contentType: T }))).toBe('CONFIG_MISMATCH');
+    expect(await codeOf(s.createStream('a', { contentType: T }))).toBe('CONFIG_MISMATCH');
     expect(await s.createStream('a', { contentType: T, closed: true })).toMatchObject({
       created: false,
       closed: true,
     });
     await s.createStream('b', { contentType: T, closed: true });
     expect((await s.createStream('b', { contentType: T, closed: true })).created).toBe(false);
-    expect(await code(s.createStream('b', { contentType: T }))).toBe('CONFIG_MISMATCH');
+    expect(await codeOf(s.createStream('b', { contentType: T }))).toBe('CONFIG_MISMATCH');
   });
 
   it('ignores the body of an idempotent create-with-data', async () => {
@@ -97,8 +75,7 @@ describe('MemoryStorage', () => {
     await s.createStream('a', { contentType: T });
     const r = await s.append('a', { messages: [enc('data')], contentType: T, close: true });
     expect(r.closed).toBe(true);
-    const err = await s.append('a', { messages: [enc('x')], contentType: T }).catch((e) => e);
-    expect(isStorageError(err, 'STREAM_CLOSED')).toBe(true);
+    const err = await expectCode(s.append('a', { messages: [enc('x')], contentType: T }), 'STREAM_CLOSED');
     expect(err.details.nextOffset).toBe('0000000000000001_0000000000000004');
     expect((await s.closeStream('a')).closed).toBe(true);
     expect(await s.read('a', '-1')).toMatchObject({ upToDate: true, closed: true });
@@ -107,14 +84,14 @@ describe('MemoryStorage', () => {
   it('applies limits globally first and leaves nothing behind on failure', async () => {
     const s = new MemoryStorage({ maxTotalBytes: 100, maxStreamBytes: 50 });
     await s.createStream('a', { contentType: T, messages: [new Uint8Array(50)] });
-    expect(await code(s.append('a', { messages: [new Uint8Array(10)], contentType: T, seq: 'x' }))).toBe(
+    expect(await codeOf(s.append('a', { messages: [new Uint8Array(10)], contentType: T, seq: 'x' }))).toBe(
       'STREAM_LIMIT_EXCEEDED',
     );
     await s.createStream('b', { contentType: T, messages: [new Uint8Array(40)] });
-    expect(await code(s.append('b', { messages: [new Uint8Array(20)], contentType: T }))).toBe(
+    expect(await codeOf(s.append('b', { messages: [new Uint8Array(20)], contentType: T }))).toBe(
       'STORAGE_LIMIT_EXCEEDED',
     );
-    expect(await code(s.createStream('c', { contentType: T, messages: [new Uint8Array(20)] }))).toBe(
+    expect(await codeOf(s.createStream('c', { contentType: T, messages: [new Uint8Array(20)] }))).toBe(
       'STORAGE_LIMIT_EXCEEDED',
     );
     expect(await s.exists('c')).toBe(false);
@@ -122,43 +99,43 @@ describe('MemoryStorage', () => {
     // The failed commit's Stream-Seq is still usable.
     await s.delete('b');
     await s.createStream('d', { contentType: T });
-    expect(await code(s.append('a', { messages: [], close: true, seq: 'x' }))).toBe('ok');
+    expect(await codeOf(s.append('a', { messages: [], close: true, seq: 'x' }))).toBeUndefined();
   });
 
   it('answers NOT_FOUND for every operation on a missing stream', async () => {
     const s = new MemoryStorage();
-    expect(await code(s.append('x', { messages: [enc('a')], contentType: T }))).toBe('NOT_FOUND');
-    expect(await code(s.read('x', '-1'))).toBe('NOT_FOUND');
-    expect(await code(s.head('x'))).toBe('NOT_FOUND');
-    expect(await code(s.closeStream('x'))).toBe('NOT_FOUND');
-    expect(await code(s.delete('x'))).toBe('NOT_FOUND');
-    expect(await code(s.subscribe('x', () => {}))).toBe('NOT_FOUND');
+    expect(await codeOf(s.append('x', { messages: [enc('a')], contentType: T }))).toBe('NOT_FOUND');
+    expect(await codeOf(s.read('x', '-1'))).toBe('NOT_FOUND');
+    expect(await codeOf(s.head('x'))).toBe('NOT_FOUND');
+    expect(await codeOf(s.closeStream('x'))).toBe('NOT_FOUND');
+    expect(await codeOf(s.delete('x'))).toBe('NOT_FOUND');
+    expect(await codeOf(s.subscribe('x', () => {}))).toBe('NOT_FOUND');
     expect(await s.exists('x')).toBe(false);
   });
 
   it('expires lazily, renews sliding TTLs on use, and lets create replace an expired stream', async () => {
-    const clock = new TestClock();
+    const clock = new ManualClock();
     const s = new MemoryStorage({ clock });
     await s.createStream('a', { contentType: T, ttlSeconds: 10 });
-    clock.t += 9_000;
+    clock.advance(9_000);
     await s.read('a', 'now');
-    clock.t += 9_000;
-    expect((await s.head('a')).config.expiresAt).toBe(clock.t + 1_000);
-    clock.t += 1_000;
-    expect(await code(s.head('a'))).toBe('EXPIRED');
+    clock.advance(9_000);
+    expect((await s.head('a')).config.expiresAt).toBe(clock.now() + 1_000);
+    clock.advance(1_000);
+    expect(await codeOf(s.head('a'))).toBe('EXPIRED');
     expect(await s.exists('a')).toBe(false);
     expect((await s.createStream('a', { contentType: T })).created).toBe(true);
   });
 
   it('keeps an expired stream when the create that would replace it is rejected', async () => {
-    const clock = new TestClock();
+    const clock = new ManualClock();
     const s = new MemoryStorage({ clock, maxStreamBytes: 4 });
     await s.createStream('a', { contentType: T, ttlSeconds: 1, messages: [enc('abc')] });
-    clock.t += 1_000;
-    expect(await code(s.createStream('a', { contentType: T, messages: [new Uint8Array(5)] }))).toBe(
+    clock.advance(1_000);
+    expect(await codeOf(s.createStream('a', { contentType: T, messages: [new Uint8Array(5)] }))).toBe(
       'STREAM_LIMIT_EXCEEDED',
     );
-    expect(await code(s.head('a'))).toBe('EXPIRED');
+    expect(await codeOf(s.head('a'))).toBe('EXPIRED');
     expect(s.totalBytes()).toBe(3);
     expect((await s.createStream('a', { contentType: T, messages: [enc('xy')] })).created).toBe(true);
     expect(s.totalBytes()).toBe(2);
@@ -169,10 +146,10 @@ describe('MemoryStorage', () => {
     await s.createStream('src', { contentType: T, messages: [enc('a'), enc('b')] });
     await s.createFork('f', { source: 'src' });
     expect(await s.delete('src')).toEqual({ softDeleted: true });
-    expect(await code(s.head('src'))).toBe('GONE');
-    expect(await code(s.delete('src'))).toBe('GONE');
-    expect(await code(s.createStream('src', { contentType: T }))).toBe('PATH_BLOCKED');
-    expect(await code(s.createFork('g', { source: 'src' }))).toBe('FORK_FROM_TOMBSTONE');
+    expect(await codeOf(s.head('src'))).toBe('GONE');
+    expect(await codeOf(s.delete('src'))).toBe('GONE');
+    expect(await codeOf(s.createStream('src', { contentType: T }))).toBe('PATH_BLOCKED');
+    expect(await codeOf(s.createFork('g', { source: 'src' }))).toBe('FORK_FROM_TOMBSTONE');
     expect(await readAll(s, 'f')).toEqual(['a', 'b']);
     expect(await s.delete('f')).toEqual({ softDeleted: false });
     expect((await s.createStream('src', { contentType: T })).created).toBe(true);
@@ -197,15 +174,15 @@ describe('MemoryStorage', () => {
     const s = new MemoryStorage();
     await s.createStream('src', { contentType: 'application/json', messages: ['1', '2', '3'].map(enc) });
     await s.createStream('other', { contentType: 'application/json' });
-    expect(await code(s.createFork('f', { source: 'nope' }))).toBe('NOT_FOUND');
+    expect(await codeOf(s.createFork('f', { source: 'nope' }))).toBe('NOT_FOUND');
     expect(
-      await code(s.createFork('f', { source: 'src', offset: '9999999999999999_9999999999999999' })),
+      await codeOf(s.createFork('f', { source: 'src', offset: '9999999999999999_9999999999999999' })),
     ).toBe('FORK_OFFSET_BEYOND_TAIL');
     expect(
-      await code(s.createFork('f', { source: 'src', offset: '0000000000000001_0020000000000001' })),
+      await codeOf(s.createFork('f', { source: 'src', offset: '0000000000000001_0020000000000001' })),
     ).toBe('FORK_OFFSET_BEYOND_TAIL');
-    expect(await code(s.createFork('f', { source: 'src', contentType: T }))).toBe('CONTENT_TYPE_MISMATCH');
-    expect(await code(s.createFork('f', { source: 'src', offset: ZERO_OFFSET, subOffset: 4 }))).toBe(
+    expect(await codeOf(s.createFork('f', { source: 'src', contentType: T }))).toBe('CONTENT_TYPE_MISMATCH');
+    expect(await codeOf(s.createFork('f', { source: 'src', offset: ZERO_OFFSET, subOffset: 4 }))).toBe(
       'FORK_SUB_OFFSET_OUT_OF_RANGE',
     );
     const f = await s.createFork('f', {
@@ -220,22 +197,22 @@ describe('MemoryStorage', () => {
     expect((await s.createFork('f', { source: 'src', offset: ZERO_OFFSET, subOffset: 2 })).created).toBe(
       false,
     );
-    expect(await code(s.createFork('f', { source: 'other', offset: ZERO_OFFSET }))).toBe('CONFIG_MISMATCH');
-    expect(await code(s.createFork('f', { source: 'src', offset: '-1' }))).toBe('CONFIG_MISMATCH');
+    expect(await codeOf(s.createFork('f', { source: 'other', offset: ZERO_OFFSET }))).toBe('CONFIG_MISMATCH');
+    expect(await codeOf(s.createFork('f', { source: 'src', offset: '-1' }))).toBe('CONFIG_MISMATCH');
   });
 
   it('turns expired referenced streams into tombstones on clean-up', async () => {
-    const clock = new TestClock();
+    const clock = new ManualClock();
     const s = new MemoryStorage({ clock });
-    await s.createStream('src', { contentType: T, expiresAt: clock.t + 300, messages: [enc('m')] });
+    await s.createStream('src', { contentType: T, expiresAt: clock.now() + 300, messages: [enc('m')] });
     await s.createStream('lone', { contentType: T, ttlSeconds: 0 });
-    await s.createFork('f', { source: 'src', expiresAt: clock.t + 10_000 });
-    clock.t += 300;
-    expect(await code(s.head('src'))).toBe('EXPIRED');
+    await s.createFork('f', { source: 'src', expiresAt: clock.now() + 10_000 });
+    clock.advance(300);
+    expect(await codeOf(s.head('src'))).toBe('EXPIRED');
     expect(await s.cleanupExpiredStreams()).toBe(2);
-    expect(await code(s.head('src'))).toBe('GONE');
-    expect(await code(s.head('lone'))).toBe('NOT_FOUND');
-    expect(await code(s.createStream('src', { contentType: T }))).toBe('PATH_BLOCKED');
+    expect(await codeOf(s.head('src'))).toBe('GONE');
+    expect(await codeOf(s.head('lone'))).toBe('NOT_FOUND');
+    expect(await codeOf(s.createStream('src', { contentType: T }))).toBe('PATH_BLOCKED');
     expect(await readAll(s, 'f')).toEqual(['m']);
     expect(await s.cleanupExpiredStreams()).toBe(0);
   });
@@ -255,7 +232,7 @@ describe('MemoryStorage', () => {
     expect((await p('p2', 5, 0)).duplicate).toBe(false);
     expect((await p('p1', 0, 1, true)).closed).toBe(true);
     expect(await p('p1', 0, 1)).toMatchObject({ duplicate: true, closed: true });
-    expect(await code(p('p2', 5, 3))).toBe('STREAM_CLOSED');
+    expect(await codeOf(p('p2', 5, 3))).toBe('STREAM_CLOSED');
     expect(await readAll(s, 'a')).toEqual(['p10', 'p20', 'p11']);
   });
 
@@ -303,15 +280,15 @@ describe('MemoryStorage', () => {
     await s.createStream('a', { contentType: T, ttlSeconds: 60, messages: [enc('x')] });
     const before = await s.head('a');
     for (const name of ['', 'a\uD800']) {
-      expect(await code(s.head(name))).toBe('INVALID_STREAM_NAME');
-      expect(await code(s.exists(name))).toBe('INVALID_STREAM_NAME');
-      expect(await code(s.read(name, '-1'))).toBe('INVALID_STREAM_NAME');
-      expect(await code(s.append(name, { messages: [enc('y')], contentType: T }))).toBe(
+      expect(await codeOf(s.head(name))).toBe('INVALID_STREAM_NAME');
+      expect(await codeOf(s.exists(name))).toBe('INVALID_STREAM_NAME');
+      expect(await codeOf(s.read(name, '-1'))).toBe('INVALID_STREAM_NAME');
+      expect(await codeOf(s.append(name, { messages: [enc('y')], contentType: T }))).toBe(
         'INVALID_STREAM_NAME',
       );
-      expect(await code(s.delete(name))).toBe('INVALID_STREAM_NAME');
-      expect(await code(s.subscribe(name, () => {}))).toBe('INVALID_STREAM_NAME');
-      expect(await code(s.createFork('f', { source: name }))).toBe('INVALID_STREAM_NAME');
+      expect(await codeOf(s.delete(name))).toBe('INVALID_STREAM_NAME');
+      expect(await codeOf(s.subscribe(name, () => {}))).toBe('INVALID_STREAM_NAME');
+      expect(await codeOf(s.createFork('f', { source: name }))).toBe('INVALID_STREAM_NAME');
     }
     await expect(s.read('a', '-1', { maxBytes: Number.NaN })).rejects.toThrow(RangeError);
     await expect(s.read('missing', '-1', { maxBytes: -1 })).rejects.toThrow(RangeError);
@@ -328,7 +305,7 @@ describe('MemoryStorage', () => {
     await s.createStream('a', { contentType: T });
     await s.close();
     await s.close();
-    expect(await code(s.head('a'))).toBe('STORAGE_CLOSED');
+    expect(await codeOf(s.head('a'))).toBe('STORAGE_CLOSED');
   });
 });
 

@@ -1,3 +1,3 @@
-export type { PostgresPoolOptions, PostgresStorageOptions } from './postgres-storage.js';
+export type { PostgresPoolOptions, PostgresStorageOptions } from './options.js';
 export { PostgresStorage } from './postgres-storage.js';
 export { SCHEMA_VERSION } from './schema.js';

@@ -1,4 +1,5 @@
-import { formatOffset, isStorageError, type StorageErrorCode } from '@streamkeep/storage';
+import { formatOffset } from '@streamkeep/storage';
+import { codeOf } from '@streamkeep/storage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresStorage, type PostgresStorageOptions } from '../src/index.js';
 import { dropSchema, freshSchema, pgUrl } from './support.js';
@@ -6,16 +7,6 @@ import { dropSchema, freshSchema, pgUrl } from './support.js';
 const T = 'text/plain';
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (m: Uint8Array) => new TextDecoder().decode(m);
-
-async function code(p: Promise<unknown>): Promise<StorageErrorCode | 'ok'> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (isStorageError(err)) return err.code;
-    throw err;
-  }
-}
 
 const opened: PostgresStorage[] = [];
 const schemas: string[] = [];
@@ -89,7 +80,7 @@ describe('two PostgresStorage instances over one database', () => {
     await onA.atLeast(21);
     expect(closed.closed).toBe(true);
     expect((await a.head('s')).closed).toBe(true);
-    expect(await code(a.append('s', { messages: [enc('x')], contentType: T }))).toBe('STREAM_CLOSED');
+    expect(await codeOf(a.append('s', { messages: [enc('x')], contentType: T }))).toBe('STREAM_CLOSED');
   });
 
   it('a live reader on one instance follows a writer on the other without missing a message', async () => {
@@ -138,13 +129,13 @@ describe('two PostgresStorage instances over one database', () => {
     expect((await send(b, 0, 1, 'b1')).duplicate).toBe(false);
     const retry = await send(a, 0, 1, 'b1-retry');
     expect(retry).toMatchObject({ duplicate: true, epoch: 0, seq: 1 });
-    expect(await code(send(b, 0, 3, 'gap'))).toBe('PRODUCER_SEQ_GAP');
+    expect(await codeOf(send(b, 0, 3, 'gap'))).toBe('PRODUCER_SEQ_GAP');
     expect((await send(b, 1, 0, 'new epoch')).duplicate).toBe(false);
-    expect(await code(send(a, 0, 2, 'zombie'))).toBe('PRODUCER_EPOCH_FENCED');
+    expect(await codeOf(send(a, 0, 2, 'zombie'))).toBe('PRODUCER_EPOCH_FENCED');
     expect((await b.read('p', '-1')).messages.map(dec)).toEqual(['a0', 'b1', 'new epoch']);
 
     await a.append('p', { messages: [enc('s1')], contentType: T, seq: '0001' });
-    expect(await code(b.append('p', { messages: [enc('s1')], contentType: T, seq: '0001' }))).toBe(
+    expect(await codeOf(b.append('p', { messages: [enc('s1')], contentType: T, seq: '0001' }))).toBe(
       'SEQ_CONFLICT',
     );
     await b.append('p', { messages: [enc('s2')], contentType: T, seq: '0002' });
@@ -230,7 +221,7 @@ describe('two PostgresStorage instances over one database', () => {
     await a.createStream('x', { contentType: T });
     await b.createStream('y', { contentType: T });
     const attempts = Array.from({ length: 16 }, (_, i) =>
-      code(
+      codeOf(
         (i % 2 === 0 ? a : b).append(i % 4 < 2 ? 'x' : 'y', {
           messages: [enc('0123456789')],
           contentType: T,
@@ -238,7 +229,7 @@ describe('two PostgresStorage instances over one database', () => {
       ),
     );
     const outcomes = await Promise.all(attempts);
-    expect(outcomes.filter((o) => o === 'ok').length).toBe(10);
+    expect(outcomes.filter((o) => o === undefined).length).toBe(10);
     expect(outcomes.filter((o) => o === 'STORAGE_LIMIT_EXCEEDED').length).toBe(6);
     expect(await a.totalBytes()).toBe(100);
     expect(await b.totalBytes()).toBe(100);
@@ -251,7 +242,7 @@ describe('two PostgresStorage instances over one database', () => {
     const sub = await b.subscribe('d', onB.listener);
     await a.delete('d');
     await onB.atLeast(1);
-    expect(await code(b.head('d'))).toBe('NOT_FOUND');
+    expect(await codeOf(b.head('d'))).toBe('NOT_FOUND');
     // Dropped after the last hint: a new stream of the same name does not wake the old subscription.
     await a.createStream('d', { contentType: T });
     await a.append('d', { messages: [enc('new')], contentType: T });
@@ -284,8 +275,8 @@ describe('two PostgresStorage instances over one database', () => {
     for (let i = 0; i < 10; i++) {
       // fork x←y locks x then y; fork y←x locks y then x: PostgreSQL may abort one as a deadlock victim.
       const outcomes = await Promise.all([
-        code(a.createFork('x', { source: 'y' })),
-        code(b.createFork('y', { source: 'x' })),
+        codeOf(a.createFork('x', { source: 'y' })),
+        codeOf(b.createFork('y', { source: 'x' })),
       ]);
       expect(outcomes).toEqual(['CONFIG_MISMATCH', 'CONFIG_MISMATCH']);
     }
@@ -296,12 +287,12 @@ describe('two PostgresStorage instances over one database', () => {
     await a.createStream('src', { contentType: T, messages: [enc('1'), enc('2')] });
     await b.createFork('fork', { source: 'src', messages: [enc('3')] });
     expect((await a.delete('src')).softDeleted).toBe(true);
-    expect(await code(b.head('src'))).toBe('GONE');
-    expect(await code(b.createStream('src', { contentType: T }))).toBe('PATH_BLOCKED');
+    expect(await codeOf(b.head('src'))).toBe('GONE');
+    expect(await codeOf(b.createStream('src', { contentType: T }))).toBe('PATH_BLOCKED');
     expect((await b.read('fork', '-1')).messages.map(dec)).toEqual(['1', '2', '3']);
     expect((await b.delete('fork')).softDeleted).toBe(false);
     // The tombstoned source went with its last fork.
-    expect(await code(a.head('src'))).toBe('NOT_FOUND');
+    expect(await codeOf(a.head('src'))).toBe('NOT_FOUND');
     expect(await a.totalBytes()).toBe(0);
   });
 });
