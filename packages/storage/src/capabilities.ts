@@ -42,6 +42,9 @@ export interface StorageCapabilities {
   readonly subscriptions?: boolean | undefined;
 }
 
+/** The flags added within revision `v1`: optional, absent meaning `false`. Every other flag is required. */
+export const OPTIONAL_CAPABILITY_NAMES: readonly (keyof StorageCapabilities)[] = ['subscriptions'];
+
 /**
  * The value of one capability flag, with the default of the flags added within a revision applied (absent → `false`).
  * Use it instead of reading `capabilities[name]` directly, which is `undefined` for an absent optional flag.

@@ -1,5 +1,5 @@
 export type { StorageCapabilities } from './capabilities.js';
-export { CAPABILITY_NAMES, hasCapability } from './capabilities.js';
+export { CAPABILITY_NAMES, hasCapability, OPTIONAL_CAPABILITY_NAMES } from './capabilities.js';
 export type { StorageErrorCode, StorageErrorDetails } from './errors.js';
 export { isStorageError, STORAGE_ERROR_CODES, StorageError } from './errors.js';
 export type { Offset, ParsedOffset } from './offsets.js';
