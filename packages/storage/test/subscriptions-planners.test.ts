@@ -236,6 +236,16 @@ describe('wakes, claims, acks, leases', () => {
     expect(refusal(() => apply(r, planRelease('s', { generation: 1 }), 903))?.code).toBe('FENCED');
   });
 
+  it('ackWakeTails acks exactly the tails the wake was raised for, in the same step', () => {
+    const woken = apply(created(), planWake({ wakeId: 'w1', tails }), 0).record!;
+    const acked = apply(woken, planAck('s', { generation: 1, ackWakeTails: true, done: true }), 1).record!;
+    expect(acked.members.find((m) => m.path === 'chat/a')!.ackedOffset).toBe(at(4));
+    expect(acked.members.find((m) => m.path === 'x')!.ackedOffset).toBe(ZERO_OFFSET);
+    expect(outcomeOf(() => planAck('s', { generation: 1, ackWakeTails: 1 as never }))).toBe(
+      'INVALID_SUBSCRIPTION',
+    );
+  });
+
   it('an expired lease fences its holder even before anyone else claims', () => {
     const r = apply(created(), planClaim('s', { worker: 'A', wakeId: 'w1', tails }), 0).record!;
     expect(refusal(() => apply(r, planAck('s', { generation: 1 }), 1000))).toEqual({

@@ -261,6 +261,7 @@ export class SubscriptionModel {
     id: string,
     generation: number,
     acks: readonly SubscriptionTail[],
+    wakeTails: boolean,
     done: boolean,
     now: number,
   ): SubOutcome {
@@ -269,7 +270,9 @@ export class SubscriptionModel {
     const refused = this.fenced(r, generation, now);
     if (refused !== undefined) return refused;
     const best = new Map<string, string>();
-    for (const a of acks) if ((best.get(a.path) ?? '') < a.offset) best.set(a.path, a.offset);
+    for (const a of wakeTails ? [...acks, ...r.wake.tails] : acks) {
+      if ((best.get(a.path) ?? '') < a.offset) best.set(a.path, a.offset);
+    }
     const members = r.members.map((m) => {
       const offset = best.get(m.path);
       return offset !== undefined && offset > m.ackedOffset ? { ...m, ackedOffset: offset } : m;

@@ -72,6 +72,7 @@ export type SubOp =
       readonly id: Id;
       readonly gen: -1 | 0 | 1;
       readonly acks: readonly { readonly path: Path; readonly back: number }[];
+      readonly wakeTails: boolean;
       readonly done: boolean;
     }
   | { readonly kind: 'release'; readonly id: Id; readonly gen: -1 | 0 | 1 }
@@ -110,6 +111,7 @@ export function subOpArb(reopen: boolean): fc.Arbitrary<SubOp> {
         id,
         gen,
         acks: fc.array(fc.record({ path, back: fc.nat(3) }), { maxLength: 3 }),
+        wakeTails: fc.boolean(),
         done: fc.boolean(),
       }),
     ],
@@ -288,10 +290,9 @@ export class SubscriptionRun {
           path: a.path,
           offset: tailAt(Math.max(0, this.tails.get(a.path)! - a.back)),
         }));
-        expected = m.ack(op.id, generation, acks, op.done, now);
-        actual = await attempt(() =>
-          s.mutateSubscription(op.id, planAck(op.id, { generation, acks, done: op.done })),
-        );
+        expected = m.ack(op.id, generation, acks, op.wakeTails, op.done, now);
+        const request = { generation, acks, ackWakeTails: op.wakeTails, done: op.done };
+        actual = await attempt(() => s.mutateSubscription(op.id, planAck(op.id, request)));
         break;
       }
       case 'release': {

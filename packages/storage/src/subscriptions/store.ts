@@ -38,6 +38,7 @@ import type {
  * | after an append | `listSubscriptions({ member })` → `planWake` (then deliver, or append the wake event) |
  * | `POST …/:id/claim` | `planClaim` |
  * | `POST …/:id/ack`, `…/callback` | `planAck` (then `planWake` when `hasPendingWork`) |
+ * | a webhook's synchronous `{done: true}` | `planAck` with `ackWakeTails` |
  * | `POST …/:id/release` | `planRelease` (then `planWake`) |
  * | a webhook given up on | `planSetStatus` |
  *

@@ -40,6 +40,11 @@ export interface AckRequest {
    * holds a wake.
    */
   readonly acks?: readonly SubscriptionTail[] | undefined;
+  /**
+   * `true` also acks the tails the wake was raised for (`wake.tails` of the record, read in the same atomic step):
+   * what a webhook's synchronous `{done: true}` answer means, whichever instance receives it.
+   */
+  readonly ackWakeTails?: boolean | undefined;
   /** `true` ends the wake (releases the lease); otherwise the ack is a heartbeat that extends the lease. */
   readonly done?: boolean | undefined;
 }
@@ -176,8 +181,8 @@ function fenced(record: SubscriptionRecord, generation: number, now: number): St
  * - `request.generation` is not the current generation, or the wake has ended or its lease expired at `now` →
  *   `FENCED` with `details.generation` (the current one): a stale worker can neither move offsets nor end a wake it
  *   no longer holds;
- * - each ack sets its member's acked offset to the greater of the two (inclusive offsets, compared with
- *   `compareOffsets`): never backwards;
+ * - each ack (and with `ackWakeTails` each tail the wake was raised for) sets its member's acked offset to the
+ *   greater of the two (inclusive offsets, compared with `compareOffsets`): never backwards;
  * - without `done` the lease runs again for `leaseTtlMs` from `now`; with `done` the wake ends (no wake id, holder
  *   or lease; the generation stays), and the server raises the next wake at once if work remains
  *   (`hasPendingWork` on the result: the answer's `next_wake`).
@@ -191,13 +196,17 @@ export function planAck(id: string, request: AckRequest): SubscriptionPlan<Subsc
   if (request.done !== undefined && typeof request.done !== 'boolean') {
     throw new StorageError('INVALID_SUBSCRIPTION', 'done must be a boolean');
   }
+  if (request.ackWakeTails !== undefined && typeof request.ackWakeTails !== 'boolean') {
+    throw new StorageError('INVALID_SUBSCRIPTION', 'ackWakeTails must be a boolean');
+  }
   const done = request.done === true;
+  const wakeTails = request.ackWakeTails === true;
   return (current, now) => {
     if (current === undefined) throw subscriptionNotFound(id);
     const refusal = fenced(current, generation, now);
     if (refusal !== undefined) throw refusal;
     let members = current.members;
-    for (const ack of acks) {
+    for (const ack of wakeTails ? [...acks, ...current.wake.tails] : acks) {
       const member = findMember(current, ack.path);
       if (member !== undefined && compareOffsets(ack.offset, member.ackedOffset) > 0) {
         members = withMember(members, { ...member, ackedOffset: ack.offset });
