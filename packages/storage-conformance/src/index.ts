@@ -71,6 +71,7 @@ export type { ModelCheckOptions } from './properties/model.js';
 export { checkModel, describeModel } from './properties/model.js';
 export type { SubOp, SubOutcome } from './subscriptions/index.js';
 export {
+  checkSubscriptionArguments,
   checkSubscriptionDurability,
   checkSubscriptionModel,
   checkSubscriptionRaces,

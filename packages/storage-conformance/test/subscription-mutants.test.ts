@@ -225,6 +225,24 @@ const SUBSCRIPTION_MUTANTS: readonly Mutant[] = [
     })),
   },
   {
+    name: 'closed-still-reads',
+    bug: 'getSubscription answers after close() (its own STORAGE_CLOSED check forgotten)',
+    harness: harnessOf((inner) => ({
+      getSubscription: (id) =>
+        inner.getSubscription(id).catch((err: unknown) => {
+          if (isStorageError(err, 'STORAGE_CLOSED')) return undefined;
+          throw err;
+        }),
+    })),
+  },
+  {
+    name: 'id-not-validated',
+    bug: 'getSubscription looks a malformed id up instead of refusing it (INVALID_SUBSCRIPTION)',
+    harness: harnessOf((inner) => ({
+      getSubscription: (id) => (id === '' ? Promise.resolve(undefined) : inner.getSubscription(id)),
+    })),
+  },
+  {
     name: 'off-but-working',
     bug: 'declares subscriptions off, yet its subscription methods work instead of refusing NOT_SUPPORTED',
     harness: harnessOf(() => ({ capabilities: { subscriptions: false } })),

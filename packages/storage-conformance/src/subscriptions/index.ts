@@ -10,6 +10,7 @@ export {
   WORLD_PATHS,
 } from './ops.js';
 export {
+  checkSubscriptionArguments,
   checkSubscriptionDurability,
   checkSubscriptionModel,
   checkSubscriptionRaces,

@@ -1,5 +1,6 @@
 import {
   hasCapability,
+  isStorageError,
   planAck,
   planClaim,
   planCreateSubscription,
@@ -10,8 +11,8 @@ import {
 } from '@streamkeep/storage';
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { ensure } from '../compare.js';
-import { openSession, probeCapabilities, type StorageHarness } from '../harness.js';
+import { ensure, expectCode } from '../compare.js';
+import { openSession, probeCapabilities, type StorageHarness, withSession } from '../harness.js';
 import { type ConformanceOptions, resolveOptions } from '../options.js';
 import { assertOverSessions, type PropertyCheck } from '../properties/common.js';
 import { attempt, type SubOp, SubscriptionRun, storeOf, subOpsArb, tailAt } from './ops.js';
@@ -121,6 +122,63 @@ export function checkSubscriptionRaces(harness: StorageHarness, options?: Confor
 }
 
 /**
+ * Arguments before state, and `STORAGE_CLOSED` after `close()`: a malformed id or member filter is
+ * `INVALID_SUBSCRIPTION` (whether or not a record exists), a plan that is not a function or options of the wrong
+ * type a `TypeError`, a bad `limit` a `RangeError`; a refused call changes nothing; after `close()` every
+ * subscription method rejects `STORAGE_CLOSED`.
+ */
+export async function checkSubscriptionArguments(harness: StorageHarness): Promise<void> {
+  await withSession(harness, {}, async (session) => {
+    ensureImplemented(session.storage);
+    const s = storeOf(session);
+    await s.mutateSubscription('r', planCreateSubscription('r', PULL, []));
+    const before = await s.getSubscription('r');
+    for (const id of ['', '\ud800', 'x'.repeat(1025)]) {
+      for (const [label, call] of [
+        ['getSubscription', () => s.getSubscription(id)],
+        ['deleteSubscription', () => s.deleteSubscription(id)],
+        ['mutateSubscription', () => s.mutateSubscription(id, () => ({ result: 0 }))],
+      ] as const) {
+        await expectCode(`${label}(${JSON.stringify(id.slice(0, 8))})`, 'INVALID_SUBSCRIPTION', call);
+      }
+    }
+    await expectCode('listSubscriptions({ member: "" })', 'INVALID_SUBSCRIPTION', () =>
+      s.listSubscriptions({ member: '' }),
+    );
+    const thrown = async (label: string, kind: typeof TypeError, call: () => Promise<unknown>) => {
+      const error = await call().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      ensure(
+        error instanceof kind && !isStorageError(error),
+        () => `${label}: expected a plain ${kind.name}, got ${String(error)}`,
+      );
+    };
+    await thrown('mutateSubscription with a plan that is not a function', TypeError, () =>
+      s.mutateSubscription('r', 'plan' as never),
+    );
+    await thrown('listSubscriptions(null)', TypeError, () => s.listSubscriptions(null as never));
+    await thrown('listSubscriptions({ limit: -1 })', RangeError, () => s.listSubscriptions({ limit: -1 }));
+    await thrown('listSubscriptions({ limit: 1.5 })', RangeError, () => s.listSubscriptions({ limit: 1.5 }));
+    const after = await s.getSubscription('r');
+    ensure(
+      JSON.stringify(after) === JSON.stringify(before),
+      'a refused subscription call changed the stored record',
+    );
+    await s.close();
+    for (const [label, call] of [
+      ['getSubscription', () => s.getSubscription('r')],
+      ['mutateSubscription', () => s.mutateSubscription('r', () => ({ result: 0 }))],
+      ['deleteSubscription', () => s.deleteSubscription('r')],
+      ['listSubscriptions', () => s.listSubscriptions()],
+    ] as const) {
+      await expectCode(`${label} after close()`, 'STORAGE_CLOSED', call);
+    }
+  });
+}
+
+/**
  * With the capability off, the backend is not a subscription store: `supportsSubscriptions` is false, and any
  * subscription method it has anyway rejects `NOT_SUPPORTED` (and so changes nothing).
  */
@@ -160,6 +218,11 @@ export const SUBSCRIPTIONS: readonly PropertyCheck[] = [
       'interleaved claims: exactly one wins; interleaved wakes fire once; concurrent acks never move back',
     skip: (caps) => (hasCapability(caps, 'subscriptions') ? undefined : 'no subscriptions'),
     run: checkSubscriptionRaces,
+  },
+  {
+    title: 'arguments are checked before state; every method rejects STORAGE_CLOSED after close()',
+    skip: (caps) => (hasCapability(caps, 'subscriptions') ? undefined : 'no subscriptions'),
+    run: checkSubscriptionArguments,
   },
   {
     title: 'every subscription record survives reopen()',
