@@ -52,7 +52,7 @@ export async function checkStorageConformance(
     model: () => checkModel(harness, options),
     concurrency: () => checkConcurrency(harness, options),
     durability: () => checkDurability(harness, options),
-    capabilities: () => checkCapabilities(harness, options),
+    capabilities: () => checkCapabilities(harness),
     laws: () => checkLaws(harness, options),
   };
   for (const area of AREAS) {

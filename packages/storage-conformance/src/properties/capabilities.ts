@@ -1,6 +1,5 @@
 import {
   CAPABILITY_NAMES,
-  hasCapability,
   OPTIONAL_CAPABILITY_NAMES,
   type Storage,
   type StorageCapabilities,
@@ -9,7 +8,7 @@ import { describe, it } from 'vitest';
 import { ensure, expectCode } from '../compare.js';
 import { probeCapabilities, type StorageHarness, withSession } from '../harness.js';
 import { type ConformanceOptions, resolveOptions } from '../options.js';
-import { checkSubscriptions, checkSubscriptionsRefused } from '../subscriptions/properties.js';
+import { checkSubscriptionsRefused } from '../subscriptions/properties.js';
 
 const CT = 'text/plain';
 
@@ -110,7 +109,7 @@ export async function checkClosedStorage(harness: StorageHarness): Promise<void>
 /** Runs the capability checks that apply to this backend. */
 export async function checkCapabilities(
   harness: StorageHarness,
-  options?: ConformanceOptions,
+  _options?: ConformanceOptions,
 ): Promise<void> {
   await checkCapabilityDeclaration(harness);
   const caps = await probeCapabilities(harness);
@@ -118,7 +117,6 @@ export async function checkCapabilities(
     if (!caps[key]) await checkUnsupported(harness, key);
   }
   await checkClosedStorage(harness);
-  if (hasCapability(caps, 'subscriptions')) await checkSubscriptions(harness, options);
 }
 
 /**

@@ -205,11 +205,19 @@ export function planAck(id: string, request: AckRequest): SubscriptionPlan<Subsc
     if (current === undefined) throw subscriptionNotFound(id);
     const refusal = fenced(current, generation, now);
     if (refusal !== undefined) throw refusal;
+    // One offset per stream, the greatest: an explicit ack and a wake tail may name the same stream.
+    const best = new Map(acks.map((a) => [a.path, a.offset]));
+    if (wakeTails) {
+      for (const t of current.wake.tails) {
+        const seen = best.get(t.path);
+        if (seen === undefined || compareOffsets(t.offset, seen) > 0) best.set(t.path, t.offset);
+      }
+    }
     let members = current.members;
-    for (const ack of wakeTails ? [...acks, ...current.wake.tails] : acks) {
-      const member = findMember(current, ack.path);
-      if (member !== undefined && compareOffsets(ack.offset, member.ackedOffset) > 0) {
-        members = withMember(members, { ...member, ackedOffset: ack.offset });
+    for (const [path, offset] of best) {
+      const member = findMember(current, path);
+      if (member !== undefined && compareOffsets(offset, member.ackedOffset) > 0) {
+        members = withMember(members, { ...member, ackedOffset: offset });
       }
     }
     const wake = done
