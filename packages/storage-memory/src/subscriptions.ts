@@ -61,7 +61,7 @@ export class MemorySubscriptions implements SubscriptionStore {
       query.member === undefined
         ? this.#records.values()
         : [...(this.#byMember.get(query.member) ?? [])].map((id) => this.#records.get(id)!);
-    return subscriptionListingPage(candidates, query);
+    return subscriptionListingPage(candidates, query, this.clock.now());
   }
 
   #store(current: SubscriptionRecord | undefined, next: SubscriptionRecord): void {

@@ -273,17 +273,25 @@ describe('store helpers', () => {
   it('listing pages by id and filters by member and pattern', () => {
     const a = created();
     const b = { ...created(), id: 'b', config: { ...a.config, pattern: null } };
-    const c = { ...created(), id: 'c', members: [] };
+    const c = {
+      ...created(),
+      id: 'c',
+      members: [],
+      wake: { generation: 1, wakeId: 'w', holder: null, leaseExpiresAt: 100, tails: [] },
+    };
     const all = [c, b, a];
-    const q = (o: Parameters<typeof validateListSubscriptions>[1]) =>
+    const q = (o: Parameters<typeof validateListSubscriptions>[1], now = 0) =>
       subscriptionListingPage(
         all,
         validateListSubscriptions({ ...ALL_CAPABILITIES, subscriptions: true }, o),
+        now,
       ).map((r) => r.id);
     expect(q(undefined)).toEqual(['b', 'c', 's']);
     expect(q({ after: 'b', limit: 1 })).toEqual(['c']);
     expect(q({ member: 'x' })).toEqual(['b', 's']);
     expect(q({ withPattern: true, member: 'x' })).toEqual(['s']);
+    expect(q({ withExpiredLease: true }, 99)).toEqual([]);
+    expect(q({ withExpiredLease: true }, 100)).toEqual(['c']);
     expect(outcomeOf(() => q({ limit: -1 }))).toBe('RangeError');
     expect(outcomeOf(() => q({ member: '' }))).toBe('INVALID_SUBSCRIPTION');
     expect(outcomeOf(() => validateListSubscriptions(ALL_CAPABILITIES, undefined))).toBe('NOT_SUPPORTED');

@@ -295,10 +295,14 @@ export class SubscriptionModel {
     return ok(this.records.get(id));
   }
 
-  list(options: { after?: string; limit?: number; member?: string; withPattern?: boolean }): SubOutcome {
+  list(
+    options: { after?: string; limit?: number; member?: string; withPattern?: boolean; withExpiredLease?: boolean },
+    now: number,
+  ): SubOutcome {
     const page = [...this.records.values()]
       .filter((r) => options.after === undefined || byBytes(r.id, options.after) > 0)
       .filter((r) => !options.withPattern || r.config.pattern !== null)
+      .filter((r) => !options.withExpiredLease || (r.wake.wakeId !== null && !this.live(r, now)))
       .filter((r) => options.member === undefined || r.members.some((m) => m.path === options.member))
       .sort((a, b) => byBytes(a.id, b.id));
     return ok(options.limit === undefined ? page : page.slice(0, options.limit));

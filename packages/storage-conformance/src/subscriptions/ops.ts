@@ -82,6 +82,7 @@ export type SubOp =
       readonly kind: 'list';
       readonly member: Path | undefined;
       readonly withPattern: boolean;
+      readonly withExpiredLease: boolean;
       readonly after: Id | undefined;
       readonly limit: number | undefined;
     }
@@ -134,6 +135,7 @@ export function subOpArb(reopen: boolean): fc.Arbitrary<SubOp> {
         kind: fc.constant('list'),
         member: fc.option(path, { nil: undefined }),
         withPattern: fc.boolean(),
+        withExpiredLease: fc.boolean(),
         after: fc.option(id, { nil: undefined }),
         limit: fc.option(fc.nat(3), { nil: undefined }),
       }),
@@ -309,8 +311,14 @@ export class SubscriptionRun {
         this.session.clock.advance(op.ms);
         return;
       case 'list': {
-        const options = { member: op.member, withPattern: op.withPattern, after: op.after, limit: op.limit };
-        expected = m.list(options);
+        const options = {
+          member: op.member,
+          withPattern: op.withPattern,
+          withExpiredLease: op.withExpiredLease,
+          after: op.after,
+          limit: op.limit,
+        };
+        expected = m.list(options, now);
         actual = await attempt(() => s.listSubscriptions(options));
         break;
       }
@@ -329,13 +337,13 @@ export class SubscriptionRun {
     const s = storeOf(this.session);
     assertSameSubOutcome(
       `${label}: listSubscriptions()`,
-      this.model.list({}),
+      this.model.list({}, this.session.clock.now()),
       await attempt(() => s.listSubscriptions()),
     );
     for (const member of WORLD_PATHS) {
       assertSameSubOutcome(
         `${label}: listSubscriptions({ member: ${JSON.stringify(member)} })`,
-        this.model.list({ member }),
+        this.model.list({ member }, this.session.clock.now()),
         await attempt(() => s.listSubscriptions({ member })),
       );
     }

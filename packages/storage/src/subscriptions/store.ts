@@ -3,7 +3,7 @@ import { StorageError } from '../errors.js';
 import { compareUtf8, typeName } from '../rules/names.js';
 import type { Storage } from '../storage.js';
 import { validateStreamPath, validateSubscriptionId } from './config.js';
-import { findMember } from './record.js';
+import { findMember, isWakeLive } from './record.js';
 import type {
   ListSubscriptionsOptions,
   SubscriptionDecision,
@@ -40,6 +40,7 @@ import type {
  * | `POST …/:id/ack`, `…/callback` | `planAck` (then `planWake` when `hasPendingWork`) |
  * | a webhook's synchronous `{done: true}` | `planAck` with `ackWakeTails` |
  * | `POST …/:id/release` | `planRelease` (then `planWake`) |
+ * | a lease sweep (any instance, periodically) | `listSubscriptions({ withExpiredLease: true })` → `planWake` |
  * | a webhook given up on | `planSetStatus` |
  *
  * **Check order** of every method, as for {@link Storage}: `STORAGE_CLOSED`; `NOT_SUPPORTED` when the capability is
@@ -94,7 +95,8 @@ export interface SubscriptionStore {
 
   /**
    * Lists records sorted by id in UTF-8 byte order: those after `after`, with `member` among their members, with a
-   * pattern when `withPattern`, at most `limit` of them. To page, pass the last id of a page as the next `after`.
+   * pattern when `withPattern`, with a wake whose lease has ended (at the storage clock's now) when
+   * `withExpiredLease`, at most `limit` of them. To page, pass the last id of a page as the next `after`.
    *
    * @throws StorageError `INVALID_SUBSCRIPTION` (malformed `member`); `NOT_SUPPORTED` without the capability.
    *   `TypeError` / `RangeError` for options of the wrong type or a bad `limit`.
@@ -147,6 +149,7 @@ export interface SubscriptionQuery {
   readonly limit: number | undefined;
   readonly member: string | undefined;
   readonly withPattern: boolean;
+  readonly withExpiredLease: boolean;
 }
 
 /**
@@ -158,18 +161,28 @@ export function validateListSubscriptions(
   options: ListSubscriptionsOptions | undefined,
 ): SubscriptionQuery {
   gate(capabilities);
-  if (options === undefined)
-    return { after: undefined, limit: undefined, member: undefined, withPattern: false };
+  if (options === undefined) {
+    return {
+      after: undefined,
+      limit: undefined,
+      member: undefined,
+      withPattern: false,
+      withExpiredLease: false,
+    };
+  }
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(`options must be an object, got ${typeName(options)}`);
   }
-  const { after, limit, member, withPattern } = options;
+  const { after, limit, member, withPattern, withExpiredLease } = options;
   if (after !== undefined && typeof after !== 'string') throw new TypeError('options.after must be a string');
   if (limit !== undefined && typeof limit !== 'number') throw new TypeError('options.limit must be a number');
   if (member !== undefined && typeof member !== 'string')
     throw new TypeError('options.member must be a string');
   if (withPattern !== undefined && typeof withPattern !== 'boolean') {
     throw new TypeError('options.withPattern must be a boolean');
+  }
+  if (withExpiredLease !== undefined && typeof withExpiredLease !== 'boolean') {
+    throw new TypeError('options.withExpiredLease must be a boolean');
   }
   if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
     throw new RangeError(`options.limit must be a non-negative safe integer, got ${limit}`);
@@ -179,23 +192,30 @@ export function validateListSubscriptions(
     limit,
     member: member === undefined ? undefined : validateStreamPath('options.member', member),
     withPattern: withPattern === true,
+    withExpiredLease: withExpiredLease === true,
   };
 }
 
-/** True when `record` belongs to a listing by `query` (apart from the page limit). */
-export function subscriptionListingIncludes(record: SubscriptionRecord, query: SubscriptionQuery): boolean {
+/** True when `record` belongs to a listing by `query` at `now` (storage clock), apart from the page limit. */
+export function subscriptionListingIncludes(
+  record: SubscriptionRecord,
+  query: SubscriptionQuery,
+  now: number,
+): boolean {
   if (query.after !== undefined && compareUtf8(record.id, query.after) <= 0) return false;
   if (query.withPattern && record.config.pattern === null) return false;
+  if (query.withExpiredLease && (record.wake.wakeId === null || isWakeLive(record, now))) return false;
   return query.member === undefined || findMember(record, query.member) !== undefined;
 }
 
-/** The page `listSubscriptions` returns from `records`: the included ones, sorted by id, at most `limit`. */
+/** The page `listSubscriptions` returns from `records` at `now`: the included ones, sorted by id, at most `limit`. */
 export function subscriptionListingPage(
   records: Iterable<SubscriptionRecord>,
   query: SubscriptionQuery,
+  now: number,
 ): SubscriptionRecord[] {
   const page: SubscriptionRecord[] = [];
-  for (const record of records) if (subscriptionListingIncludes(record, query)) page.push(record);
+  for (const record of records) if (subscriptionListingIncludes(record, query, now)) page.push(record);
   page.sort((a, b) => compareUtf8(a.id, b.id));
   if (query.limit !== undefined && page.length > query.limit) page.length = query.limit;
   return page;

@@ -168,6 +168,11 @@ export interface ListSubscriptionsOptions {
   readonly member?: string | undefined;
   /** `true`: only subscriptions with a pattern (the ones a newly created stream may join). */
   readonly withPattern?: boolean | undefined;
+  /**
+   * `true`: only subscriptions with an outstanding wake whose lease has ended at the storage clock's now — the ones a
+   * server's sweep re-wakes with `planWake` (which, being atomic, lets exactly one instance do it).
+   */
+  readonly withExpiredLease?: boolean | undefined;
 }
 
 /** The outcome of `planCreateSubscription`. */
