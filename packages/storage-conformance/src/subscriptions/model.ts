@@ -1,4 +1,5 @@
 import type {
+  ListSubscriptionsOptions,
   SubscriptionConfig,
   SubscriptionInput,
   SubscriptionMember,
@@ -295,10 +296,7 @@ export class SubscriptionModel {
     return ok(this.records.get(id));
   }
 
-  list(
-    options: { after?: string; limit?: number; member?: string; withPattern?: boolean; withExpiredLease?: boolean },
-    now: number,
-  ): SubOutcome {
+  list(options: ListSubscriptionsOptions, now: number): SubOutcome {
     const page = [...this.records.values()]
       .filter((r) => options.after === undefined || byBytes(r.id, options.after) > 0)
       .filter((r) => !options.withPattern || r.config.pattern !== null)
