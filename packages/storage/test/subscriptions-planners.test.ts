@@ -174,6 +174,20 @@ describe('wakes, claims, acks, leases', () => {
       woken: false,
       reason: 'live',
     });
+    // the lease ended and nothing is pending any more: a wake ends the stale one instead of raising another
+    const idleAgain = apply(
+      woken.record,
+      planWake({ wakeId: 'w3', tails: [{ path: 'chat/a', offset: at(2) }] }),
+      2000,
+    );
+    expect(idleAgain.result).toMatchObject({ woken: false, reason: 'idle' });
+    expect(idleAgain.record!.wake).toEqual({
+      generation: 1,
+      wakeId: null,
+      holder: null,
+      leaseExpiresAt: null,
+      tails: [],
+    });
     // the lease ended unanswered: the next wake replaces it
     expect(apply(woken.record, planWake({ wakeId: 'w2', tails }), 1010).record!.wake.generation).toBe(2);
   });

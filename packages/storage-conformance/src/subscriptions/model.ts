@@ -212,7 +212,10 @@ export class SubscriptionModel {
     if (r === undefined) return ok({ woken: false, reason: 'gone', record: undefined });
     if (this.live(r, now)) return ok({ woken: false, reason: 'live', record: r });
     const pending = this.pending(r, tails);
-    if (pending.length === 0) return ok({ woken: false, reason: 'idle', record: r });
+    if (pending.length === 0) {
+      const record = r.wake.wakeId === null ? r : this.bump(r, { wake: IDLE(r.wake.generation) });
+      return ok({ woken: false, reason: 'idle', record });
+    }
     const wake = {
       generation: r.wake.generation + 1,
       wakeId,

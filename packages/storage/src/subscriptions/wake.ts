@@ -86,7 +86,9 @@ function raise(
  * - no record → `{ woken: false, reason: 'gone' }`;
  * - a live wake (its lease not yet ended at `now`) → `reason: 'live'`: the wake in progress will see the new work
  *   (coalescing: the receiver or worker learns of it through `next_wake` or the next claim);
- * - no member's tail beyond its acked offset → `reason: 'idle'`;
+ * - no member's tail beyond its acked offset → `reason: 'idle'`; an expired wake still outstanding is ended then
+ *   (no wake id, holder or lease; the generation stays), so `listSubscriptions({ withExpiredLease })` stops listing
+ *   it;
  * - otherwise a new wake: `generation + 1`, `wakeId`, no holder, lease until `now + leaseTtlMs`, and the pending
  *   tails recorded. A wake whose lease expired unanswered is simply replaced (its generation is then fenced).
  *
@@ -103,7 +105,12 @@ export function planWake(request: WakeRequest): SubscriptionPlan<WakeOutcome> {
     if (current === undefined) return { result: { woken: false, reason: 'gone', record: undefined } };
     if (isWakeLive(current, now)) return { result: { woken: false, reason: 'live', record: current } };
     const pending = pendingTails(current, tails);
-    if (pending.length === 0) return { result: { woken: false, reason: 'idle', record: current } };
+    if (pending.length === 0) {
+      if (current.wake.wakeId === null) return { result: { woken: false, reason: 'idle', record: current } };
+      // An expired wake with nothing left to do is ended, so that lease sweeps stop finding it.
+      const ended = revise(current, { wake: { ...IDLE_WAKE, generation: current.wake.generation } });
+      return { write: ended, result: { woken: false, reason: 'idle', record: ended } };
+    }
     const next = raise(current, now, wakeId, null, pending);
     return { write: next, result: { woken: true, record: next } };
   };
