@@ -5,10 +5,11 @@ import { checkConcurrency, describeConcurrency } from './properties/concurrency.
 import { checkDurability, describeDurability } from './properties/durability.js';
 import { checkLaws, describeLaws } from './properties/laws.js';
 import { checkModel, describeModel } from './properties/model.js';
+import { describeSubscriptions } from './subscriptions/properties.js';
 
 /**
- * Registers the whole conformance kit for one backend: capabilities, the model-based property, the laws, concurrency
- * and durability. Groups that do not apply (a capability off, no `reopen`) are reported as skipped.
+ * Registers the whole conformance kit for one backend: capabilities, the model-based property, the laws, concurrency,
+ * durability and subscriptions. Groups that do not apply (a capability off, no `reopen`) are reported as skipped.
  */
 export function describeStorageConformance(
   name: string,
@@ -20,6 +21,7 @@ export function describeStorageConformance(
   describeLaws(name, harness, options);
   describeConcurrency(name, harness, options);
   describeDurability(name, harness, options);
+  describeSubscriptions(name, harness, options);
 }
 
 /** The areas of {@link checkStorageConformance}, in the order it runs them (quick, broad checks first). */

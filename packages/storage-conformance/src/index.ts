@@ -69,6 +69,24 @@ export {
 } from './properties/laws.js';
 export type { ModelCheckOptions } from './properties/model.js';
 export { checkModel, describeModel } from './properties/model.js';
+export type { SubOp, SubOutcome } from './subscriptions/index.js';
+export {
+  checkSubscriptionArguments,
+  checkSubscriptionDurability,
+  checkSubscriptionModel,
+  checkSubscriptionRaces,
+  checkSubscriptions,
+  checkSubscriptionsRefused,
+  describeSubscriptions,
+  SUBSCRIPTION_IDS,
+  SUBSCRIPTION_INPUTS,
+  SUBSCRIPTIONS,
+  SubscriptionModel,
+  SubscriptionRun,
+  subOpArb,
+  subOpsArb,
+  WORLD_PATHS,
+} from './subscriptions/index.js';
 export type {
   ContentTypeChoice,
   CreateMode,

@@ -27,6 +27,7 @@ import {
   isVisible,
   type LifecycleView,
   type ListStreamsOptions,
+  type ListSubscriptionsOptions,
   listingPage,
   notFound,
   type Offset,
@@ -55,6 +56,9 @@ import {
   type StreamListener,
   type StreamMetadata,
   type Subscription,
+  type SubscriptionPlan,
+  type SubscriptionRecord,
+  type SubscriptionStore,
   systemClock,
   tailReadResult,
   validateAppend,
@@ -67,6 +71,7 @@ import {
   validateRead,
   validateSubscribe,
 } from '@streamkeep/storage';
+import { MemorySubscriptions } from './subscriptions.js';
 
 /** Options of {@link MemoryStorage}. */
 export interface MemoryStorageOptions {
@@ -108,6 +113,7 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({
   listStreams: true,
   byteLimits: true,
   multiInstance: false,
+  subscriptions: true,
 });
 
 /**
@@ -117,7 +123,7 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({
  * Every method does its work synchronously between two turns of the event loop, so each call is atomic with
  * respect to every other call and commits are serialised in call order without locks.
  */
-export class MemoryStorage implements Storage {
+export class MemoryStorage implements Storage, SubscriptionStore {
   readonly specificationVersion = 'v1' as const;
   readonly capabilities: StorageCapabilities = CAPABILITIES;
 
@@ -127,11 +133,13 @@ export class MemoryStorage implements Storage {
   readonly #onCommit: CommitObserver | undefined;
   #totalBytes = 0;
   #closed = false;
+  readonly #subscriptions: MemorySubscriptions;
 
   constructor(options: MemoryStorageOptions = {}) {
     this.#limits = resolveByteLimits(options);
     this.#clock = options.clock ?? systemClock;
     this.#onCommit = options.onCommit;
+    this.#subscriptions = new MemorySubscriptions(CAPABILITIES, this.#clock, () => this.#assertOpen());
   }
 
   /** Payload bytes currently stored across all streams, tombstones included. */
@@ -275,6 +283,19 @@ export class MemoryStorage implements Storage {
       count++;
     }
     return count;
+  }
+
+  getSubscription(id: string): Promise<SubscriptionRecord | undefined> {
+    return this.#subscriptions.getSubscription(id);
+  }
+  mutateSubscription<R>(id: string, plan: SubscriptionPlan<R>): Promise<R> {
+    return this.#subscriptions.mutateSubscription(id, plan);
+  }
+  deleteSubscription(id: string): Promise<boolean> {
+    return this.#subscriptions.deleteSubscription(id);
+  }
+  listSubscriptions(options?: ListSubscriptionsOptions): Promise<SubscriptionRecord[]> {
+    return this.#subscriptions.listSubscriptions(options);
   }
 
   async close(): Promise<void> {

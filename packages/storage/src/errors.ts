@@ -60,6 +60,30 @@ export const STORAGE_ERROR_CODES = [
   /** One message is larger than the backend's record format allows. */
   'MESSAGE_TOO_LARGE',
 
+  // --- subscriptions (capability `subscriptions`; see `SubscriptionStore`) ---------------------------------------
+  /** No subscription has this id (never created, or deleted). */
+  'SUBSCRIPTION_NOT_FOUND',
+  /** A create named an existing subscription whose normalised configuration differs from the request's. */
+  'SUBSCRIPTION_CONFLICT',
+  /**
+   * A subscription request is invalid: a malformed id, type, pattern, stream list, lease TTL, webhook URL or wake
+   * stream, a field of the other type, or an operation the subscription's type does not offer (claiming a webhook
+   * subscription). Always a client mistake.
+   */
+  'INVALID_SUBSCRIPTION',
+  /**
+   * A claim met a live lease held by someone else. Carries `currentHolder` (the worker holding it) and `generation`
+   * (the wake it holds) in {@link StorageError.details}.
+   */
+  'ALREADY_CLAIMED',
+  /**
+   * An ack or release named a wake that is no longer the live one: a stale generation, a lease that expired, or a
+   * wake already finished. Carries the subscription's current `generation`.
+   */
+  'FENCED',
+  /** A claim found nothing to do: no wake outstanding and every member acked up to its tail. */
+  'NO_PENDING_WORK',
+
   // --- limits ---------------------------------------------------------------------------------------------------
   /** The commit would exceed the storage-wide byte limit (checked before the per-stream limit). */
   'STORAGE_LIMIT_EXCEEDED',
@@ -92,6 +116,8 @@ export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];
  * - `PRODUCER_EPOCH_FENCED`: `currentEpoch`, `receivedEpoch`.
  * - `SEQ_CONFLICT`: `lastSeq`, `receivedSeq` (strings).
  * - `CONTENT_TYPE_MISMATCH`: `expected`, `actual`.
+ * - `ALREADY_CLAIMED`: `currentHolder` (the worker holding the live lease), `generation` (of the held wake).
+ * - `FENCED`: `generation` (the subscription's current generation, so a stale worker knows how far behind it is).
  */
 export interface StorageErrorDetails {
   readonly nextOffset?: string;
@@ -102,6 +128,8 @@ export interface StorageErrorDetails {
   readonly lastSeq?: string;
   readonly expected?: string;
   readonly actual?: string;
+  readonly currentHolder?: string;
+  readonly generation?: number;
 }
 
 const BRAND: unique symbol = Symbol.for('streamkeep.storage.error') as never;

@@ -1,5 +1,5 @@
 export type { StorageCapabilities } from './capabilities.js';
-export { CAPABILITY_NAMES } from './capabilities.js';
+export { CAPABILITY_NAMES, hasCapability, OPTIONAL_CAPABILITY_NAMES } from './capabilities.js';
 export type { StorageErrorCode, StorageErrorDetails } from './errors.js';
 export { isStorageError, STORAGE_ERROR_CODES, StorageError } from './errors.js';
 export type { Offset, ParsedOffset } from './offsets.js';
@@ -73,6 +73,67 @@ export {
 export type { ReadSegment } from './rules/read.js';
 export { fitsBudget, readSegments, readStart, tailReadResult, takeWithinBudget } from './rules/read.js';
 export type { Storage } from './storage.js';
+export { parseSubscriptionRecord } from './subscriptions/codec.js';
+export {
+  DEFAULT_LEASE_TTL_MS,
+  MAX_LEASE_TTL_MS,
+  MAX_SUBSCRIPTION_TEXT,
+  MIN_LEASE_TTL_MS,
+  normaliseStreams,
+  subscriptionConfigsEqual,
+  validateStreamPath,
+  validateSubscriptionId,
+  validateSubscriptionInput,
+  validateSubscriptionText,
+} from './subscriptions/config.js';
+export { matchesPattern, validatePattern } from './subscriptions/glob.js';
+export {
+  planAddStreams,
+  planCreateSubscription,
+  planLinkStream,
+  planRemoveStream,
+  planSetStatus,
+  planUnlinkStream,
+  subscriptionNotFound,
+} from './subscriptions/membership.js';
+export {
+  checkConcreteOffset,
+  findMember,
+  hasPendingWork,
+  IDLE_WAKE,
+  isWakeLive,
+  memberLinkType,
+  pendingTails,
+  validateTails,
+} from './subscriptions/record.js';
+export type { SubscriptionQuery, SubscriptionStore } from './subscriptions/store.js';
+export {
+  checkSubscriptionWrite,
+  subscriptionListingIncludes,
+  subscriptionListingPage,
+  supportsSubscriptions,
+  validateListSubscriptions,
+  validateMutateSubscription,
+  validateSubscriptionCall,
+} from './subscriptions/store.js';
+export type {
+  ListSubscriptionsOptions,
+  SubscriptionConfig,
+  SubscriptionCreated,
+  SubscriptionDecision,
+  SubscriptionInput,
+  SubscriptionLinkType,
+  SubscriptionMember,
+  SubscriptionPlan,
+  SubscriptionRecord,
+  SubscriptionStatus,
+  SubscriptionTail,
+  SubscriptionType,
+  SubscriptionWakeState,
+  WakeOutcome,
+} from './subscriptions/types.js';
+export type { AckRequest, ClaimRequest, WakeRequest } from './subscriptions/wake.js';
+export { planAck, planClaim, planRelease, planWake } from './subscriptions/wake.js';
 export type {
   AppendRequest,
   AppendResult,

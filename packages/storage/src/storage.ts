@@ -73,6 +73,10 @@ import type {
  * `INTERNAL`, and a commit with `MESSAGE_TOO_LARGE` for a message larger than the backend's record format holds;
  * those are not repeated below. `@streamkeep/storage` exports one `validate…` function per method that performs steps
  * 3 and 4 exactly as written here; backends call them instead of restating the rules.
+ *
+ * **Subscriptions** (protocol §6–7) are a separate interface, `SubscriptionStore` (`subscriptions/store.ts`): a
+ * backend that declares the `subscriptions` capability implements it too (`supportsSubscriptions` narrows a
+ * `Storage` to both). Its records are independent of streams: nothing on this interface reads or changes them.
  */
 export interface Storage {
   /** The contract revision this backend implements. Raised on breaking changes to this interface. */

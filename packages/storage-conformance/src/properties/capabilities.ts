@@ -1,8 +1,14 @@
-import { CAPABILITY_NAMES, type Storage, type StorageCapabilities } from '@streamkeep/storage';
+import {
+  CAPABILITY_NAMES,
+  OPTIONAL_CAPABILITY_NAMES,
+  type Storage,
+  type StorageCapabilities,
+} from '@streamkeep/storage';
 import { describe, it } from 'vitest';
 import { ensure, expectCode } from '../compare.js';
 import { probeCapabilities, type StorageHarness, withSession } from '../harness.js';
 import { type ConformanceOptions, resolveOptions } from '../options.js';
+import { checkSubscriptionsRefused } from '../subscriptions/properties.js';
 
 const CT = 'text/plain';
 
@@ -14,7 +20,9 @@ export async function checkCapabilityDeclaration(harness: StorageHarness): Promi
       `specificationVersion is ${String(storage.specificationVersion)}`,
     );
     for (const key of CAPABILITY_NAMES) {
-      ensure(typeof storage.capabilities[key] === 'boolean', `capabilities.${key} must be a boolean`);
+      const value = storage.capabilities[key];
+      const absentOptional = value === undefined && OPTIONAL_CAPABILITY_NAMES.includes(key);
+      ensure(typeof value === 'boolean' || absentOptional, `capabilities.${key} must be a boolean`);
     }
   });
 }
@@ -52,6 +60,7 @@ const UNSUPPORTED: Partial<Record<keyof StorageCapabilities, (s: Storage) => Pro
   listStreams: async (s) => {
     await expectCode('listStreams without listStreams', 'NOT_SUPPORTED', () => s.listStreams());
   },
+  subscriptions: checkSubscriptionsRefused,
 };
 
 /** Checks `NOT_SUPPORTED` for one capability the backend declares off. */
