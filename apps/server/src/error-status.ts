@@ -43,6 +43,13 @@ export const STORAGE_ERROR_STATUS: { readonly [C in StorageErrorCode]: number } 
   INTERNAL: 500,
   STORAGE_CLOSED: 503,
   NOT_SUPPORTED: 501,
+  // Subscriptions (PROTOCOL §6–7, under `__ds`).
+  SUBSCRIPTION_NOT_FOUND: 404,
+  SUBSCRIPTION_CONFLICT: 409,
+  INVALID_SUBSCRIPTION: 400,
+  ALREADY_CLAIMED: 409,
+  FENCED: 409,
+  NO_PENDING_WORK: 409,
 };
 
 /** Error codes raised by the HTTP layer itself (request parsing, limits, lifecycle), with their statuses. */
