@@ -5,7 +5,7 @@ import { checkConcurrency, describeConcurrency } from './properties/concurrency.
 import { checkDurability, describeDurability } from './properties/durability.js';
 import { checkLaws, describeLaws } from './properties/laws.js';
 import { checkModel, describeModel } from './properties/model.js';
-import { describeSubscriptions } from './subscriptions/properties.js';
+import { checkSubscriptions, describeSubscriptions } from './subscriptions/properties.js';
 
 /**
  * Registers the whole conformance kit for one backend: capabilities, the model-based property, the laws, concurrency,
@@ -25,7 +25,7 @@ export function describeStorageConformance(
 }
 
 /** The areas of {@link checkStorageConformance}, in the order it runs them (quick, broad checks first). */
-export const AREAS = ['model', 'concurrency', 'durability', 'capabilities', 'laws'] as const;
+export const AREAS = ['model', 'concurrency', 'durability', 'capabilities', 'laws', 'subscriptions'] as const;
 export type Area = (typeof AREAS)[number];
 
 /** An area's failure, naming the area. */
@@ -54,6 +54,7 @@ export async function checkStorageConformance(
     durability: () => checkDurability(harness, options),
     capabilities: () => checkCapabilities(harness),
     laws: () => checkLaws(harness, options),
+    subscriptions: () => checkSubscriptions(harness, options),
   };
   for (const area of AREAS) {
     try {

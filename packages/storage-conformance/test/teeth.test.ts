@@ -51,6 +51,7 @@ const LETTER: Record<Area, string> = {
   durability: 'D',
   capabilities: 'K',
   laws: 'L',
+  subscriptions: 'S',
 };
 
 afterAll(() => {

@@ -4,6 +4,8 @@ import {
   type Storage,
   type StorageCapabilities,
   type StorageError,
+  type SubscriptionStore,
+  supportsSubscriptions,
 } from '@streamkeep/storage';
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import type { StorageHarness } from '../../src/index.js';
@@ -34,7 +36,18 @@ export function wrap(inner: Storage, make: (inner: Storage) => Overrides): Stora
     listStreams: o.listStreams ?? ((opts) => inner.listStreams(opts)),
     cleanupExpiredStreams: o.cleanupExpiredStreams ?? (() => inner.cleanupExpiredStreams()),
     close: o.close ?? (() => inner.close()),
-  };
+    // The subscription store, when the inner backend has one (its capability is copied above).
+    ...(supportsSubscriptions(inner)
+      ? {
+          getSubscription: (id: string) => inner.getSubscription(id),
+          mutateSubscription: (id: string, plan: Parameters<SubscriptionStore['mutateSubscription']>[1]) =>
+            inner.mutateSubscription(id, plan),
+          deleteSubscription: (id: string) => inner.deleteSubscription(id),
+          listSubscriptions: (opts?: Parameters<SubscriptionStore['listSubscriptions']>[0]) =>
+            inner.listSubscriptions(opts),
+        }
+      : {}),
+  } as Storage;
 }
 
 interface Context {
