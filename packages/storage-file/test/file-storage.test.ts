@@ -1,4 +1,4 @@
-import { isStorageError } from '@streamkeep/storage';
+import { codeOf } from '@streamkeep/storage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dec, enc, type Fixture, fixture } from './helpers.js';
 
@@ -6,16 +6,6 @@ let f: Fixture;
 afterEach(async () => {
   await f?.cleanup();
 });
-
-async function code(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    if (isStorageError(err)) return err.code;
-    throw err;
-  }
-}
 
 describe('FileStorage basics', () => {
   it('creates, appends, reads and survives reopen', async () => {
@@ -63,16 +53,16 @@ describe('FileStorage basics', () => {
   it('rejects by code and keeps state on rule errors', async () => {
     f = await fixture();
     const s = f.storage;
-    expect(await code(s.append('nope', { messages: [enc('x')], contentType: 'a/b' }))).toBe('NOT_FOUND');
+    expect(await codeOf(s.append('nope', { messages: [enc('x')], contentType: 'a/b' }))).toBe('NOT_FOUND');
     await s.createStream('s', { contentType: 'a/b' });
-    expect(await code(s.append('s', { messages: [enc('x')], contentType: 'c/d' }))).toBe(
+    expect(await codeOf(s.append('s', { messages: [enc('x')], contentType: 'c/d' }))).toBe(
       'CONTENT_TYPE_MISMATCH',
     );
     await s.append('s', { messages: [enc('x')], contentType: 'a/b', seq: '5' });
-    expect(await code(s.append('s', { messages: [enc('x')], contentType: 'a/b', seq: '4' }))).toBe(
+    expect(await codeOf(s.append('s', { messages: [enc('x')], contentType: 'a/b', seq: '4' }))).toBe(
       'SEQ_CONFLICT',
     );
-    expect(await code(s.createStream('s', { contentType: 'c/d' }))).toBe('CONFIG_MISMATCH');
+    expect(await codeOf(s.createStream('s', { contentType: 'c/d' }))).toBe('CONFIG_MISMATCH');
     expect((await s.head('s')).messageCount).toBe(1);
   });
 
@@ -89,14 +79,14 @@ describe('FileStorage basics', () => {
     expect((await s.read('parent', '-1')).messages.map(dec)).toEqual(['a', 'b', 'c']);
     expect(parent.nextOffset).toBe('0000000000000002_0000000000000002');
     expect(await s.delete('src')).toEqual({ softDeleted: true });
-    expect(await code(s.head('src'))).toBe('GONE');
+    expect(await codeOf(s.head('src'))).toBe('GONE');
     s = await f.reopen();
-    expect(await code(s.head('src'))).toBe('GONE');
-    expect(await code(s.createStream('src', { contentType: 'text/plain' }))).toBe('PATH_BLOCKED');
+    expect(await codeOf(s.head('src'))).toBe('GONE');
+    expect(await codeOf(s.createStream('src', { contentType: 'text/plain' }))).toBe('PATH_BLOCKED');
     expect((await s.read('child', '-1')).messages.map(dec)).toEqual(['a', 'd']);
     expect(await s.delete('child')).toEqual({ softDeleted: false });
     expect(await s.delete('parent')).toEqual({ softDeleted: false });
-    expect(await code(s.head('src'))).toBe('NOT_FOUND');
+    expect(await codeOf(s.head('src'))).toBe('NOT_FOUND');
     s = await f.reopen();
     expect(await s.listStreams()).toEqual([]);
     expect(s.totalBytes()).toBe(0);
@@ -148,7 +138,7 @@ describe('FileStorage basics', () => {
     await s.createStream('t', { contentType: 'text/plain', messages: [enc('hello')] });
     await s.createFork('tf', { source: 't', offset: '-1', subOffset: 3 });
     expect((await s.read('tf', '-1')).messages.map(dec)).toEqual(['hel']);
-    expect(await code(s.createFork('tf2', { source: 't', offset: '-1', subOffset: 6 }))).toBe(
+    expect(await codeOf(s.createFork('tf2', { source: 't', offset: '-1', subOffset: 6 }))).toBe(
       'FORK_SUB_OFFSET_OUT_OF_RANGE',
     );
   });
@@ -165,7 +155,7 @@ describe('FileStorage basics', () => {
     await expect(s.closeStream('a', { seq: 1 as never })).rejects.toThrow(TypeError);
     await expect(s.createFork('f', { source: 'a', subOffset: '1' as never })).rejects.toThrow(TypeError);
     await expect(s.read('a', '-1', { maxBytes: -1 })).rejects.toThrow(RangeError);
-    expect(await code(s.exists(''))).toBe('INVALID_STREAM_NAME');
+    expect(await codeOf(s.exists(''))).toBe('INVALID_STREAM_NAME');
     expect(await s.head('a')).toEqual(before);
     expect((await s.read('a', '-1')).messages.map(dec)).toEqual(['x']);
   });
@@ -180,9 +170,9 @@ describe('FileStorage basics', () => {
     s = await f.reopen();
     expect((await s.head('ttl')).config.expiresAt).toBe(head.config.expiresAt);
     f.clock.advance(10_000);
-    expect(await code(s.head('ttl'))).toBe('EXPIRED');
+    expect(await codeOf(s.head('ttl'))).toBe('EXPIRED');
     expect(await s.cleanupExpiredStreams()).toBe(1);
-    expect(await code(s.head('ttl'))).toBe('NOT_FOUND');
+    expect(await codeOf(s.head('ttl'))).toBe('NOT_FOUND');
   });
 
   it('groups concurrent appends and keeps call order', async () => {
@@ -216,7 +206,7 @@ describe('FileStorage basics', () => {
     const producer = { id: 'p', epoch: 0, seq: 0 };
     await s.appendWithProducer('g', { messages: [enc('dup')], contentType: 'text/plain', producer });
     await s.appendWithProducer('g', { messages: [enc('dup')], contentType: 'text/plain', producer });
-    expect(await code(s.append('g', { messages: [enc('x')], contentType: 'application/json' }))).toBe(
+    expect(await codeOf(s.append('g', { messages: [enc('x')], contentType: 'application/json' }))).toBe(
       'CONTENT_TYPE_MISMATCH',
     );
     // 101 commits applied (the duplicate and the refusal are not), in groups of one or more.
@@ -240,6 +230,6 @@ describe('FileStorage basics', () => {
   it('locks the root', async () => {
     f = await fixture();
     const { FileStorage } = await import('../src/index.js');
-    expect(await code(FileStorage.open({ rootDir: f.dir }))).toBe('UNAVAILABLE');
+    expect(await codeOf(FileStorage.open({ rootDir: f.dir }))).toBe('UNAVAILABLE');
   });
 });

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '@streamkeep/storage-conformance/helpers';
+import { ManualClock } from '@streamkeep/storage/testing';
 import { FileStorage, type FileStorageOptions } from '../src/index.js';
 
 export { ManualClock };

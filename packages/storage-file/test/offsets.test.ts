@@ -1,4 +1,4 @@
-import { isStorageError } from '@streamkeep/storage';
+import { codeOf } from '@streamkeep/storage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dec, enc, type Fixture, fixture } from './helpers.js';
 
@@ -6,16 +6,6 @@ let f: Fixture;
 afterEach(async () => {
   await f?.cleanup();
 });
-
-async function code(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    if (isStorageError(err)) return err.code;
-    throw err;
-  }
-}
 
 // Parts above 2^53 − 1: parsed to doubles that formatOffset refuses, so they must be compared as strings.
 const HUGE = [
@@ -32,17 +22,17 @@ describe('offsets beyond 2^53', () => {
     const s = f.storage;
     await s.createStream('src', { contentType: 'text/plain', messages: [enc('a'), enc('b')] });
     for (const offset of HUGE) {
-      expect(await code(s.createFork('fk', { source: 'src', offset })), offset).toBe(
+      expect(await codeOf(s.createFork('fk', { source: 'src', offset })), offset).toBe(
         'FORK_OFFSET_BEYOND_TAIL',
       );
-      expect(await code(s.createFork('fk', { source: 'src', offset, subOffset: 1 })), offset).toBe(
+      expect(await codeOf(s.createFork('fk', { source: 'src', offset, subOffset: 1 })), offset).toBe(
         'FORK_OFFSET_BEYOND_TAIL',
       );
     }
     expect(await s.exists('fk')).toBe(false);
     // Just past the tail, and the tail itself.
     expect(
-      await code(s.createFork('fk', { source: 'src', offset: '0000000000000002_0000000000000003' })),
+      await codeOf(s.createFork('fk', { source: 'src', offset: '0000000000000002_0000000000000003' })),
     ).toBe('FORK_OFFSET_BEYOND_TAIL');
     const ok = await s.createFork('fk', { source: 'src', offset: '0000000000000002_0000000000000002' });
     expect(ok.nextOffset).toBe('0000000000000002_0000000000000002');
