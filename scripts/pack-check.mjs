@@ -257,6 +257,13 @@ import { describeStorageConformance, ManualClock, messagesArb, StorageModel } fr
 import { FileStorage, type FileStorageOptions } from '@streamkeep/storage-file';
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { PostgresStorage, type PostgresPoolOptions } from '@streamkeep/storage-postgres';
+import { codeOf, ManualClock as SharedClock } from '@streamkeep/storage/testing';
+import { expectCode } from '@streamkeep/storage-conformance/helpers';
+import { supportsSubscriptions } from '@streamkeep/storage';
+
+// The subpath exports resolve from the tarballs too, and the kit's helpers are the contract package's.
+export const helpers = { codeOf, expectCode, clock: new SharedClock(), same: SharedClock === ManualClock };
+export const subscriptionsOn = (s: Storage) => supportsSubscriptions(s);
 
 export async function backends(rootDir: string): Promise<Storage[]> {
   const options: FileStorageOptions = { rootDir };
