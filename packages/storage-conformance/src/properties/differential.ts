@@ -89,8 +89,15 @@ export async function checkDifferential(
 ): Promise<void> {
   const resolved = resolveOptions({ maxCommands: 12, ...options });
   const [a, b] = [await probeCapabilities(first), await probeCapabilities(second)];
-  const differs = (Object.keys(a) as (keyof StorageCapabilities)[]).filter(
-    (k) => k !== 'durable' && k !== 'multiInstance' && a[k] !== b[k],
+  // Only the capabilities its commands exercise must match: not durability or sharing, and not subscriptions (a
+  // separate store the differential commands never call; the subscription checks cover it).
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as (keyof StorageCapabilities)[]);
+  const differs = [...keys].filter(
+    (k) =>
+      k !== 'durable' &&
+      k !== 'multiInstance' &&
+      k !== 'subscriptions' &&
+      (a[k] ?? false) !== (b[k] ?? false),
   );
   if (differs.length > 0)
     throw new Error(
