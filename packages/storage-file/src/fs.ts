@@ -234,3 +234,10 @@ export function defaultMaxOpenFiles(): number {
   }
   return 1024;
 }
+
+/**
+ * `bytes` as a Buffer without copying them (`Buffer.from` of a Uint8Array copies: 100 ms for a 10 MB catalog).
+ */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { CatalogRecord, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
 import { decodeMeta } from './format.js';
-import { errnoCode, syncDir } from './fs.js';
+import { asBuffer, errnoCode, syncDir } from './fs.js';
 import { type JournalEntry, logSalt, parseJournal, replayInto } from './journal.js';
 import {
   CATALOG_FILE,
@@ -38,7 +38,7 @@ export async function migrateFormat1(core: Core, progress: ProgressReporter): Pr
   const ids = (await fs.readdir(streamsDir)).filter((n) => STREAM_ID_RE.test(n));
   const journalPath = join(root, JOURNAL_FILE);
   if (await fs.exists(journalPath)) {
-    const parsed = parseJournal(Buffer.from(await fs.readFile(journalPath)));
+    const parsed = parseJournal(asBuffer(await fs.readFile(journalPath)));
     for (const [id, entries] of parsed.logs) await redoFormat1(core, join(streamsDir, id, 'log'), entries);
   }
   await fs.rmrf(join(root, LOGS_DIR));

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { StorageError } from '@streamkeep/storage';
 import { applyCatalogOp, type CatalogRecord, decodeCatalogOp, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
-import { errnoCode, type FileHandleLike, nodeFileSystem, syncDir, syncFileSystem } from './fs.js';
+import { asBuffer, errnoCode, type FileHandleLike, nodeFileSystem, syncDir, syncFileSystem } from './fs.js';
 import { Journal, type JournalEntry, logSalt, parseJournal, replayInto } from './journal.js';
 import {
   CATALOG_FILE,
@@ -80,7 +80,7 @@ export async function recover(
   const catalogPath = join(root, CATALOG_FILE);
   if (await fs.exists(catalogPath)) {
     try {
-      core.catalog = Catalog.decode(Buffer.from(await fs.readFile(catalogPath)), clean);
+      core.catalog = Catalog.decode(asBuffer(await fs.readFile(catalogPath)), clean);
     } catch (err) {
       throw new StorageError('CORRUPTED', `${catalogPath}: ${(err as Error).message}`);
     }
@@ -94,7 +94,7 @@ export async function recover(
   let redone = 0;
   let carriedRedone = 0;
   if (hadJournal) {
-    const parsed = parseJournal(Buffer.from(await fs.readFile(journalPath)));
+    const parsed = parseJournal(asBuffer(await fs.readFile(journalPath)));
     const deleted = new Set<string>();
     for (const bytes of parsed.catalog) {
       let op: ReturnType<typeof decodeCatalogOp>;
