@@ -133,7 +133,12 @@ describe('deferred log writes', () => {
   it('past the budget of streams with pending writes, the oldest are written out and nothing is lost', async () => {
     const root = await tempDir();
     // Every stream gets a file of its own here (none is carried in the catalog: see carry.test.ts).
-    const s = await FileStorage.open({ rootDir: root, syncOnAppend: true, journal: 'always', carryStreamBytes: 0 });
+    const s = await FileStorage.open({
+      rootDir: root,
+      syncOnAppend: true,
+      journal: 'always',
+      carryStreamBytes: 0,
+    });
     open.push(s);
     // More streams with one small pending write each than the 4,096 the writer lets wait for their log file.
     const n = 5_000;
