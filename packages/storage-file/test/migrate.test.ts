@@ -1,51 +1,18 @@
-import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { isStorageError, type Storage } from '@streamkeep/storage';
+import { isStorageError } from '@streamkeep/storage';
 import { afterAll, describe, expect, it } from 'vitest';
 import { streamId } from '../src/catalog.js';
 import { FileStorage, type RecoveryProgress } from '../src/index.js';
 import { FaultyFs } from './faulty-fs.js';
+import { contents, expected, fixtureClock, fixtureCopies } from './release-fixtures.js';
 
 // Data directories written by the 0.0.0 release (format 1: a folder per stream with meta.json and log); how they
 // were made is in fixtures/make-format-1.mjs. Their content as that release served it is in the .expected.json files.
-const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const clock = { now: () => Date.UTC(2026, 11, 6, 12, 0, 0) };
-const dirs: string[] = [];
-afterAll(async () => {
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true, maxRetries: 5 })));
-});
-
-async function copyOf(name: string): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'sk-file-migrate-'));
-  dirs.push(d);
-  await cp(join(fixtures, name), d, { recursive: true });
-  return d;
-}
-
-type Expected = Record<string, { head: unknown; messages: (string | { bytes: number; sha256: string })[] }>;
-
-async function contents(s: Storage): Promise<Expected> {
-  const out: Expected = {};
-  for (const m of await s.listStreams()) {
-    const r = await s.read(m.name, '-1');
-    out[m.name] = {
-      head: JSON.parse(JSON.stringify(m)),
-      messages: r.messages.map((x) =>
-        x.byteLength > 1024
-          ? { bytes: x.byteLength, sha256: createHash('sha256').update(x).digest('hex') }
-          : Buffer.from(x).toString('base64'),
-      ),
-    };
-  }
-  return out;
-}
-
-async function expected(name: string): Promise<Expected> {
-  return JSON.parse(await readFile(join(fixtures, `${name}.expected.json`), 'utf8'));
-}
+const clock = fixtureClock;
+const copies = fixtureCopies();
+const copyOf = copies.copyOf;
+afterAll(() => copies.remove());
 
 describe('a format-1 data directory', () => {
   it('opens after migration with every stream, message, producer, tombstone and fork as before', async () => {
