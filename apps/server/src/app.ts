@@ -23,7 +23,9 @@ import { type AppOptions, resolveAppConfig } from './settings/app-options.js';
 
 /** When a response's request started, for the request-duration histogram. */
 const STARTED = Symbol('started');
-type TimedResponse = ServerResponse & { [STARTED]?: number };
+/** Set on a stream request's response while it counts towards the in-flight figure shutdown waits for. */
+const IN_FLIGHT = Symbol('inFlight');
+type TrackedResponse = ServerResponse & { [STARTED]?: number; [IN_FLIGHT]?: boolean };
 
 export type { RequestContext } from './context.js';
 export { sendError } from './http/problem-response.js';
@@ -148,25 +150,26 @@ export function createApp(options: AppOptions): StreamkeepApp {
     } else if (req.headers['x-request-id'] !== undefined) {
       setRequestId(res, requestIdOf(req));
     }
-    if (onResponseClose !== undefined) {
-      (res as TimedResponse)[STARTED] = performance.now();
-      res.once('close', onResponseClose);
+    if (metrics !== undefined) {
+      (res as TrackedResponse)[STARTED] = performance.now();
+      res.on('close', onResponseClose);
     }
     serve(req, res);
   };
-  // One listener shared by every response (no closure per request): it finds the request and its start on `res`.
-  const onResponseClose =
-    metrics === undefined
-      ? undefined
-      : function (this: TimedResponse): void {
-          const req = this.req;
-          metrics.request(
-            routeOf(req, streamPrefix),
-            req.method ?? '',
-            this.statusCode,
-            (performance.now() - (this[STARTED] ?? 0)) / 1000,
-          );
-        };
+  // One listener function shared by every response, registered with `on` (a response closes once; `once` would wrap
+  // it in a fresh closure per request): it finds the request, its start, and whether it counts towards shutdown's
+  // in-flight figure on `res`, so that a stream request adds no second listener.
+  function onResponseClose(this: TrackedResponse): void {
+    if (this[IN_FLIGHT] === true) requestDone();
+    if (metrics === undefined) return;
+    const req = this.req;
+    metrics.request(
+      routeOf(req, streamPrefix),
+      req.method ?? '',
+      this.statusCode,
+      (performance.now() - (this[STARTED] ?? 0)) / 1000,
+    );
+  }
 
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
@@ -270,7 +273,8 @@ export function createApp(options: AppOptions): StreamkeepApp {
     }
 
     inFlight++;
-    res.once('close', requestDone);
+    (res as TrackedResponse)[IN_FLIGHT] = true;
+    if (metrics === undefined) res.on('close', onResponseClose);
     let name: string;
     try {
       name = parseStreamNameCached(path.slice(streamPrefix.length));

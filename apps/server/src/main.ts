@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
 import { pino } from 'pino';
-import { ServerMetrics } from './metrics.js';
 import { startServer } from './server.js';
 import { parseServerConfig } from './settings/cli.js';
 import type { ServerConfig } from './settings/table.js';
@@ -38,7 +37,10 @@ async function main(): Promise<void> {
     usageError((err as Error).message.replace(/^error: /, ''));
   }
   const logger = pino({ level: config.logLevel, base: { service: 'streamkeep', pid: process.pid } });
-  const metrics = config.metrics ? new ServerMetrics({ processMetrics: true }) : undefined;
+  // Loaded only when on (see startServer).
+  const metrics = config.metrics
+    ? new (await import('./metrics.js')).ServerMetrics({ processMetrics: true })
+    : undefined;
   let stopping = false;
   const fail = (err: unknown, what: string): never => {
     const reason = describeStartupFailure(err, config);

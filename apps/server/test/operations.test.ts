@@ -163,6 +163,28 @@ describe('/metrics', () => {
   });
 });
 
+describe('process metrics', () => {
+  it('adds the process and Node.js figures, prefixed, when asked for (as the binary does)', async () => {
+    const metrics = new ServerMetrics({ processMetrics: true });
+    metrics.appended(2, 20);
+    const families = new Map(
+      (parsePrometheusTextFormat(await metrics.text()) as Family[]).map((f) => [f.name, f] as const),
+    );
+    expect(sample(families, 'streamkeep_process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    expect(sample(families, 'streamkeep_nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(sample(families, 'streamkeep_appended_bytes_total')).toBe(20);
+    // Counters tallied between scrapes are added once, not again on the next scrape.
+    const again = new Map(
+      (parsePrometheusTextFormat(await metrics.text()) as Family[]).map((f) => [f.name, f] as const),
+    );
+    expect(sample(again, 'streamkeep_appends_total')).toBe(1);
+    expect(sample(again, 'streamkeep_appended_messages_total')).toBe(2);
+    expect(
+      new ServerMetrics().registry.getSingleMetric('streamkeep_nodejs_heap_size_used_bytes'),
+    ).toBeUndefined();
+  });
+});
+
 describe('request logs and X-Request-Id', () => {
   it('logs one info line per request with its id and client address, and echoes the id', async () => {
     const { logger, lines } = capture();

@@ -1,7 +1,8 @@
+import { createRequire } from 'node:module';
 import { gzip } from 'node:zlib';
 import type { ReadResult, StreamMetadata } from '@streamkeep/storage';
 import { isJsonContentType, parseOffset } from '@streamkeep/storage';
-import Negotiator from 'negotiator';
+import type NegotiatorClass from 'negotiator';
 import type { RequestContext } from '../context.js';
 import { HttpError } from '../error-status.js';
 import { ifNoneMatchHits } from './headers.js';
@@ -158,5 +159,9 @@ export async function sendRead(
  */
 export function prefersGzip(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
   if (headers['accept-encoding'] === undefined) return false;
+  Negotiator ??= createRequire(import.meta.url)('negotiator') as typeof NegotiatorClass;
   return new Negotiator({ headers }).encoding(['gzip', 'identity']) === 'gzip';
 }
+
+/** `negotiator`, loaded on the first compressible read that sends `Accept-Encoding` (less resident heap until then). */
+let Negotiator: typeof NegotiatorClass | undefined;

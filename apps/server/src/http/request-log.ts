@@ -1,7 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { pinoHttp } from 'pino-http';
+import type * as PinoHttp from 'pino-http';
+
+// `pino-http` is loaded when request logging is on, not by every process that imports the app: each module a server
+// keeps loaded is resident heap, and a larger heap makes V8 collect it more often (see startServer).
+const require = createRequire(import.meta.url);
 
 /**
  * What an incoming `X-Request-Id` may be to be honoured (one a proxy or the client chose, so that its logs and ours
@@ -13,7 +17,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 /** The request's id: its own valid `X-Request-Id`, else a random UUID. */
 export function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  // The global Web Crypto's `randomUUID`, which loads node:crypto the first time a fresh id is needed.
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID();
 }
 
 const kId = Symbol('streamkeep.requestId');
@@ -30,9 +35,10 @@ interface WithId {
 export function requestLogger(
   logger: Logger,
 ): (req: IncomingMessage, res: ServerResponse, id: string) => void {
+  const { pinoHttp } = require('pino-http') as typeof PinoHttp;
   const log = pinoHttp({
     logger,
-    genReqId: (req) => (req as WithId)[kId] ?? randomUUID(),
+    genReqId: (req) => (req as WithId)[kId] ?? crypto.randomUUID(),
     // A response cut off (an SSE or long-poll client going away) is the client's doing: info, "request aborted".
     customLogLevel: (_req, res) => (res.statusCode >= 500 && res.writableFinished ? 'error' : 'info'),
     customErrorMessage: (_req, res) => (res.writableFinished ? 'request errored' : 'request aborted'),
