@@ -6,8 +6,13 @@ import { writeHead } from './respond.js';
 
 /** How much of a refused body is read and thrown away after the refusal, so the client sees the answer. */
 export const REFUSED_BODY_DRAIN_BYTES = 256 * 1024;
-/** How long the connection stays open after the refusal for the client to read it (Go waits 500 ms the same way). */
-export const REFUSED_BODY_LINGER_MS = 500;
+/**
+ * How long the connection stays open after the refusal for the client to read it, unless the client closes first
+ * (which a client that read the answer does). Go waits 500 ms the same way; on a loaded machine a client can take
+ * longer than that to be scheduled and read, and then loses the answer to the reset, so we wait longer. The socket is
+ * paused meanwhile (at most {@link REFUSED_BODY_DRAIN_BYTES} read), so a lingering refusal costs a socket, not memory.
+ */
+export const REFUSED_BODY_LINGER_MS = 5_000;
 
 /** Sends a problem document for `err` (or just ends the response if streaming already began). */
 export function sendError(
