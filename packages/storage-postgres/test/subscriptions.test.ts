@@ -94,6 +94,29 @@ describe('subscriptions across two PostgresStorage instances', () => {
     expect(refused?.code).toBe('ALREADY_CLAIMED');
     expect(refused?.details).toEqual({ currentHolder: 'w1', generation: 1 });
     expect(await b.getSubscription('s')).toEqual(claimed);
+
+    // Claims racing through both instances: one worker wins, every other is told who holds the wake.
+    await b.mutateSubscription(
+      'r',
+      planCreateSubscription('r', { ...PULL, leaseTtlMs: 60_000 }, tails(1, 1)),
+    );
+    const outcomes = await Promise.all(
+      [a, b, a, b].map((storage, i) =>
+        storage
+          .mutateSubscription('r', planClaim('r', { worker: `w${i}`, wakeId: `c${i}`, tails: tails(2, 2) }))
+          .then(
+            (record) => ({ won: record.wake.holder }),
+            (err: { code?: string; details?: { currentHolder?: string } }) => ({
+              lost: `${err.code} ${err.details?.currentHolder}`,
+            }),
+          ),
+      ),
+    );
+    const winners = outcomes.flatMap((o) => ('won' in o ? [o.won] : []));
+    expect(winners.length).toBe(1);
+    expect(outcomes.filter((o) => 'lost' in o)).toEqual(
+      Array.from({ length: 3 }, () => ({ lost: `ALREADY_CLAIMED ${winners[0]}` })),
+    );
   });
 
   it('an ack through B with a newer generation fences the stale worker on A', async () => {
