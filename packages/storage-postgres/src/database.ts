@@ -19,6 +19,8 @@ export class Database {
   /** The quoted schema, for building statements. */
   readonly s: string;
   readonly clock: Clock;
+  /** Subscriptions read "now" from the database (no clock was given); see `ResolvedOptions.databaseClock`. */
+  readonly databaseClock: boolean;
   readonly onCommit: CommitObserver | undefined;
   readonly limits: ByteLimits;
   readonly maxMessageBytes: number;
@@ -32,6 +34,7 @@ export class Database {
     this.notifier = notifier;
     this.s = quoteSchema(options.schema);
     this.clock = options.clock;
+    this.databaseClock = options.databaseClock;
     this.onCommit = options.onCommit;
     this.limits = options.limits;
     this.maxMessageBytes = options.maxMessageBytes;

@@ -30,9 +30,21 @@ export function isRetryable(err: unknown): boolean {
   return code !== undefined && RETRYABLE_SQLSTATES.has(code);
 }
 
-/** True when a unique constraint on the stream name was violated (two instances created one name at once). */
+/** Unique constraints whose violation means another transaction created the same thing first. */
+const CREATE_RACE_CONSTRAINTS = new Set([
+  'streams_name_key', // two instances created one stream name at once
+  'subscriptions_pkey', // two mutations inserted the record of one subscription id at once
+]);
+
+/**
+ * True when a create lost a race on a unique constraint: run again, the transaction finds the winner's row and
+ * decides against it.
+ */
 export function isNameRace(err: unknown): boolean {
-  return sqlState(err) === '23505' && (err as { constraint?: unknown }).constraint === 'streams_name_key';
+  return (
+    sqlState(err) === '23505' &&
+    CREATE_RACE_CONSTRAINTS.has((err as { constraint?: unknown }).constraint as string)
+  );
 }
 
 /**

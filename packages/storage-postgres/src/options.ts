@@ -21,7 +21,10 @@ export interface PostgresStorageOptions {
   readonly connectionString?: string | undefined;
   /** The schema holding Streamkeep's tables; created or migrated on open. @default 'streamkeep' */
   readonly schema?: string | undefined;
-  /** Source of "now" for expiry, TTL renewal, timestamps and producer pruning. @default systemClock */
+  /**
+   * Source of "now" for expiry, TTL renewal, timestamps and producer pruning — and, when given, for subscriptions.
+   * @default systemClock for streams; the database's clock for subscriptions (leases, `createdAt`)
+   */
   readonly clock?: Clock | undefined;
   /** Payload bytes across all streams of the schema, enforced across instances. @default Infinity */
   readonly maxTotalBytes?: number | undefined;
@@ -48,6 +51,7 @@ export const CAPABILITIES: StorageCapabilities = Object.freeze({
   listStreams: true,
   byteLimits: true,
   multiInstance: true,
+  subscriptions: true,
 });
 
 const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
@@ -77,6 +81,11 @@ export interface ResolvedOptions {
   /** The schema's name, unquoted. */
   readonly schema: string;
   readonly clock: Clock;
+  /**
+   * True when no clock was given: subscriptions then read "now" from the database (one clock for every instance's
+   * leases) rather than from {@link ResolvedOptions.clock}.
+   */
+  readonly databaseClock: boolean;
   readonly onCommit: CommitObserver | undefined;
   readonly limits: ByteLimits;
   readonly maxMessageBytes: number;
@@ -110,6 +119,7 @@ export function resolveOptions(options: PostgresStorageOptions): ResolvedOptions
   return {
     schema,
     clock: options.clock ?? systemClock,
+    databaseClock: options.clock === undefined,
     onCommit: options.onCommit,
     limits,
     maxMessageBytes,

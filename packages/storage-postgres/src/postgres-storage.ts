@@ -7,6 +7,7 @@ import {
   type DeleteResult,
   type ForkOptions,
   type ListStreamsOptions,
+  type ListSubscriptionsOptions,
   type Offset,
   type ProducerAppendRequest,
   type ProducerAppendResult,
@@ -17,6 +18,9 @@ import {
   type StreamListener,
   type StreamMetadata,
   type Subscription,
+  type SubscriptionPlan,
+  type SubscriptionRecord,
+  type SubscriptionStore,
   validateAppend,
   validateCloseStream,
   validateProducerAppend,
@@ -27,11 +31,19 @@ import { cleanupExpiredStreams, createFork, createStream, deleteStream } from '.
 import { listStreams, totalBytes } from './listing.js';
 import { CAPABILITIES, type PostgresStorageOptions, resolveOptions } from './options.js';
 import { exists, head, read, subscribe } from './reads.js';
+import { loadOrCreateSecret } from './secrets.js';
+import {
+  deleteSubscription,
+  getSubscription,
+  listSubscriptions,
+  mutateSubscription,
+} from './subscriptions.js';
 
 // The facade: the public class. Each method admits the call (`Database.run`: refused after close, awaited by close)
 // and hands it to the module that owns it — `lifecycle` (create, fork, delete, expiry), `commit` (append, close,
-// producer appends), `reads` (read, head, exists, subscribe), `listing` (listing, usage). A new area gets its own
-// module over the same `Database` and one delegating method per operation here.
+// producer appends), `reads` (read, head, exists, subscribe), `listing` (listing, usage), `subscriptions` (the
+// subscription store), `secrets` (shared secrets). A new area gets its own module over the same `Database` and one
+// delegating method per operation here.
 
 /**
  * A {@link Storage} on PostgreSQL: durable, and shared by any number of instances (processes) over one database.
@@ -42,7 +54,7 @@ import { exists, head, read, subscribe } from './reads.js';
  * `Stream-Seq`, closure, usage counters and the wake-up notification before COMMIT. Reads run in a REPEATABLE READ
  * read-only transaction, so one read sees one instant.
  */
-export class PostgresStorage implements Storage {
+export class PostgresStorage implements Storage, SubscriptionStore {
   readonly specificationVersion = 'v1' as const;
   readonly capabilities: StorageCapabilities = CAPABILITIES;
 
@@ -134,6 +146,43 @@ export class PostgresStorage implements Storage {
 
   async cleanupExpiredStreams(): Promise<number> {
     return this.#db.run(() => cleanupExpiredStreams(this.#db));
+  }
+
+  // ----- subscriptions (capability `subscriptions`; see SubscriptionStore for the contract) ---------------------------
+
+  /** The record of subscription `id`, or `undefined`. */
+  async getSubscription(id: string): Promise<SubscriptionRecord | undefined> {
+    return this.#db.run(() => getSubscription(this.#db, id));
+  }
+
+  /**
+   * Reads, plans and writes subscription `id` in one transaction that locks its row across every instance; "now" is
+   * the database's clock unless `options.clock` was given. The plan may run again after a lost race.
+   */
+  async mutateSubscription<R>(id: string, plan: SubscriptionPlan<R>): Promise<R> {
+    return this.#db.run(() => mutateSubscription(this.#db, id, plan));
+  }
+
+  async deleteSubscription(id: string): Promise<boolean> {
+    return this.#db.run(() => deleteSubscription(this.#db, id));
+  }
+
+  async listSubscriptions(options?: ListSubscriptionsOptions): Promise<SubscriptionRecord[]> {
+    return this.#db.run(() => listSubscriptions(this.#db, options));
+  }
+
+  // ----- shared secrets (this backend's own, not part of the contract) ----------------------------------------------
+
+  /**
+   * The secret stored under `name` in the database, created with `create()` when there is none. Atomic across
+   * instances: when several create the same name at once, the first stored value wins and every caller gets it. The
+   * server keeps its signing key here, so that every instance signs with one key.
+   *
+   * @throws TypeError for a `name` that is not a non-empty string, or a `create` that is not a function or does not
+   *   return a string; StorageError `STORAGE_CLOSED` after close.
+   */
+  async loadOrCreateSecret(name: string, create: () => string): Promise<string> {
+    return this.#db.run(() => loadOrCreateSecret(this.#db, name, create));
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 
 /** The schema version this release writes; older schemas are migrated forward on open, newer ones refused. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Rows of the byte-usage counter; commits on different streams update different rows. */
 export const USAGE_SHARDS = 16;
@@ -86,6 +86,30 @@ const MIGRATIONS: Record<number, (s: string) => string> = {
       bytes bigint NOT NULL
     );
     INSERT INTO ${s}.usage (shard, bytes) SELECT g, 0 FROM generate_series(0, ${USAGE_SHARDS - 1}) AS g;
+  `,
+  // Subscriptions (`subscriptions.ts`) and the secrets of `loadOrCreateSecret` (`secrets.ts`). A record is stored
+  // whole, as the JSON the contract's codec reads back; the columns beside it only serve the listing's filters and
+  // are rewritten with it. Ids and member paths are UTF-8 `bytea`, like stream names: bytewise order is the
+  // contract's order, and NUL survives.
+  2: (s) => `
+    CREATE TABLE ${s}.subscriptions (
+      id               bytea PRIMARY KEY,
+      version          bigint NOT NULL,
+      record           text NOT NULL,
+      has_pattern      boolean NOT NULL,
+      lease_expires_at float8
+    );
+    CREATE INDEX subscriptions_lease ON ${s}.subscriptions (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+    CREATE TABLE ${s}.subscription_members (
+      path bytea NOT NULL,
+      id   bytea NOT NULL,
+      PRIMARY KEY (path, id)
+    );
+    CREATE INDEX subscription_members_id ON ${s}.subscription_members (id);
+    CREATE TABLE ${s}.secrets (
+      name  text PRIMARY KEY,
+      value text NOT NULL
+    );
   `,
 };
 

@@ -19,7 +19,8 @@ async function takeSchema(): Promise<string> {
 async function emptySchema(schema: string): Promise<void> {
   const s = `"${schema}"`;
   await adminQuery(
-    `DELETE FROM ${s}.messages; DELETE FROM ${s}.producers; DELETE FROM ${s}.streams; UPDATE ${s}.usage SET bytes = 0`,
+    `DELETE FROM ${s}.messages; DELETE FROM ${s}.producers; DELETE FROM ${s}.streams; UPDATE ${s}.usage SET bytes = 0;
+     DELETE FROM ${s}.subscriptions; DELETE FROM ${s}.subscription_members; DELETE FROM ${s}.secrets`,
   );
   spare.push(schema);
 }
