@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { type AdmissionClock, AdmissionQueue, type Release, type Ticket } from '../src/http/admission.js';
 import { sizeLimits } from '../src/http/sizing.js';
 
-/** A manual clock: time moves only in `advance`, which runs due timers in order. */
-class ManualClock implements AdmissionClock {
+/**
+ * Manual timers for the admission queue: time moves only in `advance`, which runs due timers in order. (Not the shared
+ * `ManualClock` of `@streamkeep/storage/testing`, which has no timers.)
+ */
+class ManualTimers implements AdmissionClock {
   private t = 0;
   private seq = 0;
   private timers: { at: number; id: number; fn: () => void }[] = [];
@@ -56,7 +59,7 @@ function track(ticket: Ticket): { state: Outcome; release: Release; retryAfter?:
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function queue(concurrency: number, maxQueued = 100) {
-  const clock = new ManualClock();
+  const clock = new ManualTimers();
   const q = new AdmissionQueue({ concurrency, maxQueued, targetMs: 100, intervalMs: 1_000, clock });
   return { clock, q };
 }
