@@ -49,9 +49,17 @@ function check(what: string, value: unknown, shape: Shape, optional = false): vo
     throw new TypeError(`${what} must be ${EXPECTED[shape]}, got ${typeName(value)}`);
 }
 
-function checkFields(what: string, value: object, fields: Readonly<Record<string, Shape>>): void {
+/** The optional fields of an options object and their shapes, as pairs (made once: checked on every append). */
+type Fields = readonly (readonly [string, Shape])[];
+const fields = (shapes: Readonly<Record<string, Shape>>): Fields => Object.entries(shapes);
+
+function checkFields(what: string, value: object, shapes: Fields): void {
   const record = value as Record<string, unknown>;
-  for (const [field, shape] of Object.entries(fields)) check(`${what}.${field}`, record[field], shape, true);
+  for (const [field, shape] of shapes) {
+    const v = record[field];
+    // The message (and its string) only for a value that fails.
+    if (v !== undefined && !isShape(v, shape)) check(`${what}.${field}`, v, shape);
+  }
 }
 
 function gate(capabilities: StorageCapabilities, capability: keyof StorageCapabilities, what: string): void {
@@ -60,13 +68,16 @@ function gate(capabilities: StorageCapabilities, capability: keyof StorageCapabi
   }
 }
 
-const STREAM_OPTION_FIELDS = {
+const STREAM_OPTION_SHAPES = {
   contentType: 'string',
   ttlSeconds: 'number',
   expiresAt: 'number',
   closed: 'boolean',
   messages: 'messages',
 } as const satisfies Record<string, Shape>;
+const STREAM_OPTION_FIELDS = fields(STREAM_OPTION_SHAPES);
+const FORK_OPTION_FIELDS = fields({ ...STREAM_OPTION_SHAPES, offset: 'string', subOffset: 'number' });
+const LISTING_FIELDS = fields({ prefix: 'string', after: 'string', limit: 'number' });
 
 function checkExpiryCapability(
   capabilities: StorageCapabilities,
@@ -124,7 +135,7 @@ export function validateCreateFork(
   check('stream name', name, 'string');
   check('options', options, 'object');
   check('options.source', options.source, 'string');
-  checkFields('options', options, { ...STREAM_OPTION_FIELDS, offset: 'string', subOffset: 'number' });
+  checkFields('options', options, FORK_OPTION_FIELDS);
   assertStreamName(name);
   assertStreamName(options.source);
   const validated = validateForkRequest(options, now);
@@ -164,11 +175,7 @@ function forkOffsetOf(parsed: ParsedOffset, raw: Offset): Offset {
   return raw;
 }
 
-const APPEND_FIELDS = {
-  contentType: 'string',
-  seq: 'string',
-  close: 'boolean',
-} as const satisfies Record<string, Shape>;
+const APPEND_FIELDS = fields({ contentType: 'string', seq: 'string', close: 'boolean' });
 
 /**
  * The arguments of `append`.
@@ -286,7 +293,7 @@ export function validateListStreams(
   gate(capabilities, 'listStreams', 'listStreams');
   check('options', options, 'object', true);
   if (options === undefined) return {};
-  checkFields('options', options, { prefix: 'string', after: 'string', limit: 'number' });
+  checkFields('options', options, LISTING_FIELDS);
   const { prefix, after, limit } = options;
   if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) {
     throw new RangeError(`limit must be a non-negative safe integer, got ${limit}`);
