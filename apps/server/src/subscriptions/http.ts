@@ -26,6 +26,7 @@ export async function readJsonObject(req: IncomingMessage): Promise<Record<strin
 }
 
 export function sendJson(
+  req: IncomingMessage,
   res: ServerResponse,
   status: number,
   body: unknown,
@@ -38,7 +39,7 @@ export function sendJson(
     ...headers,
     'Content-Length': Buffer.byteLength(text),
   });
-  res.end(text);
+  res.end(req.method === 'HEAD' ? undefined : text);
 }
 
 export function sendNoContent(res: ServerResponse): void {

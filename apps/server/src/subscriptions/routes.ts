@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   matchesPattern,
@@ -37,7 +38,7 @@ export async function routeSubscriptionRequest(
   if (segments.length === 1 && segments[0] === 'jwks.json') {
     if (method !== 'GET' && method !== 'HEAD') throw notAllowed('GET, HEAD');
     // The key set is public and changes only with the key: caches may keep it for 5 minutes.
-    return sendJson(res, 200, jwks([service.secrets.signingKey]), {
+    return sendJson(req, res, 200, jwks([service.secrets.signingKey]), {
       'Content-Type': 'application/jwk-set+json',
       'Cache-Control': 'public, max-age=300',
     });
@@ -49,7 +50,7 @@ export async function routeSubscriptionRequest(
   const action = segments[2];
   if (segments.length === 2) {
     if (method === 'PUT') return create(service, req, res, id);
-    if (method === 'GET' || method === 'HEAD') return show(service, res, id);
+    if (method === 'GET' || method === 'HEAD') return show(service, req, res, id);
     if (method === 'DELETE') return remove(service, res, id);
     throw notAllowed('GET, HEAD, PUT, DELETE');
   }
@@ -67,7 +68,7 @@ export async function routeSubscriptionRequest(
   if (segments.length === 3 && action !== undefined && ACTIONS.has(action)) {
     if (method !== 'POST') throw notAllowed('POST');
     const body = await readJsonObject(req);
-    if (action === 'claim') return claim(service, res, id, body);
+    if (action === 'claim') return claim(service, req, res, id, body);
     if (action === 'release') return release(service, req, res, id, body);
     return ack(service, req, res, id, body);
   }
@@ -153,14 +154,19 @@ async function create(
   if (config.pattern !== null) tails.push(...(await matchingTails(service, config.pattern)));
   const outcome = await service.storage.mutateSubscription(id, planCreateSubscription(id, input, tails));
   if (outcome.created) service.changed(id, false);
-  sendJson(res, outcome.created ? 201 : 200, subscriptionView(service, outcome.record));
+  sendJson(req, res, outcome.created ? 201 : 200, subscriptionView(service, outcome.record));
 }
 
-async function show(service: SubscriptionService, res: ServerResponse, id: string): Promise<void> {
+async function show(
+  service: SubscriptionService,
+  req: IncomingMessage,
+  res: ServerResponse,
+  id: string,
+): Promise<void> {
   const record = await service.storage.getSubscription(id);
   if (record === undefined)
     throw new StorageError('SUBSCRIPTION_NOT_FOUND', `no subscription ${JSON.stringify(id)}`);
-  sendJson(res, 200, subscriptionView(service, record));
+  sendJson(req, res, 200, subscriptionView(service, record));
 }
 
 async function remove(service: SubscriptionService, res: ServerResponse, id: string): Promise<void> {
@@ -190,6 +196,7 @@ async function addStreams(
 /** `POST …/claim` `{ worker }` → the wake, its streams and a token for ack and release. */
 async function claim(
   service: SubscriptionService,
+  req: IncomingMessage,
   res: ServerResponse,
   id: string,
   body: Record<string, unknown>,
@@ -200,7 +207,7 @@ async function claim(
   const tails = await service.memberTails(current);
   const record = await service.storage.mutateSubscription(
     id,
-    planClaim(id, { worker: body.worker as string, wakeId: crypto.randomUUID(), tails }),
+    planClaim(id, { worker: body.worker as string, wakeId: randomUUID(), tails }),
   );
   const streams = wakeStreams(
     record,
@@ -208,7 +215,7 @@ async function claim(
       (m) => tails.find((t) => t.path === m.path) ?? { path: m.path, offset: m.ackedOffset },
     ),
   );
-  sendJson(res, 200, {
+  sendJson(req, res, 200, {
     wake_id: record.wake.wakeId,
     generation: record.wake.generation,
     token: service.wakeToken(record),
@@ -266,7 +273,7 @@ async function ack(
     ackPlanFor(bound, { generation: bound.generation, acks, done }),
   );
   const nextWake = done === true ? await service.followUp(record) : false;
-  sendJson(res, 200, { ok: true, next_wake: nextWake });
+  sendJson(req, res, 200, { ok: true, next_wake: nextWake });
 }
 
 /** `POST …/release` `{ wake_id, generation }` → 204; the next wake follows if work remains. */
