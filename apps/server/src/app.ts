@@ -74,7 +74,11 @@ const EXPOSE_HEADERS = PROTOCOL_RESPONSE_HEADERS.join(', ');
 export function createApp(options: AppOptions & { subscriptions?: SubscriptionOptions }): StreamkeepApp {
   const config = resolveAppConfig(options);
   const logger = options.logger ?? pino({ level: 'silent' });
-  const subscriptions = new SubscriptionApi(options.subscriptions, config.basePath, logger);
+  const subscriptions = new SubscriptionApi(
+    { publicOrigin: config.publicOrigin, ...options.subscriptions },
+    config.basePath,
+    logger,
+  );
   const metrics = options.metrics;
   const baseHeaders = baseHeaderFactory(config.corsOrigins, EXPOSE_HEADERS);
   const streamPrefix = config.basePath === '/' ? '/' : `${config.basePath}/`;

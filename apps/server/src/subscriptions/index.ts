@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { sendSubscriptionError } from './http.js';
 import { loadSubscriptionSecrets } from './keys.js';
 import { resolveSubscriptionSettings, type SubscriptionOptions } from './options.js';
-import { routeSubscriptionRequest } from './routes.js';
+import { matchSubscriptionRoute } from './routes.js';
 import { SubscriptionService } from './service.js';
 
 export type { SubscriptionOptions } from './options.js';
@@ -63,6 +63,7 @@ export class SubscriptionApi {
   /** Serves a `{base}/__ds/<rest>` request: 501 when the storage has no subscriptions. */
   handle(req: IncomingMessage, res: ServerResponse, rest: string, instance: string): void {
     const served = (async () => {
+      const route = matchSubscriptionRoute(rest.slice(RESERVED.length + 1), req.method ?? '');
       const service = await this.starting;
       if (service === undefined) {
         throw new StorageError(
@@ -74,7 +75,7 @@ export class SubscriptionApi {
         const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
         service.origin = `${secure ? 'https' : 'http'}://${req.headers.host}`;
       }
-      await routeSubscriptionRequest(service, req, res, rest.slice(RESERVED.length + 1));
+      await route(service, req, res);
     })();
     served.catch((err: unknown) => sendSubscriptionError(req, res, err, instance, this.logger));
   }

@@ -26,22 +26,29 @@ import { subscriptionView, wakeStreams } from './view.js';
 // validate, run one planner through `mutateSubscription`, answer. Work that follows (the next wake) never delays the
 // answer more than one storage step.
 
-/** Routes `{base}/__ds/<rest>` (`rest` still URL-encoded). */
-export async function routeSubscriptionRequest(
+/** A matched `__ds` route, ready to serve. */
+export type SubscriptionRoute = (
   service: SubscriptionService,
   req: IncomingMessage,
   res: ServerResponse,
-  rest: string,
-): Promise<void> {
+) => Promise<void>;
+
+/**
+ * Matches `{base}/__ds/<rest>` (`rest` still URL-encoded) to its route, before anything is read: an unknown path is
+ * 404 and a wrong method 405 whether or not the storage supports subscriptions.
+ *
+ * @throws HttpError `ROUTE_NOT_FOUND`, `METHOD_NOT_ALLOWED`; StorageError `INVALID_SUBSCRIPTION` (a malformed id).
+ */
+export function matchSubscriptionRoute(rest: string, method: string): SubscriptionRoute {
   const segments = rest.split('/');
-  const method = req.method ?? '';
   if (segments.length === 1 && segments[0] === 'jwks.json') {
     if (method !== 'GET' && method !== 'HEAD') throw notAllowed('GET, HEAD');
     // The key set is public and changes only with the key: caches may keep it for 5 minutes.
-    return sendJson(req, res, 200, jwks([service.secrets.signingKey]), {
-      'Content-Type': 'application/jwk-set+json',
-      'Cache-Control': 'public, max-age=300',
-    });
+    return async (service, req, res) =>
+      sendJson(req, res, 200, jwks([service.secrets.signingKey]), {
+        'Content-Type': 'application/jwk-set+json',
+        'Cache-Control': 'public, max-age=300',
+      });
   }
   if (segments[0] !== 'subscriptions' || segments.length < 2) {
     throw new HttpError('ROUTE_NOT_FOUND', `no subscription route for __ds/${rest}`);
@@ -49,28 +56,32 @@ export async function routeSubscriptionRequest(
   const id = validateSubscriptionId(decode(segments[1]!));
   const action = segments[2];
   if (segments.length === 2) {
-    if (method === 'PUT') return create(service, req, res, id);
-    if (method === 'GET' || method === 'HEAD') return show(service, req, res, id);
-    if (method === 'DELETE') return remove(service, res, id);
+    if (method === 'PUT') return (service, req, res) => create(service, req, res, id);
+    if (method === 'GET' || method === 'HEAD') return (service, req, res) => show(service, req, res, id);
+    if (method === 'DELETE') return (service, _req, res) => remove(service, res, id);
     throw notAllowed('GET, HEAD, PUT, DELETE');
   }
   if (action === 'streams') {
     if (segments.length === 3) {
       if (method !== 'POST') throw notAllowed('POST');
-      return addStreams(service, req, res, id);
+      return (service, req, res) => addStreams(service, req, res, id);
     }
     if (method !== 'DELETE') throw notAllowed('DELETE');
     const path = validateStreamPath('stream', decode(segments.slice(3).join('/')));
-    await service.storage.mutateSubscription(id, planRemoveStream(id, path));
-    service.changed(id, false);
-    return sendNoContent(res);
+    return async (service, _req, res) => {
+      await service.storage.mutateSubscription(id, planRemoveStream(id, path));
+      service.changed(id, false);
+      sendNoContent(res);
+    };
   }
   if (segments.length === 3 && action !== undefined && ACTIONS.has(action)) {
     if (method !== 'POST') throw notAllowed('POST');
-    const body = await readJsonObject(req);
-    if (action === 'claim') return claim(service, req, res, id, body);
-    if (action === 'release') return release(service, req, res, id, body);
-    return ack(service, req, res, id, body);
+    return async (service, req, res) => {
+      const body = await readJsonObject(req);
+      if (action === 'claim') return claim(service, req, res, id, body);
+      if (action === 'release') return release(service, req, res, id, body);
+      return ack(service, req, res, id, body);
+    };
   }
   throw new HttpError('ROUTE_NOT_FOUND', `no subscription route for __ds/${rest}`);
 }
