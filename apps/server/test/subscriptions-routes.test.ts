@@ -246,6 +246,37 @@ describe('__ds subscription routes', () => {
     expect((await json('POST', `${sub}/release`, { generation: 2 }, auth2)).body.error.code).toBe('FENCED');
   });
 
+  it('a lease that expires with work left is swept: a new wake event, and the stale holder is fenced', async () => {
+    const { base } = await start();
+    await put(base, 'wakes', '[]');
+    await put(base, 'jobs/l', '[]');
+    const sub = `${base}/__ds/subscriptions/lease`;
+    await json('PUT', sub, {
+      type: 'pull-wake',
+      streams: ['jobs/l'],
+      wake_stream: 'wakes',
+      lease_ttl_ms: 1000,
+    });
+    await post(base, 'jobs/l', '1');
+    const claim = await until(async () => {
+      const c = await json('POST', `${sub}/claim`, { worker: 'gone' });
+      return c.status === 200 ? c : undefined;
+    });
+    // The worker disappears; once its lease has run out the sweep raises the next wake for the pending work.
+    const events = await until(async () => {
+      const all = (await (await fetch(`${base}/wakes?offset=-1`)).json()) as { generation: number }[];
+      return all.some((e) => e.generation > claim.body.generation) ? all : undefined;
+    });
+    expect(events.at(-1)).toMatchObject({ subscription_id: 'lease', stream: 'jobs/l' });
+    const stale = await json(
+      'POST',
+      `${sub}/ack`,
+      { generation: claim.body.generation, done: true },
+      { authorization: `Bearer ${claim.body.token}` },
+    );
+    expect([stale.status, stale.body.error.code]).toEqual([409, 'FENCED']);
+  });
+
   it('a token does not survive its subscription being deleted and re-created under the same id', async () => {
     const { base } = await start();
     await put(base, 'jobs/x', '[]');

@@ -301,5 +301,5 @@ async function release(
     ackPlanFor(bound, { generation: bound.generation }, planRelease(id, { generation: bound.generation })),
   );
   sendNoContent(res);
-  void service.followUp(record).catch(() => {});
+  void service.followUp(record).catch((err: unknown) => service.failed(err, id, 'raising the next wake'));
 }

@@ -3,6 +3,7 @@ import {
   type AckRequest,
   hasPendingWork,
   isStorageError,
+  matchesPattern,
   planAck,
   planLinkStream,
   planSetStatus,
@@ -42,7 +43,7 @@ type Store = Storage & SubscriptionStore;
 export class SubscriptionService {
   /** True while any subscription may exist: the app calls the hooks only then. */
   watching = false;
-  private patterns: Promise<readonly { id: string }[]> | undefined;
+  private patterns: Promise<readonly { id: string; pattern: string }[]> | undefined;
   private refreshedAt = 0;
   private readonly scheduler: WakeScheduler;
   /** Wakes this instance raised and has not delivered yet (a failed attempt is retried with the same wake). */
@@ -91,6 +92,11 @@ export class SubscriptionService {
   /** Resolves once no delivery is queued or in flight (tests). */
   idle(): Promise<void> {
     return this.scheduler.idle();
+  }
+
+  /** Logs a failure of background work (it has no request to answer). */
+  failed(err: unknown, subscription: string, what: string): void {
+    this.logger.error({ err, subscription }, `${what} failed`);
   }
 
   /** The public origin for URLs the server hands out. */
@@ -151,7 +157,10 @@ export class SubscriptionService {
   }
 
   private async link(name: string): Promise<void> {
-    for (const { id } of await this.patternSubscriptions()) {
+    for (const { id, pattern } of await this.patternSubscriptions()) {
+      // Filtered here so that a create costs no storage round trip per non-matching subscription; the planner checks
+      // the pattern again on the current record.
+      if (!matchesPattern(pattern, name)) continue;
       await this.storage.mutateSubscription(id, planLinkStream(id, { path: name, offset: ZERO_OFFSET }));
     }
   }
@@ -353,11 +362,11 @@ export class SubscriptionService {
     }
   }
 
-  private patternSubscriptions(): Promise<readonly { id: string }[]> {
+  private patternSubscriptions(): Promise<readonly { id: string; pattern: string }[]> {
     if (this.patterns === undefined || Date.now() - this.refreshedAt >= this.settings.refreshIntervalMs) {
       this.patterns = this.storage
         .listSubscriptions({ withPattern: true })
-        .then((records) => records.map((r) => ({ id: r.id })));
+        .then((records) => records.map((r) => ({ id: r.id, pattern: r.config.pattern ?? '' })));
       this.patterns.catch(() => {
         this.patterns = undefined;
       });
