@@ -317,7 +317,16 @@ export class SubscriptionService {
       throw new Error(`the receiver answered ${answer.status}`);
     }
     this.undelivered.delete(id);
-    if (!answeredDone(answer.body)) return 'done';
+    if (!answeredDone(answer.body)) {
+      // The receiver has the wake from now on: its lease runs from the delivery, not from when the wake was raised
+      // (a slow or retried delivery must not leave the receiver a lease already spent).
+      await this.storage
+        .mutateSubscription(id, ackPlanFor(record, { generation: record.wake.generation }))
+        .catch((err: unknown) => {
+          if (!isStorageError(err)) throw err;
+        });
+      return 'done';
+    }
     // A synchronous `{ done: true }` acks the tails the wake was raised for.
     try {
       const acked = await this.storage.mutateSubscription(
