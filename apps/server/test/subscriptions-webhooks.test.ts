@@ -1,5 +1,6 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStorage } from '@streamkeep/storage-memory';
@@ -63,6 +64,16 @@ describe('webhook subscriptions', () => {
     const { keys } = (await jwksRes.json()) as { keys: { kid: string }[] };
     expect(keys.map((k) => k.kid)).toEqual([created.body.webhook.signing.kid]);
 
+    // A later request naming another host does not move the subscription's callbacks there.
+    const forged = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/__ds/subscriptions/w`, { headers: { host: 'evil.example' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(forged).toBe(200);
     expect((await put(base, 'orders/1', '{"n":1}')).status).toBe(201);
     const delivery = await until(() => hook.received[0]);
     expect(verifies(delivery.rawBody, delivery.signature, keys)).toBe(true);

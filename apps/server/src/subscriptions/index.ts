@@ -71,11 +71,13 @@ export class SubscriptionApi {
           'this server’s storage does not support subscriptions (__ds)',
         );
       }
-      if (this.settings.publicOrigin === undefined && req.headers.host !== undefined) {
+      let origin = this.settings.publicOrigin;
+      if (origin === undefined) {
         const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
-        service.origin = `${secure ? 'https' : 'http'}://${req.headers.host}`;
+        origin = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
+        service.lastOrigin = origin;
       }
-      await route(service, req, res);
+      await route(service, req, res, origin);
     })();
     served.catch((err: unknown) => sendSubscriptionError(req, res, err, instance, this.logger));
   }

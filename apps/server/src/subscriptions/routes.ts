@@ -31,6 +31,8 @@ export type SubscriptionRoute = (
   service: SubscriptionService,
   req: IncomingMessage,
   res: ServerResponse,
+  /** The origin answers name URLs with: the public origin, else the request's. */
+  origin: string,
 ) => Promise<void>;
 
 /**
@@ -56,8 +58,10 @@ export function matchSubscriptionRoute(rest: string, method: string): Subscripti
   const id = validateSubscriptionId(decode(segments[1]!));
   const action = segments[2];
   if (segments.length === 2) {
-    if (method === 'PUT') return (service, req, res) => create(service, req, res, id);
-    if (method === 'GET' || method === 'HEAD') return (service, req, res) => show(service, req, res, id);
+    if (method === 'PUT') return (service, req, res, origin) => create(service, req, res, id, origin);
+    if (method === 'GET' || method === 'HEAD') {
+      return (service, req, res, origin) => show(service, req, res, id, origin);
+    }
     if (method === 'DELETE') return (service, _req, res) => remove(service, res, id);
     throw notAllowed('GET, HEAD, PUT, DELETE');
   }
@@ -154,6 +158,7 @@ async function create(
   req: IncomingMessage,
   res: ServerResponse,
   id: string,
+  origin: string,
 ): Promise<void> {
   const input = toInput(await readJsonObject(req));
   const config = validateSubscriptionInput(input);
@@ -164,8 +169,11 @@ async function create(
   const tails = await tailsOf(service, config.streams);
   if (config.pattern !== null) tails.push(...(await matchingTails(service, config.pattern)));
   const outcome = await service.storage.mutateSubscription(id, planCreateSubscription(id, input, tails));
-  if (outcome.created) service.changed(id, false);
-  sendJson(req, res, outcome.created ? 201 : 200, subscriptionView(service, outcome.record));
+  if (outcome.created) {
+    service.createdThrough(id, origin);
+    service.changed(id, false);
+  }
+  sendJson(req, res, outcome.created ? 201 : 200, subscriptionView(service, outcome.record, origin));
 }
 
 async function show(
@@ -173,11 +181,12 @@ async function show(
   req: IncomingMessage,
   res: ServerResponse,
   id: string,
+  origin: string,
 ): Promise<void> {
   const record = await service.storage.getSubscription(id);
   if (record === undefined)
     throw new StorageError('SUBSCRIPTION_NOT_FOUND', `no subscription ${JSON.stringify(id)}`);
-  sendJson(req, res, 200, subscriptionView(service, record));
+  sendJson(req, res, 200, subscriptionView(service, record, origin));
 }
 
 async function remove(service: SubscriptionService, res: ServerResponse, id: string): Promise<void> {

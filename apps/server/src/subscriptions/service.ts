@@ -53,8 +53,10 @@ export class SubscriptionService {
   private readonly timer: ReturnType<typeof setInterval>;
   private sweeping = false;
   private closed = false;
-  /** The origin of the last request seen, for `callback_url` when no public origin is configured. */
-  origin = 'http://localhost';
+  /** The origin each subscription was created through (this process), for its `callback_url`. */
+  private readonly origins = new Map<string, string>();
+  /** The origin of the last `__ds` request, for subscriptions created through another instance or process. */
+  lastOrigin = 'http://localhost';
 
   constructor(
     readonly storage: Store,
@@ -99,9 +101,18 @@ export class SubscriptionService {
     this.logger.error({ err, subscription }, `${what} failed`);
   }
 
-  /** The public origin for URLs the server hands out. */
-  publicOrigin(): string {
-    return this.settings.publicOrigin ?? this.origin;
+  /**
+   * The origin of URLs sent with a wake of `id` (`callback_url`): the configured public origin, else the origin the
+   * subscription was created through — never one a later request chose, so that no client can redirect another
+   * subscription's callbacks (and tokens) with a forged `Host`.
+   */
+  deliveryOrigin(id: string): string {
+    return this.settings.publicOrigin ?? this.origins.get(id) ?? this.lastOrigin;
+  }
+
+  /** Remembers the origin a subscription was created through. */
+  createdThrough(id: string, origin: string): void {
+    this.origins.set(id, origin);
   }
 
   /** A subscription was created, changed or deleted through this instance: refresh the caches now. */
@@ -109,6 +120,7 @@ export class SubscriptionService {
     this.watching = true;
     this.patterns = undefined;
     if (deleted) {
+      this.origins.delete(id);
       this.scheduler.cancel(id);
       this.undelivered.delete(id);
     }

@@ -10,18 +10,22 @@ import {
 export interface ViewContext {
   readonly secrets: { readonly signingKey: { readonly kid: string } };
   readonly basePath: string;
-  publicOrigin(): string;
+  deliveryOrigin(id: string): string;
   wakeToken(record: SubscriptionRecord): string;
 }
 
-/** The URL of `__ds/<rest>` on this server. */
-export function apiUrl(ctx: ViewContext, rest: string): string {
+/** The URL of `__ds/<rest>` on this server at `origin`. */
+export function apiUrl(ctx: ViewContext, origin: string, rest: string): string {
   const base = ctx.basePath === '/' ? '' : ctx.basePath;
-  return `${ctx.publicOrigin()}${base}/__ds/${rest}`;
+  return `${origin}${base}/__ds/${rest}`;
 }
 
 /** The subscription document of `PUT` and `GET /__ds/subscriptions/:id` (protocol §6.1). No secret is ever in it. */
-export function subscriptionView(ctx: ViewContext, record: SubscriptionRecord): Record<string, unknown> {
+export function subscriptionView(
+  ctx: ViewContext,
+  record: SubscriptionRecord,
+  origin: string,
+): Record<string, unknown> {
   const { config } = record;
   return {
     id: record.id,
@@ -38,7 +42,11 @@ export function subscriptionView(ctx: ViewContext, record: SubscriptionRecord): 
         ? null
         : {
             url: config.webhookUrl,
-            signing: { alg: 'ed25519', kid: ctx.secrets.signingKey.kid, jwks_url: apiUrl(ctx, 'jwks.json') },
+            signing: {
+              alg: 'ed25519',
+              kid: ctx.secrets.signingKey.kid,
+              jwks_url: apiUrl(ctx, origin, 'jwks.json'),
+            },
           },
     wake_stream: config.wakeStream,
     lease_ttl_ms: config.leaseTtlMs,
@@ -74,7 +82,7 @@ export function wakePayload(ctx: ViewContext, record: SubscriptionRecord): Recor
     wake_id: record.wake.wakeId,
     generation: record.wake.generation,
     streams: wakeStreams(record),
-    callback_url: apiUrl(ctx, `subscriptions/${id}/callback`),
+    callback_url: apiUrl(ctx, ctx.deliveryOrigin(record.id), `subscriptions/${id}/callback`),
     callback_token: ctx.wakeToken(record),
   };
 }
