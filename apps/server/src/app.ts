@@ -20,6 +20,7 @@ import { handleHead } from './routes/head.js';
 import { handlePost } from './routes/post.js';
 import { handlePut } from './routes/put.js';
 import { type AppOptions, resolveAppConfig } from './settings/app-options.js';
+import { SubscriptionApi, type SubscriptionOptions } from './subscriptions/index.js';
 
 /** When a response's request started, for the request-duration histogram. */
 const STARTED = Symbol('started');
@@ -72,9 +73,14 @@ const EXPOSE_HEADERS = PROTOCOL_RESPONSE_HEADERS.join(', ');
  * Creates the Durable Streams request handler over a {@link Storage}: mount it in `node:http`
  * (`createServer(app)`), Express or Fastify. The handler streams long-poll and SSE responses without buffering.
  */
-export function createApp(options: AppOptions): StreamkeepApp {
+export function createApp(options: AppOptions & { subscriptions?: SubscriptionOptions }): StreamkeepApp {
   const config = resolveAppConfig(options);
   const logger = options.logger ?? pino({ level: 'silent' });
+  const subscriptions = new SubscriptionApi(
+    { publicOrigin: config.publicOrigin, ...options.subscriptions },
+    config.basePath,
+    logger,
+  );
   const metrics = options.metrics;
   const baseHeaders = baseHeaderFactory(config.corsOrigins, EXPOSE_HEADERS);
   const streamPrefix = config.basePath === '/' ? '/' : `${config.basePath}/`;
@@ -108,6 +114,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
         trackLive,
       };
       logger.debug({ capabilities: s.capabilities }, 'storage ready');
+      void subscriptions.attach(s);
       starting.settle();
     },
     (err: unknown) => {
@@ -275,9 +282,15 @@ export function createApp(options: AppOptions): StreamkeepApp {
     inFlight++;
     (res as TrackedResponse)[IN_FLIGHT] = true;
     if (metrics === undefined) res.on('close', onResponseClose);
+    const rawName = path.slice(streamPrefix.length);
+    // Subscriptions (§6–7): the reserved `__ds` API is routed before stream handling.
+    if (SubscriptionApi.matches(rawName)) {
+      subscriptions.handle(req, res, rawName, instance);
+      return;
+    }
     let name: string;
     try {
-      name = parseStreamNameCached(path.slice(streamPrefix.length));
+      name = parseStreamNameCached(rawName);
       if (isReservedName(name)) {
         throw new HttpError('ROUTE_NOT_FOUND', 'the __ds subscription API is not available on this server');
       }
@@ -315,7 +328,10 @@ export function createApp(options: AppOptions): StreamkeepApp {
         );
         return;
     }
-    route(ctx).catch((err: unknown) => sendError(req, res, err, instance, logger));
+    const done = route(ctx);
+    // Subscriptions: a create, append or delete wakes, links or unlinks — queued, never awaited by the request.
+    if (subscriptions.watching) subscriptions.after(done, req.method, name, res);
+    done.catch((err: unknown) => sendError(req, res, err, instance, logger));
   };
 
   const app = handler as StreamkeepApp;
@@ -328,8 +344,9 @@ export function createApp(options: AppOptions): StreamkeepApp {
   (app as { shutdown: StreamkeepApp['shutdown'] }).shutdown = async (graceMs = 10_000) => {
     shuttingDown = true;
     starting.settle();
+    const subscriptionsClosed = subscriptions.close();
     for (const w of live) w.end('shutdown');
-    if (inFlight === 0) return;
+    if (inFlight === 0) return subscriptionsClosed;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, graceMs);
       idleWaiters.push(() => {
@@ -337,6 +354,7 @@ export function createApp(options: AppOptions): StreamkeepApp {
         resolve();
       });
     });
+    await subscriptionsClosed;
   };
   return app;
 }

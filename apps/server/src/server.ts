@@ -9,6 +9,7 @@ import { ensureDataDir } from './data-dir.js';
 import { HttpError, problemFor } from './error-status.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ServerConfig } from './settings/table.js';
+import { subscriptionOptionsFrom } from './subscriptions/options.js';
 
 /** A listening server and the handle to stop it. */
 export interface RunningServer {
@@ -153,6 +154,7 @@ export async function startServer(
     logger,
     logRequests: config.logRequests,
     metrics,
+    subscriptions: subscriptionOptionsFrom(config),
   });
   const server = createServer(
     {

@@ -293,6 +293,49 @@ export const SETTINGS = {
     default: true,
     ...bool,
   }),
+  webhookAllowLoopback: define({
+    flags: '--webhook-allow-loopback [bool]',
+    env: 'STREAMKEEP_WEBHOOK_ALLOW_LOOPBACK',
+    help: 'admit webhook URLs on loopback addresses (plain http is allowed only there)',
+    default: true,
+    ...bool,
+  }),
+  webhookAllowPrivate: define({
+    flags: '--webhook-allow-private [bool]',
+    env: 'STREAMKEEP_WEBHOOK_ALLOW_PRIVATE',
+    help: 'admit webhook URLs on private and unique-local addresses (link-local and metadata never)',
+    default: false,
+    ...bool,
+  }),
+  webhookTimeoutMs: define({
+    flags: '--webhook-timeout <ms>',
+    env: 'STREAMKEEP_WEBHOOK_TIMEOUT',
+    help: 'how long one webhook delivery may take, connection to last byte of the answer, in ms',
+    default: 5_000,
+    parse: integer(1),
+  }),
+  webhookMaxAnswerBytes: define({
+    flags: '--webhook-max-answer-bytes <bytes>',
+    env: 'STREAMKEEP_WEBHOOK_MAX_ANSWER_BYTES',
+    help: 'largest webhook answer read; a longer one fails the delivery',
+    default: 64 * 1024,
+    parse: parseBytes,
+    defaultText: '64kib',
+  }),
+  webhookConcurrency: define({
+    flags: '--webhook-concurrency <count>',
+    env: 'STREAMKEEP_WEBHOOK_CONCURRENCY',
+    help: 'webhook deliveries in flight at once',
+    default: 16,
+    parse: integer(1),
+  }),
+  webhookMaxAttempts: define({
+    flags: '--webhook-max-attempts <count>',
+    env: 'STREAMKEEP_WEBHOOK_MAX_ATTEMPTS',
+    help: 'failed deliveries (retried after 1 s doubling to 60 s, ±20 %) before a subscription is marked failed',
+    default: 10,
+    parse: integer(1),
+  }),
 };
 
 /** The value type of one setting. */

@@ -117,3 +117,61 @@ export function readCallbackToken(secret: Buffer, token: string, now: number): C
   if (now >= expiresAt) return undefined;
   return { subscription, generation: generation as number, expiresAt };
 }
+
+/**
+ * The claims of a wake token: the callback token of a webhook wake and the token a pull-wake claim returns. It binds
+ * one wake of one *incarnation* of a subscription: `createdAt` tells a re-created id apart (its generations start
+ * again at 0), `generation` and `wakeId` the wake, so a token can be neither forged nor replayed against a later
+ * wake or a later subscription of the same id.
+ */
+export interface WakeClaims {
+  readonly subscription: string;
+  readonly createdAt: number;
+  readonly generation: number;
+  readonly wakeId: string;
+  /** Expiry, epoch milliseconds. */
+  readonly expiresAt: number;
+}
+
+export function issueWakeToken(secret: Buffer, claims: WakeClaims): string {
+  const payload = Buffer.from(
+    JSON.stringify([
+      'wake',
+      claims.subscription,
+      claims.createdAt,
+      claims.generation,
+      claims.wakeId,
+      claims.expiresAt,
+    ]),
+  ).toString('base64url');
+  return `${payload}.${createHmac('sha256', secret).update(payload).digest('base64url')}`;
+}
+
+/** The claims of a wake token this server issued and that has not expired at `now`, or `undefined`. */
+export function readWakeToken(secret: Buffer, token: string, now: number): WakeClaims | undefined {
+  const dot = token.indexOf('.');
+  if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
+  const payload = token.slice(0, dot);
+  const mac = Buffer.from(token.slice(dot + 1), 'base64url');
+  const expected = createHmac('sha256', secret).update(payload).digest();
+  if (mac.byteLength !== expected.byteLength || !timingSafeEqual(mac, expected)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 6 || parsed[0] !== 'wake') return undefined;
+  const [, subscription, createdAt, generation, wakeId, expiresAt] = parsed as unknown[];
+  if (
+    typeof subscription !== 'string' ||
+    typeof createdAt !== 'number' ||
+    !Number.isSafeInteger(generation) ||
+    typeof wakeId !== 'string' ||
+    typeof expiresAt !== 'number' ||
+    now >= expiresAt
+  ) {
+    return undefined;
+  }
+  return { subscription, createdAt, generation: generation as number, wakeId, expiresAt };
+}

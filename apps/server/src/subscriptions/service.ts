@@ -1,0 +1,433 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type AckRequest,
+  hasPendingWork,
+  isStorageError,
+  matchesPattern,
+  planAck,
+  planLinkStream,
+  planSetStatus,
+  planUnlinkStream,
+  planWake,
+  type Storage,
+  StorageError,
+  type SubscriptionPlan,
+  type SubscriptionRecord,
+  type SubscriptionStore,
+  type SubscriptionTail,
+  ZERO_OFFSET,
+} from '@streamkeep/storage';
+import type { Logger } from 'pino';
+import { deliverWebhook } from '../webhooks/deliver.js';
+import { WakeScheduler } from '../webhooks/scheduler.js';
+import { issueWakeToken, signatureHeader } from '../webhooks/signing.js';
+import { admitWebhookUrl } from '../webhooks/ssrf.js';
+import type { SubscriptionSecrets } from './keys.js';
+import type { SubscriptionSettings } from './options.js';
+import { wakePayload } from './view.js';
+
+/** How long a wake token stays valid; fencing by generation and wake id ends it earlier. */
+const TOKEN_TTL_MS = 60 * 60 * 1000;
+
+type Store = Storage & SubscriptionStore;
+
+/**
+ * The server side of subscriptions for one storage: wakes after appends, links after creates, unlinks after deletes,
+ * webhook delivery through the {@link WakeScheduler}, pull-wake events, and the periodic lease sweep.
+ *
+ * @remarks
+ * Every decision is a contract planner run through `mutateSubscription`, so instances sharing a store agree; what this
+ * class keeps in process is only a cache (which subscriptions have patterns, whether any exist) and the delivery
+ * queue. Nothing here runs on a request's path: the hooks queue work and return.
+ */
+export class SubscriptionService {
+  /** True while any subscription may exist: the app calls the hooks only then. */
+  watching = false;
+  private patterns: Promise<readonly { id: string; pattern: string }[]> | undefined;
+  private refreshedAt = 0;
+  private readonly scheduler: WakeScheduler;
+  /** Wakes this instance raised and has not delivered yet (a failed attempt is retried with the same wake). */
+  private readonly undelivered = new Map<string, string>();
+  /** Streams whose members are being woken, and whether another append came meanwhile. */
+  private readonly streamWakes = new Map<string, { again: boolean }>();
+  private readonly timer: ReturnType<typeof setInterval>;
+  private sweeping = false;
+  private closed = false;
+  /** The origin each subscription was created through (this process), for its `callback_url`. */
+  private readonly origins = new Map<string, string>();
+  /** The origin of the last `__ds` request, for subscriptions created through another instance or process. */
+  lastOrigin = 'http://localhost';
+
+  constructor(
+    readonly storage: Store,
+    readonly secrets: SubscriptionSecrets,
+    readonly settings: SubscriptionSettings,
+    readonly basePath: string,
+    private readonly logger: Logger,
+  ) {
+    this.scheduler = new WakeScheduler({
+      concurrency: settings.concurrency,
+      retryBaseMs: settings.retryBaseMs,
+      retryMaxMs: settings.retryMaxMs,
+      deliver: (id, attempt) => this.deliver(id, attempt),
+      onRetry: (id, attempt, delayMs, err) =>
+        logger.warn(
+          { subscription: id, attempt, delayMs, err: (err as Error)?.message },
+          'webhook delivery failed',
+        ),
+    });
+    this.timer = setInterval(() => void this.tick(), settings.sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Loads the first view of the store (whether subscriptions exist). */
+  async start(): Promise<void> {
+    await this.refresh();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.scheduler.close();
+  }
+
+  /** Resolves once no delivery is queued or in flight (tests). */
+  idle(): Promise<void> {
+    return this.scheduler.idle();
+  }
+
+  /** Logs a failure of background work (it has no request to answer). */
+  failed(err: unknown, subscription: string, what: string): void {
+    this.logger.error({ err, subscription }, `${what} failed`);
+  }
+
+  /**
+   * The origin of URLs sent with a wake of `id` (`callback_url`): the configured public origin, else the origin the
+   * subscription was created through — never one a later request chose, so that no client can redirect another
+   * subscription's callbacks (and tokens) with a forged `Host`.
+   */
+  deliveryOrigin(id: string): string {
+    return this.settings.publicOrigin ?? this.origins.get(id) ?? this.lastOrigin;
+  }
+
+  /** Remembers the origin a subscription was created through. */
+  createdThrough(id: string, origin: string): void {
+    this.origins.set(id, origin);
+  }
+
+  /** A subscription was created, changed or deleted through this instance: refresh the caches now. */
+  changed(id: string, deleted: boolean): void {
+    this.watching = true;
+    this.patterns = undefined;
+    if (deleted) {
+      this.origins.delete(id);
+      this.scheduler.cancel(id);
+      this.undelivered.delete(id);
+    }
+  }
+
+  // --- hooks after a successful stream request (called only while `watching`) -------------------------------------
+
+  /** After `PUT` created a stream: link pattern subscriptions, then wake members if it was created with data. */
+  created(name: string): void {
+    this.queueStream(name, true);
+  }
+
+  /** After an append (or a close): wake the subscriptions that have the stream as a member. */
+  appended(name: string): void {
+    this.queueStream(name, false);
+  }
+
+  /** After a delete: unlink the stream from every subscription. */
+  deleted(name: string): void {
+    void this.unlink(name).catch((err: unknown) =>
+      this.logger.error({ err, stream: name }, 'unlinking a deleted stream failed'),
+    );
+  }
+
+  private queueStream(name: string, link: boolean): void {
+    const running = this.streamWakes.get(name);
+    if (running !== undefined && !link) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.streamWakes.set(name, state);
+    void (async () => {
+      try {
+        if (link) await this.link(name);
+        do {
+          state.again = false;
+          await this.wakeMembers(name);
+        } while (state.again && !this.closed);
+      } catch (err) {
+        this.logger.error({ err, stream: name }, 'waking subscriptions failed');
+      } finally {
+        if (this.streamWakes.get(name) === state) this.streamWakes.delete(name);
+      }
+    })();
+  }
+
+  private async link(name: string): Promise<void> {
+    for (const { id, pattern } of await this.patternSubscriptions()) {
+      // Filtered here so that a create costs no storage round trip per non-matching subscription; the planner checks
+      // the pattern again on the current record.
+      if (!matchesPattern(pattern, name)) continue;
+      await this.storage.mutateSubscription(id, planLinkStream(id, { path: name, offset: ZERO_OFFSET }));
+    }
+  }
+
+  private async unlink(name: string): Promise<void> {
+    if (!this.watching) return;
+    for (const record of await this.storage.listSubscriptions({ member: name })) {
+      await this.storage.mutateSubscription(record.id, planUnlinkStream(record.id, name));
+    }
+  }
+
+  private async wakeMembers(name: string): Promise<void> {
+    const subscribers = await this.storage.listSubscriptions({ member: name });
+    if (subscribers.length === 0) return;
+    const tail = await this.tailOf(name);
+    if (tail === undefined) return;
+    for (const record of subscribers) {
+      if (record.status === 'failed') continue;
+      if (record.config.type === 'webhook') {
+        // The delivery raises the wake itself (atomically, once cluster-wide) with every member's tail.
+        this.scheduler.wake(record.id);
+      } else {
+        await this.raiseWake(record, [tail]);
+      }
+    }
+  }
+
+  // --- wakes -----------------------------------------------------------------------------------------------------
+
+  /** The tail (next offset) of a stream, or `undefined` when it is gone. */
+  async tailOf(path: string): Promise<SubscriptionTail | undefined> {
+    try {
+      return { path, offset: (await this.storage.head(path)).nextOffset };
+    } catch (err) {
+      if (isStorageError(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** The tails of every member that still exists. */
+  async memberTails(record: SubscriptionRecord): Promise<SubscriptionTail[]> {
+    const tails: SubscriptionTail[] = [];
+    for (const member of record.members) {
+      const tail = await this.tailOf(member.path);
+      if (tail !== undefined) tails.push(tail);
+    }
+    return tails;
+  }
+
+  /** Raises a wake of a pull-wake subscription if work is pending, and writes its events to the wake stream. */
+  async raiseWake(record: SubscriptionRecord, tails: readonly SubscriptionTail[]): Promise<void> {
+    const outcome = await this.storage.mutateSubscription(
+      record.id,
+      planWake({ wakeId: randomUUID(), tails }),
+    );
+    if (outcome.woken) await this.announce(outcome.record);
+  }
+
+  /** After a wake ended (ack `done`, release, sync auto-ack): the next one, when work remains. Resolves `next_wake`. */
+  async followUp(record: SubscriptionRecord): Promise<boolean> {
+    const tails = await this.memberTails(record);
+    if (!hasPendingWork(record, tails)) return false;
+    if (record.config.type === 'webhook') this.scheduler.wake(record.id);
+    else await this.raiseWake(record, tails);
+    return true;
+  }
+
+  /** Appends the wake events of a pull-wake wake to the subscription's wake stream (§7: one per pending stream). */
+  private async announce(record: SubscriptionRecord): Promise<void> {
+    const wakeStream = record.config.wakeStream;
+    if (wakeStream === null) return;
+    const ts = Date.now();
+    const messages = record.wake.tails.map((t) =>
+      Buffer.from(
+        JSON.stringify({
+          type: 'wake',
+          subscription_id: record.id,
+          stream: t.path,
+          generation: record.wake.generation,
+          ts,
+        }),
+      ),
+    );
+    try {
+      const meta = await this.storage.head(wakeStream);
+      await this.storage.append(wakeStream, { messages, contentType: meta.config.contentType });
+    } catch (err) {
+      // The application creates its wake stream; until it does, workers learn of work by claiming.
+      this.logger.warn({ err, subscription: record.id, wakeStream }, 'could not append to the wake stream');
+    }
+  }
+
+  /** A token for the current wake of `record`. */
+  wakeToken(record: SubscriptionRecord): string {
+    return issueWakeToken(this.secrets.tokenSecret, {
+      subscription: record.id,
+      createdAt: record.createdAt,
+      generation: record.wake.generation,
+      wakeId: record.wake.wakeId ?? '',
+      expiresAt: Date.now() + TOKEN_TTL_MS,
+    });
+  }
+
+  // --- webhook delivery (the scheduler's `deliver`) ----------------------------------------------------------------
+
+  private async deliver(id: string, attempt: number): Promise<'done' | 'again' | 'drop'> {
+    const current = await this.storage.getSubscription(id);
+    if (current === undefined || current.config.type !== 'webhook' || current.status === 'failed') {
+      this.undelivered.delete(id);
+      return 'drop';
+    }
+    // Raise the wake atomically (once cluster-wide): `live` means a wake is already out — raised by another instance,
+    // which delivers it, or by this one, delivered (coalesced: the receiver learns of new work through `next_wake`)
+    // or still to deliver after a failed attempt.
+    const outcome = await this.storage.mutateSubscription(
+      id,
+      planWake({ wakeId: randomUUID(), tails: await this.memberTails(current) }),
+    );
+    if (outcome.record === undefined) return 'drop';
+    const record = outcome.record;
+    if (outcome.woken) this.undelivered.set(id, record.wake.wakeId!);
+    else if (outcome.reason !== 'live' || this.undelivered.get(id) !== record.wake.wakeId) return 'done';
+    try {
+      return await this.post(record);
+    } catch (err) {
+      if (attempt >= this.settings.maxAttempts) {
+        this.logger.error({ err, subscription: id, attempt }, 'webhook given up: subscription marked failed');
+        this.undelivered.delete(id);
+        await this.storage.mutateSubscription(id, planSetStatus(id, 'failed'));
+        return 'drop';
+      }
+      throw err;
+    }
+  }
+
+  private async post(record: SubscriptionRecord): Promise<'done' | 'again'> {
+    const id = record.id;
+    const target = await admitWebhookUrl(
+      record.config.webhookUrl!,
+      this.settings.urlPolicy,
+      this.settings.resolver,
+    );
+    const body = Buffer.from(JSON.stringify(wakePayload(this, record)));
+    const answer = await deliverWebhook(
+      target,
+      body,
+      {
+        'content-type': 'application/json',
+        'webhook-signature': signatureHeader(this.secrets.signingKey, body, Date.now() / 1000),
+      },
+      this.settings.delivery,
+    );
+    if (answer.status < 200 || answer.status > 299) {
+      throw new Error(`the receiver answered ${answer.status}`);
+    }
+    this.undelivered.delete(id);
+    if (!answeredDone(answer.body)) {
+      // The receiver has the wake from now on: its lease runs from the delivery, not from when the wake was raised
+      // (a slow or retried delivery must not leave the receiver a lease already spent).
+      await this.storage
+        .mutateSubscription(id, ackPlanFor(record, { generation: record.wake.generation }))
+        .catch((err: unknown) => {
+          if (!isStorageError(err)) throw err;
+        });
+      return 'done';
+    }
+    // A synchronous `{ done: true }` acks the tails the wake was raised for.
+    try {
+      const acked = await this.storage.mutateSubscription(
+        id,
+        ackPlanFor(record, { generation: record.wake.generation, ackWakeTails: true, done: true }),
+      );
+      return (await this.followUp(acked)) ? 'again' : 'done';
+    } catch (err) {
+      // Fenced: the lease ran out before the answer came; the sweep raises the next wake.
+      if (isStorageError(err)) return 'done';
+      throw err;
+    }
+  }
+
+  // --- periodic work ------------------------------------------------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    if (this.closed || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      if (Date.now() - this.refreshedAt >= this.settings.refreshIntervalMs) await this.refresh();
+      if (this.watching) await this.sweep();
+    } catch (err) {
+      this.logger.error({ err }, 'subscription sweep failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    this.refreshedAt = Date.now();
+    this.watching = (await this.storage.listSubscriptions({ limit: 1 })).length > 0;
+    this.patterns = undefined;
+  }
+
+  /** Subscriptions whose lease expired get their next wake (or are ended when nothing is left to do). */
+  private async sweep(): Promise<void> {
+    for (const record of await this.storage.listSubscriptions({ withExpiredLease: true })) {
+      if (record.status === 'failed') continue;
+      if (record.config.type === 'webhook') this.scheduler.wake(record.id);
+      else await this.raiseWake(record, await this.memberTails(record));
+    }
+  }
+
+  private patternSubscriptions(): Promise<readonly { id: string; pattern: string }[]> {
+    if (this.patterns === undefined || Date.now() - this.refreshedAt >= this.settings.refreshIntervalMs) {
+      this.patterns = this.storage
+        .listSubscriptions({ withPattern: true })
+        .then((records) => records.map((r) => ({ id: r.id, pattern: r.config.pattern ?? '' })));
+      this.patterns.catch(() => {
+        this.patterns = undefined;
+      });
+    }
+    return this.patterns;
+  }
+}
+
+/**
+ * `planAck` for the wake a token (or a delivery) names: also fenced when the record is another incarnation of the id
+ * (`createdAt`) or the outstanding wake is another one (`wakeId`).
+ */
+export function ackPlanFor(
+  bound: {
+    readonly id: string;
+    readonly createdAt: number;
+    readonly wake: { readonly wakeId: string | null };
+  },
+  request: AckRequest,
+  plan: SubscriptionPlan<SubscriptionRecord> = planAck(bound.id, request),
+): SubscriptionPlan<SubscriptionRecord> {
+  return (current, now) => {
+    if (
+      current !== undefined &&
+      (current.createdAt !== bound.createdAt || current.wake.wakeId !== bound.wake.wakeId)
+    ) {
+      throw new StorageError('FENCED', `subscription ${JSON.stringify(bound.id)}: the wake has ended`, {
+        details: { generation: current.wake.generation },
+      });
+    }
+    return plan(current, now);
+  };
+}
+
+function answeredDone(body: Buffer): boolean {
+  if (body.byteLength === 0) return false;
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { done?: unknown };
+    return typeof parsed === 'object' && parsed !== null && parsed.done === true;
+  } catch {
+    return false;
+  }
+}
