@@ -25,3 +25,6 @@ export {
   serverVersion,
   settingsMarkdown,
 } from './settings/index.js';
+export type { SubscriptionOptions } from './subscriptions/index.js';
+export type { DeliveryLimits } from './webhooks/deliver.js';
+export type { ResolvedAddress, Resolver, WebhookUrlPolicy } from './webhooks/ssrf.js';
