@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { issueCallbackToken, issueWakeToken, readWakeToken } from '../src/webhooks/signing.js';
+import { issueWakeToken, readWakeToken } from '../src/webhooks/signing.js';
 
 describe('wake tokens', () => {
   const secret = randomBytes(32);
@@ -33,7 +33,15 @@ describe('wake tokens', () => {
     }
     expect(readWakeToken(secret, `${payload}.`, 0)).toBeUndefined();
     expect(readWakeToken(secret, `${payload}.${mac}.x`, 0)).toBeUndefined();
-    const callback = issueCallbackToken(secret, { subscription: 'sub', generation: 3, expiresAt: 5_000 });
-    expect(readWakeToken(secret, callback, 0)).toBeUndefined();
+    // Sealed by the same secret but not a wake token (another kind, another length): refused.
+    const sealed = (fields: unknown[]) => {
+      const p = Buffer.from(JSON.stringify(fields)).toString('base64url');
+      return `${p}.${createHmac('sha256', secret).update(p).digest('base64url')}`;
+    };
+    expect(readWakeToken(secret, sealed(['sub', 3, 5_000]), 0)).toBeUndefined();
+    expect(readWakeToken(secret, sealed(['other', 'sub', 1, 3, 'w-1', 5_000]), 0)).toBeUndefined();
+    expect(readWakeToken(secret, sealed(['wake', 'sub', 1, 3, 'w-1', 5_000]), 0)).toMatchObject({
+      wakeId: 'w-1',
+    });
   });
 });

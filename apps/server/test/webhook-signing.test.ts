@@ -3,9 +3,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   generateSigningKey,
-  issueCallbackToken,
+  issueWakeToken,
   jwks,
-  readCallbackToken,
+  readWakeToken,
   signatureHeader,
   signingKeyFrom,
 } from '../src/webhooks/signing.js';
@@ -61,37 +61,33 @@ describe('webhook signatures', () => {
   });
 });
 
-describe('callback tokens', () => {
+describe('wake tokens', () => {
   const secret = randomBytes(32);
-  const claims = { subscription: 'sub-1', generation: 7, expiresAt: 2_000_000 };
-
-  it('round-trip before expiry and not after', () => {
-    const token = issueCallbackToken(secret, claims);
-    expect(readCallbackToken(secret, token, 1_999_999)).toEqual(claims);
-    expect(readCallbackToken(secret, token, 2_000_000)).toBeUndefined();
-  });
+  const claims = {
+    subscription: 'sub-1',
+    createdAt: 1_700_000_000_000,
+    generation: 7,
+    wakeId: 'w7',
+    expiresAt: 2_000_000,
+  };
 
   it('cannot be forged: any change to a token, or another secret, is refused', () => {
-    const token = issueCallbackToken(secret, claims);
-    expect(readCallbackToken(randomBytes(32), token, 0)).toBeUndefined();
+    const token = issueWakeToken(secret, claims);
+    expect(readWakeToken(randomBytes(32), token, 0)).toBeUndefined();
     fc.assert(
       fc.property(fc.nat({ max: token.length - 1 }), fc.constantFrom(...'ABCxyz019-_.'), (i, ch) => {
         fc.pre(token[i] !== ch);
         const changed = token.slice(0, i) + ch + token.slice(i + 1);
-        const read = readCallbackToken(secret, changed, 0);
+        const read = readWakeToken(secret, changed, 0);
         // A change in the base64url padding bits can decode to the same bytes: then the claims are the same too.
         if (read !== undefined) expect(read).toEqual(claims);
       }),
       { seed: 20261206, numRuns: 300 },
     );
-    const forged = Buffer.from(JSON.stringify(['sub-1', 8, 2_000_000])).toString('base64url');
-    expect(readCallbackToken(secret, `${forged}.${token.split('.')[1]}`, 0)).toBeUndefined();
-    expect(readCallbackToken(secret, 'garbage', 0)).toBeUndefined();
-  });
-
-  it('carry their generation, so a token of an older wake can be fenced', () => {
-    const older = readCallbackToken(secret, issueCallbackToken(secret, { ...claims, generation: 6 }), 0);
-    expect(older?.generation).toBe(6);
-    expect(older?.subscription).toBe('sub-1');
+    const forged = Buffer.from(
+      JSON.stringify(['wake', 'sub-1', claims.createdAt, 8, 'w7', 2_000_000]),
+    ).toString('base64url');
+    expect(readWakeToken(secret, `${forged}.${token.split('.')[1]}`, 0)).toBeUndefined();
+    expect(readWakeToken(secret, 'garbage', 0)).toBeUndefined();
   });
 });

@@ -71,51 +71,26 @@ export function signatureHeader(key: SigningKey, body: Uint8Array, unixSeconds: 
   return `t=${t},kid=${key.kid},ed25519=${sign(null, signed, key.privateKey).toString('base64url')}`;
 }
 
-/**
- * Callback tokens: what a webhook receiver sends back (`Authorization: Bearer …`) to ack or to ask for more. A token
- * names one subscription and one wake generation and expires; it is an HMAC (SHA-256) under a server secret, so it
- * cannot be forged, and a token of an older generation is refused after the generation moved on (the check compares
- * the generation it carries with the subscription's current one: replay across generations is fenced).
- */
-export interface CallbackClaims {
-  readonly subscription: string;
-  readonly generation: number;
-  /** Expiry, epoch milliseconds. */
-  readonly expiresAt: number;
-}
-
-export function issueCallbackToken(secret: Buffer, claims: CallbackClaims): string {
-  const payload = Buffer.from(
-    JSON.stringify([claims.subscription, claims.generation, claims.expiresAt]),
-  ).toString('base64url');
+/** Seals `fields` as `<base64url JSON>.<HMAC-SHA256>` with `secret`. */
+function seal(secret: Buffer, fields: readonly unknown[]): string {
+  const payload = Buffer.from(JSON.stringify(fields)).toString('base64url');
   return `${payload}.${createHmac('sha256', secret).update(payload).digest('base64url')}`;
 }
 
-/** The claims of a token this server issued and that has not expired at `now`, or `undefined`. */
-export function readCallbackToken(secret: Buffer, token: string, now: number): CallbackClaims | undefined {
+/** The fields sealed in `token` with `secret`, or `undefined` for a token this secret did not seal (or garbage). */
+function unseal(secret: Buffer, token: string): unknown[] | undefined {
   const dot = token.indexOf('.');
   if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
   const payload = token.slice(0, dot);
   const mac = Buffer.from(token.slice(dot + 1), 'base64url');
   const expected = createHmac('sha256', secret).update(payload).digest();
   if (mac.byteLength !== expected.byteLength || !timingSafeEqual(mac, expected)) return undefined;
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    const parsed: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    return Array.isArray(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
-  if (!Array.isArray(parsed) || parsed.length !== 3) return undefined;
-  const [subscription, generation, expiresAt] = parsed as unknown[];
-  if (
-    typeof subscription !== 'string' ||
-    !Number.isSafeInteger(generation) ||
-    typeof expiresAt !== 'number'
-  ) {
-    return undefined;
-  }
-  if (now >= expiresAt) return undefined;
-  return { subscription, generation: generation as number, expiresAt };
 }
 
 /**
@@ -134,34 +109,14 @@ export interface WakeClaims {
 }
 
 export function issueWakeToken(secret: Buffer, claims: WakeClaims): string {
-  const payload = Buffer.from(
-    JSON.stringify([
-      'wake',
-      claims.subscription,
-      claims.createdAt,
-      claims.generation,
-      claims.wakeId,
-      claims.expiresAt,
-    ]),
-  ).toString('base64url');
-  return `${payload}.${createHmac('sha256', secret).update(payload).digest('base64url')}`;
+  const { subscription, createdAt, generation, wakeId, expiresAt } = claims;
+  return seal(secret, ['wake', subscription, createdAt, generation, wakeId, expiresAt]);
 }
 
 /** The claims of a wake token this server issued and that has not expired at `now`, or `undefined`. */
 export function readWakeToken(secret: Buffer, token: string, now: number): WakeClaims | undefined {
-  const dot = token.indexOf('.');
-  if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
-  const payload = token.slice(0, dot);
-  const mac = Buffer.from(token.slice(dot + 1), 'base64url');
-  const expected = createHmac('sha256', secret).update(payload).digest();
-  if (mac.byteLength !== expected.byteLength || !timingSafeEqual(mac, expected)) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 6 || parsed[0] !== 'wake') return undefined;
+  const parsed = unseal(secret, token);
+  if (parsed === undefined || parsed.length !== 6 || parsed[0] !== 'wake') return undefined;
   const [, subscription, createdAt, generation, wakeId, expiresAt] = parsed as unknown[];
   if (
     typeof subscription !== 'string' ||
