@@ -15,6 +15,7 @@ import {
   logDirOf,
   logPathOf,
   replaceFile,
+  SUBSCRIPTIONS_FILE,
   TMP_DIR,
 } from './layout.js';
 import { carryPending } from './log-writer.js';
@@ -35,6 +36,8 @@ export interface RecoveryReport {
   readonly redone: number;
   /** Journaled catalog changes (creates, tombstones, deletes) applied over the snapshot. */
   readonly catalogChanges: number;
+  /** Journaled subscription writes (records written or deleted) applied over the `subscriptions` file. */
+  readonly subscriptionChanges: number;
   /** The on-disk format the root had before this open, when it was migrated. */
   readonly migratedFrom: 1 | undefined;
   readonly quarantined: readonly QuarantinedStream[];
@@ -87,10 +90,16 @@ export async function recover(
     core.carriedBytes = core.catalog.inlineBytes;
   }
   for (const q of migrated) core.quarantine.set(q.name ?? q.dir, q);
+  // Absent in a root that never had a subscription at a checkpoint (or one written by an older version): none.
+  const subscriptionsPath = join(root, SUBSCRIPTIONS_FILE);
+  if (await fs.exists(subscriptionsPath)) {
+    core.subscriptions.load(Buffer.from(await fs.readFile(subscriptionsPath)), subscriptionsPath);
+  }
 
   const journalPath = join(root, JOURNAL_FILE);
   const hadJournal = await fs.exists(journalPath);
   let changes = 0;
+  let subscriptionChanges = 0;
   let redone = 0;
   let carriedRedone = 0;
   if (hadJournal) {
@@ -102,6 +111,12 @@ export async function recover(
         op = decodeCatalogOp(bytes);
       } catch {
         break; // a valid checksum over an entry this version cannot read: stop there, as at a torn entry
+      }
+      if (op.op === 'subscription') {
+        // The whole record (or its removal): applying one the file already has changes nothing.
+        core.subscriptions.apply(op.id, op.record);
+        subscriptionChanges++;
+        continue;
       }
       if (op.op !== 'tombstone') {
         // A carried log replaced or deleted: its bytes no longer count.
@@ -168,6 +183,7 @@ export async function recover(
   }
   // The catalog the journal changed is saved before the journal is emptied.
   if (changes > 0 || carriedRedone > 0 || migratedFrom !== undefined) await writeSnapshot(core);
+  if (subscriptionChanges > 0) await checkpointSubscriptions(core);
   const fh = await fs.open(journalPath, hadJournal ? 'r+' : 'wx+');
   try {
     core.journal = await Journal.create(fh, journalCheckpointBytes, core.settings.inlineWriteBytes);
@@ -177,12 +193,21 @@ export async function recover(
   }
   if (clean) await fs.unlink(cleanPath);
   if (!hadJournal || clean) await syncDir(fs, root);
-  core.journal.onCheckpoint = () => checkpointCatalog(core);
+  core.journal.onCheckpoint = async () => {
+    await checkpointCatalog(core);
+    await checkpointSubscriptions(core);
+  };
   core.journal.beforeCheckpoint = () => carryPending(core);
   // The real file system on Linux: a checkpoint with many logs to sync syncs the file system once instead.
   if (core.fs === nodeFileSystem && process.platform === 'linux')
     core.journal.syncAll = () => syncFileSystem(root);
-  return { streams: core.catalog.size, redone, catalogChanges: changes, migratedFrom };
+  return {
+    streams: core.catalog.size,
+    redone,
+    catalogChanges: changes,
+    subscriptionChanges,
+    migratedFrom,
+  };
 }
 
 /**
@@ -294,6 +319,24 @@ async function checkpointCatalog(core: Core): Promise<void> {
   } catch (err) {
     for (const d of dirs) core.dirtyDirs.add(d);
     core.catalogDirty = true;
+    throw err;
+  }
+}
+
+/**
+ * The other half of the checkpoint hook: the subscription table, when it changed, replaces the `subscriptions` file
+ * atomically, so that emptying the journal loses no subscription write. Encoded before any I/O: the journal writes
+ * no round while a checkpoint runs, so the table holds exactly what the journal made durable.
+ */
+async function checkpointSubscriptions(core: Core): Promise<void> {
+  const table = core.subscriptions;
+  if (!table.dirty) return;
+  const parts = table.encode();
+  table.dirty = false;
+  try {
+    await replaceFile(core.fs, core.root, SUBSCRIPTIONS_FILE, parts);
+  } catch (err) {
+    table.dirty = true;
     throw err;
   }
 }
