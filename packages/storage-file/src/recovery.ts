@@ -23,6 +23,10 @@ import { migrateFormat1 } from './migrate.js';
 import type { ProgressReporter } from './progress.js';
 import { Catalog } from './snapshot.js';
 
+/** `<file>.<uuid>.tmp`, as {@link replaceFile} names its temporary file next to the one it replaces. */
+const REPLACED_TMP =
+  /^(?:catalog|subscriptions|FORMAT)\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
+
 /** What opening a root found. */
 export interface RecoveryReport {
   /** Streams in the catalog (tombstones included). */
@@ -72,6 +76,10 @@ export async function recover(
   }
   await fs.mkdir(join(root, TMP_DIR));
   for (const child of await fs.readdir(join(root, TMP_DIR))) await fs.rmrf(join(root, TMP_DIR, child));
+  // Temporary siblings of files replaced atomically (`replaceFile`) that a crash left before their rename.
+  for (const child of await fs.readdir(root)) {
+    if (REPLACED_TMP.test(child)) await fs.unlink(join(root, child));
+  }
   // A migration interrupted after its switch to format 2 leaves the old folders: they hold nothing needed.
   for (const old of ['streams', 'trash']) {
     if (await fs.exists(join(root, old))) await fs.rmrf(join(root, old));

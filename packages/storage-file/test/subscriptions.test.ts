@@ -176,6 +176,19 @@ describe('FileStorage subscriptions on disk', () => {
     await r.close();
   });
 
+  it('removes a temporary file a crash left while the subscriptions file was being replaced', async () => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root });
+    await s.mutateSubscription('a', planCreateSubscription('a', pull(['x']), []));
+    await s.close();
+    const stray = 'subscriptions.0b5e0c1e-3f1a-4c59-9a47-2a3d5c6e7f80.tmp';
+    await writeFile(join(root, stray), 'half written');
+    const r = await FileStorage.open({ rootDir: root });
+    expect(await readdir(root)).not.toContain(stray);
+    expect((await r.listSubscriptions()).map((x) => x.id)).toEqual(['a']);
+    await r.close();
+  });
+
   it('refuses a damaged subscriptions file (CORRUPTED) instead of serving it', async () => {
     const root = await tempDir();
     const s = await FileStorage.open({ rootDir: root });
