@@ -49,9 +49,10 @@ export interface RecoveryReport {
 }
 
 /**
- * Brings a locked root to a servable state: creates or migrates the layout, reads the catalog snapshot, applies the
- * journal (catalog changes, then the log writes a crash kept from reaching their logs), writes a fresh snapshot when
- * the journal changed the catalog, and starts an empty journal. Work is bounded by the snapshot's size (names and
+ * Brings a locked root to a servable state: creates or migrates the layout, reads the catalog snapshot and the
+ * subscriptions file, applies the journal (catalog changes and subscription writes, then the log writes a crash kept
+ * from reaching their logs), writes a fresh snapshot (and subscriptions file) when the journal changed them, and
+ * starts an empty journal. Work is bounded by the snapshot's size (names and
  * configs) and the journal's, not by the data stored: logs are verified when their stream is first used.
  */
 export async function recover(
