@@ -31,11 +31,11 @@ async function pullWorker(id) {
   let record = await storage.getSubscription(id);
   if (record === undefined) {
     const input = { type: 'pull-wake', streams: ['x'], wakeStream: 'wakes', leaseTtlMs: 600_000 };
-    record = (
-      await step(id, 'create', () =>
-        storage.mutateSubscription(id, planCreateSubscription(id, input, [{ path: 'x', offset: at(0) }])),
-      )
-    ).record;
+    // Reported is the record, not the planner's `{ created, record }`.
+    record = await step(id, 'create', async () => {
+      const plan = planCreateSubscription(id, input, [{ path: 'x', offset: at(0) }]);
+      return (await storage.mutateSubscription(id, plan)).record;
+    });
   } else if (record.wake.wakeId !== null && record.wake.leaseExpiresAt > Date.now()) {
     // The previous child held this wake when it died: finish it, as a restarted worker would.
     record = await step(id, 'finish', () =>
