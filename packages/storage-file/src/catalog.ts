@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { type ForkInfo, parseOffset, type StreamConfig } from '@streamkeep/storage';
+import {
+  type ForkInfo,
+  parseOffset,
+  parseSubscriptionRecord,
+  type StreamConfig,
+  type SubscriptionRecord,
+} from '@streamkeep/storage';
 
 const NO_BASE = { readSeq: 0, byteOffset: 0 } as const;
 
@@ -80,10 +86,11 @@ export function streamId(name: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Catalog entries of the journal: JSON, one lifecycle change each.
+// Catalog entries of the journal: JSON, one lifecycle change or one subscription write each.
 // ---------------------------------------------------------------------------------------------------------------
 
-export type CatalogOp =
+/** A journaled lifecycle change of a stream. */
+export type StreamCatalogOp =
   | {
       readonly op: 'create';
       readonly name: string;
@@ -96,6 +103,18 @@ export type CatalogOp =
   | { readonly op: 'tombstone'; readonly name: string }
   | { readonly op: 'delete'; readonly name: string };
 
+/**
+ * A journaled subscription write (`subscriptions.ts`): the whole new record of `id`, or `null` for a delete. Applying
+ * it twice is harmless, so the journal's entries may be replayed over a `subscriptions` file that already has them.
+ */
+export interface SubscriptionOp {
+  readonly op: 'subscription';
+  readonly id: string;
+  readonly record: SubscriptionRecord | null;
+}
+
+export type CatalogOp = StreamCatalogOp | SubscriptionOp;
+
 export function encodeCatalogOp(op: CatalogOp): Buffer {
   return Buffer.from(JSON.stringify(op), 'utf8');
 }
@@ -104,6 +123,12 @@ export function decodeCatalogOp(bytes: Uint8Array): CatalogOp {
   const o = JSON.parse(
     Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
   ) as CatalogOp;
+  if (typeof o === 'object' && o !== null && o.op === 'subscription') {
+    if (typeof o.id !== 'string') throw new Error('bad catalog entry');
+    const record = o.record === null ? null : parseSubscriptionRecord(o.record);
+    if (record !== null && record.id !== o.id) throw new Error('bad catalog entry');
+    return { op: 'subscription', id: o.id, record };
+  }
   if (typeof o !== 'object' || o === null || typeof o.name !== 'string') throw new Error('bad catalog entry');
   if (o.op === 'create') {
     if (typeof o.config?.contentType !== 'string' || typeof o.salt !== 'number') {
@@ -123,7 +148,7 @@ export interface CatalogMap {
 }
 
 /** Applies one journaled change to a catalog (at open, replaying the journal). */
-export function applyCatalogOp(catalog: CatalogMap, op: CatalogOp): void {
+export function applyCatalogOp(catalog: CatalogMap, op: StreamCatalogOp): void {
   if (op.op === 'create') {
     const r = new CatalogRecord(op.name, { ...op.config }, op.createdAt, op.fork, false, op.salt, op.hasLog);
     // Replayed after a crash: what its log holds is learnt when it is loaded.

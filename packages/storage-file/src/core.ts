@@ -16,6 +16,7 @@ import type { Journal } from './journal.js';
 import { logDirOf, logPathOf } from './layout.js';
 import { Catalog } from './snapshot.js';
 import { loadCarried, loadEntry, StreamEntry } from './stream-entry.js';
+import { SubscriptionTable } from './subscription-table.js';
 import { TailCache } from './tail-cache.js';
 
 /** A stream that failed an integrity check and is refused (`CORRUPTED`) instead of served. */
@@ -58,6 +59,8 @@ export class Core {
   readonly root: string;
   readonly clock: Clock;
   catalog = new Catalog();
+  /** Every subscription record (durable state only), saved to its own file at checkpoints (subscriptions.ts). */
+  readonly subscriptions = new SubscriptionTable();
   /** Loaded streams, least recently used first. */
   readonly entries = new Map<string, StreamEntry>();
   readonly quarantine = new Map<string, QuarantinedStream>();

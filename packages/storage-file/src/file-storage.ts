@@ -14,6 +14,7 @@ import {
   isStorageError,
   isVisible,
   type ListStreamsOptions,
+  type ListSubscriptionsOptions,
   listingFull,
   listingIncludes,
   type Offset,
@@ -28,6 +29,9 @@ import {
   type StreamListener,
   type StreamMetadata,
   type Subscription,
+  type SubscriptionPlan,
+  type SubscriptionRecord,
+  type SubscriptionStore,
   systemClock,
   tailReadResult,
   validateAppend,
@@ -56,6 +60,7 @@ import { acquireRootLock } from './lock.js';
 import { ProgressReporter, type RecoveryProgress } from './progress.js';
 import { type RecoveryReport, recover, verifyAll } from './recovery.js';
 import type { StreamEntry } from './stream-entry.js';
+import { FileSubscriptions } from './subscriptions.js';
 
 export type { QuarantinedStream } from './core.js';
 export type { RecoveryProgress } from './progress.js';
@@ -167,6 +172,7 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({
   listStreams: true,
   byteLimits: true,
   multiInstance: false,
+  subscriptions: true,
 });
 
 /**
@@ -174,13 +180,14 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({
  * group commit within and across streams, crash-safe lifecycle. See the package README for the on-disk format and
  * the guarantees.
  */
-export class FileStorage implements Storage {
+export class FileStorage implements Storage, SubscriptionStore {
   readonly specificationVersion = 'v1' as const;
   readonly capabilities: StorageCapabilities = CAPABILITIES;
   readonly rootDir: string;
   /** What opening the root found (journal replayed, migration, torn tails cut, streams quarantined, time taken). */
   readonly recovery: RecoveryReport;
   private closing: Promise<void> | undefined;
+  private readonly subscriptions: FileSubscriptions;
 
   private constructor(
     private readonly core: Core,
@@ -189,6 +196,7 @@ export class FileStorage implements Storage {
   ) {
     this.rootDir = core.root;
     this.recovery = report;
+    this.subscriptions = new FileSubscriptions(core, CAPABILITIES);
   }
 
   /**
@@ -472,5 +480,20 @@ export class FileStorage implements Storage {
       out.push(core.metadata(entry));
     }
     return out;
+  }
+
+  // SubscriptionStore: records in memory, each write one journal entry (subscriptions.ts).
+
+  getSubscription(id: string): Promise<SubscriptionRecord | undefined> {
+    return this.subscriptions.getSubscription(id);
+  }
+  mutateSubscription<R>(id: string, plan: SubscriptionPlan<R>): Promise<R> {
+    return this.subscriptions.mutateSubscription(id, plan);
+  }
+  deleteSubscription(id: string): Promise<boolean> {
+    return this.subscriptions.deleteSubscription(id);
+  }
+  listSubscriptions(options?: ListSubscriptionsOptions): Promise<SubscriptionRecord[]> {
+    return this.subscriptions.listSubscriptions(options);
   }
 }

@@ -10,7 +10,10 @@ import { syncDir } from './fs.js';
  * <root>/LOCK                 the process holding the root
  * <root>/FORMAT               "streamkeep-file-storage 2"
  * <root>/catalog              snapshot of the stream table, written at checkpoints (see catalog.ts)
- * <root>/journal              commit journal: group writes and catalog changes since the snapshot (see journal.ts)
+ * <root>/journal              commit journal: group writes, catalog changes and subscription writes since the
+ *                             snapshots (see journal.ts)
+ * <root>/subscriptions        snapshot of the subscription records, written at checkpoints (subscription-table.ts);
+ *                             absent until the first checkpoint with a subscription
  * <root>/logs/<ab>/<cdef…>    one log per stream, named by the SHA-256 of the stream's name, split after two hex
  *                             digits so that no directory holds more than a few hundred entries per 100k streams
  * <root>/tmp/                 scratch space, emptied at open
@@ -24,6 +27,7 @@ export const FORMAT_TEXT = 'streamkeep-file-storage 2\n';
 export const FORMAT_1_TEXT = 'streamkeep-file-storage 1\n';
 export const CATALOG_FILE = 'catalog';
 export const JOURNAL_FILE = 'journal';
+export const SUBSCRIPTIONS_FILE = 'subscriptions';
 export const LOGS_DIR = 'logs';
 export const TMP_DIR = 'tmp';
 /**

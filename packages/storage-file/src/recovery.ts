@@ -15,12 +15,17 @@ import {
   logDirOf,
   logPathOf,
   replaceFile,
+  SUBSCRIPTIONS_FILE,
   TMP_DIR,
 } from './layout.js';
 import { carryPending } from './log-writer.js';
 import { migrateFormat1 } from './migrate.js';
 import type { ProgressReporter } from './progress.js';
 import { Catalog } from './snapshot.js';
+
+/** `<file>.<uuid>.tmp`, as {@link replaceFile} names its temporary file next to the one it replaces. */
+const REPLACED_TMP =
+  /^(?:catalog|subscriptions|FORMAT)\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
 
 /** What opening a root found. */
 export interface RecoveryReport {
@@ -35,6 +40,8 @@ export interface RecoveryReport {
   readonly redone: number;
   /** Journaled catalog changes (creates, tombstones, deletes) applied over the snapshot. */
   readonly catalogChanges: number;
+  /** Journaled subscription writes (records written or deleted) applied over the `subscriptions` file. */
+  readonly subscriptionChanges: number;
   /** The on-disk format the root had before this open, when it was migrated. */
   readonly migratedFrom: 1 | undefined;
   readonly quarantined: readonly QuarantinedStream[];
@@ -42,9 +49,10 @@ export interface RecoveryReport {
 }
 
 /**
- * Brings a locked root to a servable state: creates or migrates the layout, reads the catalog snapshot, applies the
- * journal (catalog changes, then the log writes a crash kept from reaching their logs), writes a fresh snapshot when
- * the journal changed the catalog, and starts an empty journal. Work is bounded by the snapshot's size (names and
+ * Brings a locked root to a servable state: creates or migrates the layout, reads the catalog snapshot and the
+ * subscriptions file, applies the journal (catalog changes and subscription writes, then the log writes a crash kept
+ * from reaching their logs), writes a fresh snapshot (and subscriptions file) when the journal changed them, and
+ * starts an empty journal. Work is bounded by the snapshot's size (names and
  * configs) and the journal's, not by the data stored: logs are verified when their stream is first used.
  */
 export async function recover(
@@ -69,6 +77,10 @@ export async function recover(
   }
   await fs.mkdir(join(root, TMP_DIR));
   for (const child of await fs.readdir(join(root, TMP_DIR))) await fs.rmrf(join(root, TMP_DIR, child));
+  // Temporary siblings of files replaced atomically (`replaceFile`) that a crash left before their rename.
+  for (const child of await fs.readdir(root)) {
+    if (REPLACED_TMP.test(child)) await fs.unlink(join(root, child));
+  }
   // A migration interrupted after its switch to format 2 leaves the old folders: they hold nothing needed.
   for (const old of ['streams', 'trash']) {
     if (await fs.exists(join(root, old))) await fs.rmrf(join(root, old));
@@ -87,10 +99,16 @@ export async function recover(
     core.carriedBytes = core.catalog.inlineBytes;
   }
   for (const q of migrated) core.quarantine.set(q.name ?? q.dir, q);
+  // Absent in a root that never had a subscription at a checkpoint (or one written by an older version): none.
+  const subscriptionsPath = join(root, SUBSCRIPTIONS_FILE);
+  if (await fs.exists(subscriptionsPath)) {
+    core.subscriptions.load(Buffer.from(await fs.readFile(subscriptionsPath)), subscriptionsPath);
+  }
 
   const journalPath = join(root, JOURNAL_FILE);
   const hadJournal = await fs.exists(journalPath);
   let changes = 0;
+  let subscriptionChanges = 0;
   let redone = 0;
   let carriedRedone = 0;
   if (hadJournal) {
@@ -102,6 +120,12 @@ export async function recover(
         op = decodeCatalogOp(bytes);
       } catch {
         break; // a valid checksum over an entry this version cannot read: stop there, as at a torn entry
+      }
+      if (op.op === 'subscription') {
+        // The whole record (or its removal): applying one the file already has changes nothing.
+        core.subscriptions.apply(op.id, op.record);
+        subscriptionChanges++;
+        continue;
       }
       if (op.op !== 'tombstone') {
         // A carried log replaced or deleted: its bytes no longer count.
@@ -168,6 +192,7 @@ export async function recover(
   }
   // The catalog the journal changed is saved before the journal is emptied.
   if (changes > 0 || carriedRedone > 0 || migratedFrom !== undefined) await writeSnapshot(core);
+  if (subscriptionChanges > 0) await checkpointSubscriptions(core);
   const fh = await fs.open(journalPath, hadJournal ? 'r+' : 'wx+');
   try {
     core.journal = await Journal.create(fh, journalCheckpointBytes, core.settings.inlineWriteBytes);
@@ -177,12 +202,21 @@ export async function recover(
   }
   if (clean) await fs.unlink(cleanPath);
   if (!hadJournal || clean) await syncDir(fs, root);
-  core.journal.onCheckpoint = () => checkpointCatalog(core);
+  core.journal.onCheckpoint = async () => {
+    await checkpointCatalog(core);
+    await checkpointSubscriptions(core);
+  };
   core.journal.beforeCheckpoint = () => carryPending(core);
   // The real file system on Linux: a checkpoint with many logs to sync syncs the file system once instead.
   if (core.fs === nodeFileSystem && process.platform === 'linux')
     core.journal.syncAll = () => syncFileSystem(root);
-  return { streams: core.catalog.size, redone, catalogChanges: changes, migratedFrom };
+  return {
+    streams: core.catalog.size,
+    redone,
+    catalogChanges: changes,
+    subscriptionChanges,
+    migratedFrom,
+  };
 }
 
 /**
@@ -294,6 +328,24 @@ async function checkpointCatalog(core: Core): Promise<void> {
   } catch (err) {
     for (const d of dirs) core.dirtyDirs.add(d);
     core.catalogDirty = true;
+    throw err;
+  }
+}
+
+/**
+ * The other half of the checkpoint hook: the subscription table, when it changed, replaces the `subscriptions` file
+ * atomically, so that emptying the journal loses no subscription write. Encoded before any I/O: the journal writes
+ * no round while a checkpoint runs, so the table holds exactly what the journal made durable.
+ */
+async function checkpointSubscriptions(core: Core): Promise<void> {
+  const table = core.subscriptions;
+  if (!table.dirty) return;
+  const parts = table.encode();
+  table.dirty = false;
+  try {
+    await replaceFile(core.fs, core.root, SUBSCRIPTIONS_FILE, parts);
+  } catch (err) {
+    table.dirty = true;
     throw err;
   }
 }
