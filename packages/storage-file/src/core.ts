@@ -61,8 +61,12 @@ export class Core {
   catalog = new Catalog();
   /** Every subscription record (durable state only), saved to its own file at checkpoints (subscriptions.ts). */
   readonly subscriptions = new SubscriptionTable();
-  /** Loaded streams, least recently used first. */
+  /** Loaded streams by name; their use order is the list from `lruHead` (least recently used) to `lruTail`. */
   readonly entries = new Map<string, StreamEntry>();
+  // An intrusive list rather than the Map's insertion order: a Map whose oldest keys are deleted over and over keeps
+  // the holes at its front until it rehashes, and a scan from the oldest walked over thousands of them per load.
+  private lruHead: StreamEntry | null = null;
+  private lruTail: StreamEntry | null = null;
   readonly quarantine = new Map<string, QuarantinedStream>();
   readonly handles: HandlePool;
   readonly tailCache: TailCache;
@@ -151,9 +155,9 @@ export class Core {
   /** The loaded entry of `name`, if it is loaded (marked recently used). */
   loaded(name: string): StreamEntry | undefined {
     const e = this.entries.get(name);
-    if (e !== undefined && this.entries.size > 64) {
-      this.entries.delete(name);
-      this.entries.set(name, e);
+    if (e !== undefined && e !== this.lruTail) {
+      this.unlink(e);
+      this.push(e);
     }
     return e;
   }
@@ -239,25 +243,55 @@ export class Core {
 
   /** Makes `entry` the loaded entry of its stream, dropping idle ones beyond the configured number. */
   adopt(entry: StreamEntry): void {
+    const before = this.entries.get(entry.name);
+    if (before !== undefined) this.unlink(before);
     this.entries.set(entry.name, entry);
+    this.push(entry);
     const max = this.settings.maxLoadedStreams;
-    if (this.entries.size <= max) return;
     // Look at a few of the least recently used only: one in use (a write pending, a reader waiting) goes to the back,
     // so that a scan never walks over thousands of busy streams on every load.
     let looked = 0;
-    for (const [name, e] of this.entries) {
-      if (this.entries.size <= max || ++looked > 32) break;
-      if (e === entry) continue;
-      this.entries.delete(name);
+    let e = this.lruHead;
+    while (e !== null && this.entries.size > max && ++looked <= 32) {
+      const next = e.lruNext;
       // A stream whose only business is pending writes to a log without a file hands them to its record (carried)
       // and is dropped like an idle one: streams by the hundred thousand, each written once, stay cheap.
-      if (!e.idle && !(e.pendingCarry && e.idleButPending && carryNow(this, e))) {
-        this.entries.set(name, e);
-        continue;
+      if (e !== entry && (e.idle || (e.pendingCarry && e.idleButPending && carryNow(this, e)))) {
+        this.drop(e);
+        this.handles.discard(e);
+        this.tailCache.clear(e.cached);
+      } else if (e !== entry) {
+        this.unlink(e);
+        this.push(e);
       }
-      this.handles.discard(e);
-      this.tailCache.clear(e.cached);
+      e = next;
     }
+  }
+
+  /** Forgets `entry` as the loaded entry of its stream (if it still is). */
+  drop(entry: StreamEntry): void {
+    if (this.entries.get(entry.name) !== entry) return;
+    this.entries.delete(entry.name);
+    this.unlink(entry);
+  }
+
+  private push(e: StreamEntry): void {
+    e.lruPrev = this.lruTail;
+    e.lruNext = null;
+    if (this.lruTail === null) this.lruHead = e;
+    else this.lruTail.lruNext = e;
+    this.lruTail = e;
+  }
+
+  private unlink(e: StreamEntry): void {
+    if (e.lruPrev === null) {
+      if (this.lruHead === e) this.lruHead = e.lruNext;
+    } else e.lruPrev.lruNext = e.lruNext;
+    if (e.lruNext === null) {
+      if (this.lruTail === e) this.lruTail = e.lruPrev;
+    } else e.lruNext.lruPrev = e.lruPrev;
+    e.lruPrev = null;
+    e.lruNext = null;
   }
 
   private refuse(record: CatalogRecord): never {

@@ -360,7 +360,7 @@ async function remove(core: Core, record: CatalogRecord): Promise<void> {
     }
     core.total -= record.bytes;
     if (entry !== undefined) {
-      if (core.entries.get(record.name) === entry) core.entries.delete(record.name);
+      core.drop(entry);
       core.handles.discard(entry);
       core.tailCache.clear(entry.cached);
       core.notify(entry);

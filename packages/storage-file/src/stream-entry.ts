@@ -93,6 +93,9 @@ export class StreamEntry implements HandleOwner {
   unwritten: Buffer | null = null;
   /** Counted in the core's carry-pending figures (its pending bytes start a log that has no file yet). */
   pendingCarry = false;
+  /** Neighbours in the core's list of loaded entries, least recently used first. */
+  lruPrev: StreamEntry | null = null;
+  lruNext: StreamEntry | null = null;
   /** The newest committed messages, kept in memory (see {@link TailCache}). */
   readonly cached = new StreamTail();
   /** Groups committed since this stream's queue last waited for the event loop. */
