@@ -646,13 +646,14 @@ for (const backend of ['memory', 'file'] as const) {
       if (backend === 'file') {
         expect(escapes).toEqual([]);
         // The data directory's parent holds nothing else, and no name inside comes from a stream name: each is a hex
-        // digest (or a fan-out part of one), one of the backend's own fixed names, or a temporary file.
+        // digest (or a fan-out part of one), one of the backend's own fixed names (the subscription table and the
+        // server's subscription keys included), or a temporary file.
         expect(await readdir(parent)).toEqual(['data']);
         const names = await readdir(dataDir, { recursive: true });
         for (const path of names) {
           for (const part of path.split(sep)) {
             expect(part).toMatch(
-              /^[0-9a-f]{2,64}$|^(LOCK|FORMAT|catalog|journal|logs|tmp|streams|meta\.json|log)$|\.tmp$|^\./,
+              /^[0-9a-f]{2,64}$|^(LOCK|FORMAT|catalog|journal|logs|tmp|streams|meta\.json|log|subscriptions|subscription-secrets\.json)$|\.tmp$|^\./,
             );
           }
         }
