@@ -1,5 +1,11 @@
 import { crc32 } from 'node:zlib';
-import { parseSubscriptionRecord, StorageError, type SubscriptionRecord } from '@streamkeep/storage';
+import {
+  freezeRecord,
+  MemberIndex,
+  parseSubscriptionRecord,
+  StorageError,
+  type SubscriptionRecord,
+} from '@streamkeep/storage';
 
 /**
  * The subscription records of an open root, in memory: a map of frozen records plus an index from member path to
@@ -16,7 +22,7 @@ import { parseSubscriptionRecord, StorageError, type SubscriptionRecord } from '
  */
 export class SubscriptionTable {
   readonly #records = new Map<string, SubscriptionRecord>();
-  readonly #byMember = new Map<string, Set<string>>();
+  readonly #members = new MemberIndex();
   /** Changed since the table was last written to its file. */
   dirty = false;
 
@@ -34,17 +40,15 @@ export class SubscriptionTable {
 
   /** The records having `path` as a member (unordered). */
   withMember(path: string): SubscriptionRecord[] {
-    const ids = this.#byMember.get(path);
-    if (ids === undefined) return [];
-    return [...ids].map((id) => this.#records.get(id)!);
+    return [...this.#members.ids(path)].map((id) => this.#records.get(id)!);
   }
 
   /** Sets the record of `id` (frozen), or removes it when `record` is `null`. */
   apply(id: string, record: SubscriptionRecord | null): void {
     const before = this.#records.get(id);
     if (record === null) this.#records.delete(id);
-    else this.#records.set(id, deepFreeze(record));
-    this.#index(id, before, record ?? undefined);
+    else this.#records.set(id, freezeRecord(record));
+    this.#members.move(id, before, record ?? undefined);
     this.dirty = true;
   }
 
@@ -93,31 +97,6 @@ export class SubscriptionTable {
     }
     this.dirty = false;
   }
-
-  /** Moves `id` in the member index from `before`'s members to `after`'s. */
-  #index(id: string, before: SubscriptionRecord | undefined, after: SubscriptionRecord | undefined): void {
-    const keep = new Set(after?.members.map((m) => m.path));
-    for (const m of before?.members ?? []) {
-      if (keep.has(m.path)) continue;
-      const ids = this.#byMember.get(m.path);
-      ids?.delete(id);
-      if (ids?.size === 0) this.#byMember.delete(m.path);
-    }
-    for (const m of after?.members ?? []) {
-      let ids = this.#byMember.get(m.path);
-      if (ids === undefined) this.#byMember.set(m.path, (ids = new Set()));
-      ids.add(id);
-    }
-  }
 }
 
 const MAGIC = 'streamkeep-subscriptions 1';
-
-/** Records are handed out as they are stored; frozen, a caller cannot change stored state in place. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}

@@ -1,7 +1,9 @@
 import {
   type Clock,
   checkSubscriptionWrite,
+  freezeRecord,
   type ListSubscriptionsOptions,
+  MemberIndex,
   type StorageCapabilities,
   type SubscriptionPlan,
   type SubscriptionRecord,
@@ -22,7 +24,7 @@ import {
  */
 export class MemorySubscriptions implements SubscriptionStore {
   readonly #records = new Map<string, SubscriptionRecord>();
-  readonly #byMember = new Map<string, Set<string>>();
+  readonly #members = new MemberIndex();
 
   constructor(
     private readonly capabilities: StorageCapabilities,
@@ -41,7 +43,7 @@ export class MemorySubscriptions implements SubscriptionStore {
     const current = this.#records.get(id);
     const decision = plan(current, this.clock.now());
     const write = checkSubscriptionWrite(id, current, decision);
-    if (write !== undefined) this.#store(current, deepFreeze(write));
+    if (write !== undefined) this.#store(current, freezeRecord(write));
     return decision.result;
   }
 
@@ -49,7 +51,7 @@ export class MemorySubscriptions implements SubscriptionStore {
     this.assertOpen();
     const current = this.#records.get(validateSubscriptionCall(this.capabilities, id));
     if (current === undefined) return false;
-    this.#index(current, undefined);
+    this.#members.move(current.id, current, undefined);
     this.#records.delete(id);
     return true;
   }
@@ -60,38 +62,12 @@ export class MemorySubscriptions implements SubscriptionStore {
     const candidates =
       query.member === undefined
         ? this.#records.values()
-        : [...(this.#byMember.get(query.member) ?? [])].map((id) => this.#records.get(id)!);
+        : [...this.#members.ids(query.member)].map((id) => this.#records.get(id)!);
     return subscriptionListingPage(candidates, query, this.clock.now());
   }
 
   #store(current: SubscriptionRecord | undefined, next: SubscriptionRecord): void {
-    this.#index(current, next);
+    this.#members.move(next.id, current, next);
     this.#records.set(next.id, next);
   }
-
-  /** Moves the member index from `before`'s members to `after`'s. */
-  #index(before: SubscriptionRecord | undefined, after: SubscriptionRecord | undefined): void {
-    const id = (before ?? after)!.id;
-    const keep = new Set(after?.members.map((m) => m.path));
-    for (const m of before?.members ?? []) {
-      if (keep.has(m.path)) continue;
-      const ids = this.#byMember.get(m.path);
-      ids?.delete(id);
-      if (ids?.size === 0) this.#byMember.delete(m.path);
-    }
-    for (const m of after?.members ?? []) {
-      let ids = this.#byMember.get(m.path);
-      if (ids === undefined) this.#byMember.set(m.path, (ids = new Set()));
-      ids.add(id);
-    }
-  }
-}
-
-/** Records are handed out as they are stored; freezing them keeps a caller from changing stored state in place. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }

@@ -87,6 +87,7 @@ export {
   validateSubscriptionText,
 } from './subscriptions/config.js';
 export { matchesPattern, validatePattern } from './subscriptions/glob.js';
+export { freezeRecord, MemberIndex } from './subscriptions/member-index.js';
 export {
   planAddStreams,
   planCreateSubscription,
