@@ -25,12 +25,14 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
   --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
                         (about 25 minutes on an idle 2-core machine, plus about 15 for many streams at 100,000)
   --smoke               a few seconds; what CI runs
-  --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres,many
+  --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres,many,subscriptions
                         (postgres: one Streamkeep instance vs two on one PostgreSQL database; the harness starts a
                         throwaway cluster with scripts/postgres/cluster.sh and skips the scenario, with a note in the
                         report, when PostgreSQL cannot be started. many: N streams per target (quick 10,000, full
                         100,000): creates/s, appends spread over them, restart, RSS per idle stream, reader bursts;
-                        then Streamkeep on PostgreSQL at --many-pg-streams)
+                        then Streamkeep on PostgreSQL at --many-pg-streams. subscriptions: webhook wake latency with
+                        1, 100 and 1,000 subscriptions, and appends/s with 1,000 subscriptions vs none, on
+                        sk-memory, sk-file-sync and ref-memory)
   --targets <list>      ${TARGETS.map((t) => t.id).join(',')}
   --out <file>          report path (default: <repo>/docs/benchmarks.md; SVGs go to <dir>/benchmarks/)
   --no-write            do not write the report (results JSON is still written)
@@ -49,6 +51,9 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
   --many-timeout <s>    time budget of its creates per target (the rest runs on the streams created by then)
   --many-server-limits  run Streamkeep in the many scenario with its own admission limits (sized by memory and
                         ulimit -n) instead of the raised ones, to count what admission control refuses
+  --subs-counts <list>  subscription counts of the wake-latency stages (default 1,100,1000)
+  --subs-samples <n>    wakes measured per run and count
+  --subs-duration <ms>  measured time of each append cell of the subscriptions throughput comparison
   --render <json>       run nothing: rewrite the report from a recorded run (results/<mode>.json) with the current
                         analysis.md and profiles/summary.md, e.g. after editing the analysis
   -h, --help`;
@@ -111,6 +116,9 @@ async function main(): Promise<void> {
       'many-readers': { type: 'string' },
       'many-timeout': { type: 'string' },
       'many-server-limits': { type: 'boolean' },
+      'subs-counts': { type: 'string' },
+      'subs-samples': { type: 'string' },
+      'subs-duration': { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -156,6 +164,17 @@ async function main(): Promise<void> {
         ? Number(values['many-timeout']) * 1000
         : base.many.createTimeoutMs,
       serverLimits: values['many-server-limits'] ?? base.many.serverLimits,
+    },
+    subscriptions: {
+      ...base.subscriptions,
+      counts: list(values['subs-counts']) ?? base.subscriptions.counts,
+      samples: values['subs-samples'] ? Number(values['subs-samples']) : base.subscriptions.samples,
+      throughput: {
+        ...base.subscriptions.throughput,
+        durationMs: values['subs-duration']
+          ? Number(values['subs-duration'])
+          : base.subscriptions.throughput.durationMs,
+      },
     },
     postgres: {
       ...base.postgres,

@@ -88,6 +88,36 @@ export interface BenchConfig {
     readonly serverLimits: boolean;
     readonly targets: readonly TargetId[];
   };
+  /**
+   * Subscriptions (issue #13): wake latency (append → webhook received) with each count of webhook subscriptions, and
+   * append throughput with `throughput.subscriptions` subscriptions vs none (see `subscriptions.ts`). One target at a
+   * time, each on fresh servers.
+   */
+  readonly subscriptions: {
+    /** Subscription counts of the wake-latency stages (each subscription on its own stream; the shared variant for > 1). */
+    readonly counts: readonly number[];
+    /** Wakes measured per run and count, one append at a time. */
+    readonly samples: number;
+    /** Appends per run of the shared variant (each wakes every subscription). */
+    readonly sharedRounds: number;
+    /** Runs of each wake-latency stage. */
+    readonly reps: number;
+    /** Pause between two measured wakes. */
+    readonly intervalMs: number;
+    /** A wake not received within this is counted as missed (4× for a round of the shared variant). */
+    readonly wakeTimeoutMs: number;
+    readonly throughput: {
+      /** Subscriptions, each on its own stream; the unsubscribed server gets as many streams. */
+      readonly subscriptions: number;
+      readonly writers: number;
+      readonly size: number;
+      readonly durationMs: number;
+      readonly warmupMs: number;
+      /** Runs of each cell (with, without), alternating. */
+      readonly reps: number;
+    };
+    readonly targets: readonly TargetId[];
+  };
   /** One Streamkeep instance vs two on one PostgreSQL database (issue #7). */
   readonly postgres: {
     readonly size: number;
@@ -105,6 +135,9 @@ export interface BenchConfig {
 }
 
 const ALL: readonly TargetId[] = ['sk-memory', 'sk-file-sync', 'sk-file-nosync', 'ref-memory', 'ref-file'];
+
+/** The subscriptions scenario's targets: the reference keeps subscriptions in memory only (its file mode included). */
+const SUBSCRIPTION_TARGETS: readonly TargetId[] = ['sk-memory', 'sk-file-sync', 'ref-memory'];
 
 export function configFor(mode: Mode): BenchConfig {
   switch (mode) {
@@ -149,6 +182,16 @@ export function configFor(mode: Mode): BenchConfig {
           readerTimeoutMs: 20_000,
           serverLimits: false,
           targets: ['sk-memory', 'sk-file-nosync', 'ref-file'],
+        },
+        subscriptions: {
+          counts: [1, 10],
+          samples: 5,
+          sharedRounds: 2,
+          reps: 2,
+          intervalMs: 5,
+          wakeTimeoutMs: 10_000,
+          throughput: { subscriptions: 20, writers: 8, size: 100, durationMs: 60, warmupMs: 20, reps: 2 },
+          targets: SUBSCRIPTION_TARGETS,
         },
         // Runs only where PostgreSQL is already installed: CI must not depend on installing it.
         postgres: {
@@ -210,6 +253,23 @@ export function configFor(mode: Mode): BenchConfig {
           serverLimits: false,
           targets: ALL,
         },
+        subscriptions: {
+          counts: [1, 100, 1_000],
+          samples: 100,
+          sharedRounds: 5,
+          reps: 2,
+          intervalMs: 5,
+          wakeTimeoutMs: 10_000,
+          throughput: {
+            subscriptions: 1_000,
+            writers: 64,
+            size: 100,
+            durationMs: 500,
+            warmupMs: 100,
+            reps: 4,
+          },
+          targets: SUBSCRIPTION_TARGETS,
+        },
         postgres: {
           size: 100,
           writers: [1, 16, 64],
@@ -268,6 +328,23 @@ export function configFor(mode: Mode): BenchConfig {
           readerTimeoutMs: 60_000,
           serverLimits: false,
           targets: ALL,
+        },
+        subscriptions: {
+          counts: [1, 100, 1_000],
+          samples: 500,
+          sharedRounds: 20,
+          reps: 3,
+          intervalMs: 5,
+          wakeTimeoutMs: 10_000,
+          throughput: {
+            subscriptions: 1_000,
+            writers: 64,
+            size: 100,
+            durationMs: 2_000,
+            warmupMs: 200,
+            reps: 6,
+          },
+          targets: SUBSCRIPTION_TARGETS,
         },
         postgres: {
           size: 100,

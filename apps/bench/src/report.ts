@@ -1,6 +1,7 @@
 import type { BenchConfig } from './config.js';
 import { cell, num, ratio, ratioText, SHORT, sum } from './format.js';
 import { manyGoals, manySection } from './report-many.js';
+import { subscriptionGoals, subscriptionSection } from './report-subscriptions.js';
 import type { Figure, FsyncProbe, Results } from './results.js';
 import { fmtSize } from './run.js';
 import { barChart, lineChart } from './svg.js';
@@ -256,6 +257,7 @@ export function buildReport(
     );
   }
   if (r.many) md.push('', 'The goals of the many-streams scenario are in [its own section](#many-streams).');
+  if (r.subscriptions) md.push('', 'The subscriptions goal is in [its own section](#subscriptions).');
   md.push(
     '',
     'Every figure below is the **median** of its runs, followed by **±spread**: half the range (max − min) of the runs as a ' +
@@ -265,8 +267,7 @@ export function buildReport(
   );
   const groups: string[] = [];
   for (const f of r.figures) {
-    if (!f.key.startsWith('pg/') && !f.key.startsWith('many/') && !groups.includes(f.group))
-      groups.push(f.group);
+    if (!/^(pg|many|subs)\//.test(f.key) && !groups.includes(f.group)) groups.push(f.group);
   }
   for (const g of groups) {
     md.push(
@@ -328,6 +329,8 @@ export function buildReport(
   md.push(...postgresSection(r, c, info.nproc));
   const many = manyGoals(r, c);
   md.push(...manySection(r, c, many));
+  const subs = subscriptionGoals(r, c);
+  md.push(...subscriptionSection(r, c, subs));
   md.push(
     '## Method',
     '',
@@ -358,7 +361,7 @@ export function buildReport(
   );
   if (extra.profile) md.push('## Profiles (`node --cpu-prof`)', '', extra.profile.trim(), '');
   if (extra.analysis) md.push(extra.analysis.trim(), '');
-  return { markdown: `${md.join('\n')}\n`, svgs, goals: [...goals, ...many] };
+  return { markdown: `${md.join('\n')}\n`, svgs, goals: [...goals, ...many, ...subs] };
 }
 
 function probeText(p: FsyncProbe): string {

@@ -48,6 +48,14 @@ export interface ManyInfo {
   postgres?: PostgresInfo;
 }
 
+/** How the subscriptions scenario ran: what failed per target. */
+export interface SubscriptionsInfo {
+  /** Per target: part of the scenario (`wake`, `throughput`) → why it has no figures (shown in the report). */
+  readonly issues: Partial<Record<SeriesId, Record<string, string>>>;
+  /** Per target: webhook deliveries whose body was not a wake the receiver could read. */
+  malformed?: Partial<Record<SeriesId, number>>;
+}
+
 /** The recorded figures of a run, as written to `results/<mode>.json`. */
 export interface ResultsJson {
   readonly figures: Figure[];
@@ -56,6 +64,8 @@ export interface ResultsJson {
   readonly postgres: PostgresInfo | undefined;
   /** Absent in runs recorded before the many-streams scenario existed. */
   readonly many?: ManyInfo | undefined;
+  /** Absent in runs recorded before the subscriptions scenario existed. */
+  readonly subscriptions?: SubscriptionsInfo | undefined;
 }
 
 export class Results {
@@ -64,6 +74,7 @@ export class Results {
   fsyncProbe: FsyncProbe | undefined;
   postgres: PostgresInfo | undefined;
   many: ManyInfo | undefined;
+  subscriptions: SubscriptionsInfo | undefined;
 
   record(
     meta: { key: string; group: string; label: string; unit: string; better: 'higher' | 'lower' },
@@ -91,6 +102,7 @@ export class Results {
       fsyncProbe: this.fsyncProbe,
       postgres: this.postgres,
       many: this.many,
+      subscriptions: this.subscriptions,
     };
   }
 
@@ -102,6 +114,7 @@ export class Results {
     r.fsyncProbe = json.fsyncProbe;
     r.postgres = json.postgres;
     r.many = json.many;
+    r.subscriptions = json.subscriptions;
     return r;
   }
 }

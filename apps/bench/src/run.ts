@@ -19,6 +19,7 @@ import {
   streamName,
   warmUp,
 } from './scenarios.js';
+import { countSubscriptionSteps, subscriptionScenarios } from './subscriptions.js';
 import { type RunningTarget, startTarget, type TargetId, targetById } from './targets.js';
 
 export interface RunOptions {
@@ -30,7 +31,15 @@ export interface RunOptions {
   readonly onPartial?: (results: Results) => Promise<void>;
 }
 
-export type Scenario = 'append' | 'catchup' | 'latency' | 'fanout' | 'rss' | 'postgres' | 'many';
+export type Scenario =
+  | 'append'
+  | 'catchup'
+  | 'latency'
+  | 'fanout'
+  | 'rss'
+  | 'postgres'
+  | 'many'
+  | 'subscriptions';
 export const ALL_SCENARIOS: readonly Scenario[] = [
   'append',
   'catchup',
@@ -39,6 +48,7 @@ export const ALL_SCENARIOS: readonly Scenario[] = [
   'rss',
   'postgres',
   'many',
+  'subscriptions',
 ];
 
 export const fmtSize = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
@@ -58,6 +68,7 @@ function countSteps(c: BenchConfig, only: readonly Scenario[]): number {
   }
   if (only.includes('postgres')) steps += countPostgresSteps(c);
   if (only.includes('many')) steps += countManySteps(c);
+  if (only.includes('subscriptions')) steps += countSubscriptionSteps(c);
   return steps;
 }
 
@@ -126,6 +137,12 @@ export async function runBench(config: BenchConfig, options: RunOptions = {}): P
   // Phase 4: many streams, one target at a time on a fresh server (file targets on disk), then on PostgreSQL.
   if (only.includes('many')) {
     await marked('many', () => manyScenarios(config, results, progress, base, options.onPartial));
+  }
+  // Phase 5: subscriptions (webhook wake latency; appends with subscriptions vs none), one target at a time.
+  if (only.includes('subscriptions')) {
+    await marked('subscriptions', () =>
+      subscriptionScenarios(config, results, progress, base, options.onPartial),
+    );
   }
   return results;
 }
