@@ -68,10 +68,13 @@ export function subscriptionGoals(r: Results, c: BenchConfig): Goal[] {
     const withS = sum(r.get('subs/throughput/with/perSec'), id)?.median ?? Number.NaN;
     const none = sum(r.get('subs/throughput/none/perSec'), id)?.median ?? Number.NaN;
     const deliveries = sum(r.get('subs/throughput/deliveries'), id)?.median ?? Number.NaN;
+    const cpuWith = sum(r.get('subs/throughput/with/cpu'), id)?.median ?? Number.NaN;
+    const cpuNone = sum(r.get('subs/throughput/none/cpu'), id)?.median ?? Number.NaN;
     goals.push({
       goal: `Subscriptions (${SHORT[id]}): appends/s with ${n.toLocaleString('en')} webhook subscriptions vs none, ${c.subscriptions.throughput.writers} writers × ${c.subscriptions.throughput.size} B`,
       measured: q
-        ? `${num(withS)} vs ${num(none)} /s; ${num(deliveries)} webhook deliveries/s meanwhile`
+        ? `${num(withS)} vs ${num(none)} /s; server CPU ${num(cpuWith)} vs ${num(cpuNone)} µs per append; ` +
+          `${num(deliveries)} webhook deliveries/s meanwhile`
         : `failed: ${issue}`,
       ratio: q ? `${ratioText(q.median)} (runs ${ratioText(q.min)}–${ratioText(q.max)})` : '—',
       target: `≥ ${GOAL_RATIO}×`,
