@@ -23,7 +23,8 @@ The postgres scenario also starts a throwaway PostgreSQL cluster and compares on
   --quick               short runs, scaled-down loads (default; about two and a half minutes, plus about five for
                         the many-streams scenario at 10,000 streams)
   --full                the issue's full configuration (1,000 readers, 100k catch-up, 100 × 10,000 load)
-                        (about 25 minutes on an idle 2-core machine, plus about 15 for many streams at 100,000)
+                        (about 25 minutes on an idle 2-core machine, plus about 15 for many streams at 100,000
+                        and about 11 for subscriptions)
   --smoke               a few seconds; what CI runs
   --only <list>         scenarios, comma-separated: append,catchup,latency,fanout,rss,postgres,many,subscriptions
                         (postgres: one Streamkeep instance vs two on one PostgreSQL database; the harness starts a

@@ -148,7 +148,7 @@ export function subscriptionSection(r: Results, c: BenchConfig, goals: readonly 
       `${tp.subscriptions.toLocaleString('en')} streams; on one, each stream is the member of its own webhook ` +
       `subscription. ${tp.writers} closed-loop writers append ${tp.size} B to streams picked at random, ` +
       `${tp.durationMs} ms measured after ${tp.warmupMs} ms of warm-up; the two servers alternate cell by cell ` +
-      `(${tp.reps} runs each, the order flipped every run). The ratio is taken per pair of adjacent cells; its median ` +
+      `(${tp.reps} runs each, the order flipped every run, after one unmeasured cell on each). The ratio is taken per pair of adjacent cells; its median ` +
       'and range are shown. Webhook deliveries are those the receiver got while the subscribed server was measured; ' +
       'the receiver shares the harness process (and its CPU) with the writers, as any receiver on the same machine would.',
     '- The reference server (`@durable-streams/server` 0.3.7) keeps subscriptions in memory and delivers webhooks with ' +

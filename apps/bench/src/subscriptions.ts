@@ -342,6 +342,12 @@ async function throughput(
     const n = p.subscriptions.toLocaleString('en');
     const rec = (key: string, label: string, unit: string, better: 'higher' | 'lower', v: number): void =>
       results.record({ key: `subs/throughput/${key}`, group, label, unit, better }, id, v);
+    // One unmeasured cell on each server first: the first runs of this load are slow on both (JIT of the spread
+    // append path; on the subscribed one, of the delivery path and the first connections to the receiver).
+    for (const server of [plain, subbed]) {
+      await spreadAppends(server.client, server === plain ? plainNames : subNames, p);
+      await quiet(box);
+    }
     for (let rep = 0; rep < p.reps; rep++) {
       const cells = rep % 2 === 0 ? (['none', 'with'] as const) : (['with', 'none'] as const);
       const perSec: Record<string, number> = {};
