@@ -86,9 +86,11 @@ describe('benchmark harness smoke run', () => {
       expect(report.goals.length).toBeGreaterThanOrEqual(11);
       expect(report.markdown).toContain('## PostgreSQL: one instance vs two instances');
       expect(report.markdown).toContain('## Many streams');
+      expect(report.markdown).toContain('## Subscriptions');
       expect(report.markdown).toContain('Disk probe: `fdatasync`');
       expect([...report.svgs.keys()]).toContain('append-own-100.svg');
       for (const svg of report.svgs.values()) expect(svg.startsWith('<svg')).toBe(true);
     }
-  }, 150_000);
+    // Generous: the run covers every scenario (the subscriptions one included) on a loaded machine.
+  }, 300_000);
 });
