@@ -110,7 +110,8 @@ export function subscriptionSection(r: Results, c: BenchConfig, goals: readonly 
     const figs = r.figures.filter((f) => f.group === group);
     const failed = cols.some((id) => r.subscriptions?.issues[id]?.[part]);
     if (figs.length === 0 && !failed) continue;
-    md.push(`### ${group.replace(/^Subscriptions: /, '')}`, '');
+    const title = group.replace(/^Subscriptions: /, '');
+    md.push(`### ${title.charAt(0).toUpperCase()}${title.slice(1)}`, '');
     if (figs.length) md.push(subsTable(r, figs, cols, part), '');
     else {
       for (const id of cols) {
