@@ -189,7 +189,8 @@ export function configFor(mode: Mode): BenchConfig {
           sharedRounds: 2,
           reps: 2,
           intervalMs: 5,
-          wakeTimeoutMs: 10_000,
+          // Generous: a smoke run shares the machine with every other test.
+          wakeTimeoutMs: 30_000,
           throughput: { subscriptions: 20, writers: 8, size: 100, durationMs: 60, warmupMs: 20, reps: 2 },
           targets: SUBSCRIPTION_TARGETS,
         },
