@@ -17,6 +17,7 @@ import type { Core } from './core.js';
 import { GroupEncoder, LOG_HEADER_SIZE, MAX_BODY } from './format.js';
 import { writeAt } from './log-writer.js';
 import type { CommitJob, StreamEntry } from './stream-entry.js';
+import { StreamTail } from './tail-cache.js';
 
 /**
  * Group commit per stream: appends queued while a write is in flight form the next group (one write, one sync).
@@ -196,14 +197,14 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
       return;
     }
     const positions = encoder.positions;
-    const cache = core.tailCache.enabled;
+    const cache = core.tailCache.enabled && entry.unwritten === null && !entry.pendingCarry;
     let cum = entry.bytes;
     for (const job of jobs) {
       const plan = job.plan;
       if (plan === undefined) continue;
       const messages = job.request.messages;
       let k = job.posStart!;
-      if (cache) core.tailCache.add(entry.cached, entry.index.count, cum, messages);
+      if (cache) core.tailCache.add((entry.cached ??= new StreamTail()), entry.index.count, cum, messages);
       for (const m of messages) {
         cum += m.byteLength;
         entry.index.push(positions[k++]!, cum);

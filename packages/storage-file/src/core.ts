@@ -15,7 +15,7 @@ import { HandlePool } from './handles.js';
 import type { Journal } from './journal.js';
 import { logDirOf, logPathOf } from './layout.js';
 import { Catalog } from './snapshot.js';
-import { loadCarried, loadEntry, StreamEntry } from './stream-entry.js';
+import { type LoadResult, loadCarried, loadEntry, StreamEntry } from './stream-entry.js';
 import { SubscriptionTable } from './subscription-table.js';
 import { TailCache } from './tail-cache.js';
 
@@ -172,21 +172,26 @@ export class Core {
     if (e !== undefined) return e;
     const record = this.catalog.get(name);
     if (record === undefined) this.missing(name);
-    if (record.noFile && record.inline === undefined && record.quarantined === undefined) {
-      // Nothing on disk to read: made now, so that callers keep their call order.
-      const fresh = new StreamEntry(record, this.root, 0);
-      this.adopt(fresh);
-      return fresh;
-    }
     let p = this.loading.get(name);
-    if (p === undefined) {
-      p = this.doLoad(record);
-      this.loading.set(name, p);
-      const done = () => {
-        if (this.loading.get(name) === p) this.loading.delete(name);
-      };
-      p.then(done, done);
+    if (p !== undefined) return p;
+    if (record.quarantined === undefined) {
+      // Nothing on disk to read: made now, so that callers keep their call order.
+      if (record.noFile && record.inline === undefined) {
+        const fresh = new StreamEntry(record, this.root, 0);
+        this.adopt(fresh);
+        return fresh;
+      }
+      // A carried log is in memory: loaded now, without I/O or a promise (spread writes load one per append).
+      if (record.inline !== undefined && !record.materialized) {
+        return this.settleLoad(record, loadCarried(record, this.root, this.clock.now()));
+      }
     }
+    p = this.doLoad(record);
+    this.loading.set(name, p);
+    const done = () => {
+      if (this.loading.get(name) === p) this.loading.delete(name);
+    };
+    p.then(done, done);
     return p;
   }
 
@@ -197,14 +202,15 @@ export class Core {
 
   private async doLoad(record: CatalogRecord): Promise<StreamEntry> {
     if (record.quarantined !== undefined) this.refuse(record);
-    const now = this.clock.now();
-    const got =
-      record.inline !== undefined && !record.materialized
-        ? await loadCarried(record, this.root, now)
-        : await loadEntry(this.fs, record, this.root, now);
+    const got = await loadEntry(this.fs, record, this.root, this.clock.now());
     if (record.removed) notFound(record.name);
     const already = this.entries.get(record.name);
     if (already !== undefined) return already;
+    return this.settleLoad(record, got);
+  }
+
+  /** Makes a freshly built entry the stream's loaded one, bringing its catalog record in step with its log. */
+  private settleLoad(record: CatalogRecord, got: LoadResult): StreamEntry {
     if (got.kind === 'quarantine') {
       record.quarantined = got.reason;
       const q: QuarantinedStream = { dir: this.logPath(record), name: record.name, reason: got.reason };

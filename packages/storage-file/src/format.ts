@@ -28,10 +28,11 @@ export function newSalt(): number {
 }
 
 export function encodeLogHeader(salt: number): Buffer {
-  const b = Buffer.alloc(LOG_HEADER_SIZE);
+  // Every byte is written: a pooled buffer (each first write of a stream makes one).
+  const b = Buffer.allocUnsafe(LOG_HEADER_SIZE);
   LOG_MAGIC.copy(b, 0);
   b.writeUInt32LE(salt >>> 0, 8);
-  b.writeUInt32LE(crc32(b.subarray(0, 12)), 12);
+  b.writeUInt32LE(crc32Range(b, 0, 12, 0), 12);
   return b;
 }
 

@@ -117,6 +117,8 @@ async function readRange(
   const unwritten = e.unwritten;
   if (unwritten !== null && end <= unwritten.byteLength)
     return slice(unwritten.subarray(start, end), index, i, j, start);
+  const held = heldRange(e, start, end);
+  if (held !== undefined) return slice(held, index, i, j, start);
   // Groups the journal holds that the log has not received yet are written out first.
   if ((e.pending.length > 0 && end > e.pendingAt) || unwritten !== null) {
     try {
@@ -156,6 +158,38 @@ async function readRange(
     core.handles.release(e);
   }
   return slice(buf, index, i, j, start);
+}
+
+/**
+ * A copy of log bytes `[start, end)` of `e` when memory holds all of them: its carried bytes and the groups pending
+ * after them (a log without a file), or groups pending after its file's end. Such reads used to write the pending
+ * groups out first, which gave every small stream read while carried a file of its own.
+ */
+function heldRange(e: StreamEntry, start: number, end: number): Buffer | undefined {
+  const pending = e.pending;
+  if (pending.length === 0) return undefined;
+  const at = e.pendingAt;
+  const unwritten = e.unwritten;
+  if (unwritten !== null ? unwritten.byteLength !== at : start < at) return undefined;
+  if (end > at + e.pendingBytes) return undefined;
+  const out = Buffer.allocUnsafe(end - start);
+  let w = 0;
+  if (unwritten !== null && start < at) {
+    w = unwritten.copy(out, 0, start, Math.min(end, at));
+  }
+  let p = at;
+  for (const part of pending) {
+    const partEnd = p + part.byteLength;
+    if (partEnd > start && p < end) {
+      const from = Math.max(start, p) - p;
+      const to = Math.min(end, partEnd) - p;
+      out.set(part.subarray(from, to), w);
+      w += to - from;
+    }
+    if (partEnd >= end) break;
+    p = partEnd;
+  }
+  return out;
 }
 
 /** Views of messages [i, j) in `buf`, which holds the log from file position `start` on. */

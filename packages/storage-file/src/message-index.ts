@@ -1,42 +1,45 @@
 const CHUNK_SHIFT = 16;
 const CHUNK = 1 << CHUNK_SHIFT;
 const MASK = CHUNK - 1;
-const FIRST = 8;
+/** Messages a small stream's index holds in a plain array before it moves to a typed one. */
+const SMALL = 8;
 /** Shared by every empty index; never written (the first push replaces it). */
-const NONE = new Float64Array(0);
+const NONE: number[] = [];
 
 /**
  * The in-memory offset index of one stream's local messages: for message `i`, the file position of its payload and
- * the cumulative payload bytes up to and including it. Two `Float64Array`s in chunks of 65,536 entries (the first
- * chunk grows by doubling), so the cost is 16 bytes per message with no per-message object and no large copies when
- * growing.
+ * the cumulative payload bytes up to and including it, side by side in chunks of 65,536 messages. 16 bytes per
+ * message, no per-message object, no large copies when growing. The first {@link SMALL} messages sit in a plain array
+ * (a typed array costs ~250 bytes of objects before its first element): most streams are small, and spread writes
+ * over many of them build one index per append; past that, `Float64Array` chunks (the first grows by doubling).
  */
 export class MessageIndex {
   // Allocated on the first push: most streams of a large root are never appended to while loaded.
-  private pos: Float64Array[] = [NONE];
-  private end: Float64Array[] = [NONE];
+  private chunks: (Float64Array | number[])[] = [NONE];
   count = 0;
 
   push(position: number, cumulativeEnd: number): void {
     const i = this.count;
     const c = i >>> CHUNK_SHIFT;
-    const k = i & MASK;
-    let p = this.pos[c];
-    if (p === undefined) {
-      p = new Float64Array(CHUNK);
-      this.pos.push(p);
-      this.end.push(new Float64Array(CHUNK));
-    } else if (k >= p.length) {
-      const np = new Float64Array(Math.min(CHUNK, Math.max(FIRST, p.length * 2)));
-      np.set(p);
-      this.pos[c] = np;
-      p = np;
-      const ne = new Float64Array(np.length);
-      ne.set(this.end[c]!);
-      this.end[c] = ne;
+    const k = (i & MASK) << 1;
+    let d = this.chunks[c];
+    if (d === undefined) {
+      d = new Float64Array(CHUNK * 2);
+      this.chunks.push(d);
+    } else if (k >= d.length) {
+      if (i < SMALL) {
+        if (d === NONE) this.chunks[0] = [position, cumulativeEnd];
+        else (d as number[]).push(position, cumulativeEnd);
+        this.count = i + 1;
+        return;
+      }
+      const nd = new Float64Array(Math.min(CHUNK * 2, Math.max(SMALL * 4, d.length * 2)));
+      nd.set(d);
+      this.chunks[c] = nd;
+      d = nd;
     }
-    p[k] = position;
-    this.end[c]![k] = cumulativeEnd;
+    d[k] = position;
+    d[k + 1] = cumulativeEnd;
     this.count = i + 1;
   }
 
@@ -46,12 +49,12 @@ export class MessageIndex {
   }
 
   position(i: number): number {
-    return this.pos[i >>> CHUNK_SHIFT]![i & MASK]!;
+    return this.chunks[i >>> CHUNK_SHIFT]![(i & MASK) << 1]!;
   }
 
   /** Payload bytes of messages `0..i` inclusive. */
   endOf(i: number): number {
-    return this.end[i >>> CHUNK_SHIFT]![i & MASK]!;
+    return this.chunks[i >>> CHUNK_SHIFT]![((i & MASK) << 1) + 1]!;
   }
 
   /** Payload bytes before message `i` (`i` may equal `count`). */
@@ -66,7 +69,7 @@ export class MessageIndex {
   /** Bytes held by the typed arrays. */
   memoryBytes(): number {
     let n = 0;
-    for (const a of this.pos) n += a.byteLength * 2;
+    for (const a of this.chunks) n += a instanceof Float64Array ? a.byteLength : a.length * 8;
     return n;
   }
 

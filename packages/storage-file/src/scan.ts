@@ -126,3 +126,29 @@ export async function scanLog(
   }
   return { kind: 'ok', end: p };
 }
+
+/**
+ * Replays a log held in memory (a carried stream's bytes) through `cb`, synchronously. The bytes passed a checksum
+ * already (the catalog snapshot's at open, or they were made in this process), so record checksums are checked only
+ * when `verify` is set; the structure is always checked, and any bad record makes the whole log `corrupt` (a carried
+ * log is never torn: it is replaced as a whole).
+ */
+export function scanBytes(bytes: Buffer, salt: number, cb: RecordSink, verify: boolean): ScanResult {
+  const size = bytes.byteLength;
+  let p = LOG_HEADER_SIZE;
+  while (p < size) {
+    if (size - p < RECORD_HEADER_SIZE) return { kind: 'corrupt', at: p, reason: 'short record header' };
+    const len = u32(bytes, p + 4);
+    const recEnd = p + RECORD_HEADER_SIZE + len;
+    if (len < 1 || recEnd > size)
+      return { kind: 'corrupt', at: p, reason: 'record length runs past the end' };
+    if (verify && crc32Range(bytes, p + 4, recEnd, salt) !== u32(bytes, p)) {
+      return { kind: 'corrupt', at: p, reason: `checksum mismatch in the record at byte ${p}` };
+    }
+    if (!decodeBody(bytes, p + RECORD_HEADER_SIZE, recEnd, 0, cb)) {
+      return { kind: 'corrupt', at: p, reason: `malformed record at byte ${p}` };
+    }
+    p = recEnd;
+  }
+  return { kind: 'ok', end: p };
+}

@@ -11,14 +11,14 @@ import {
   type StreamListener,
 } from '@streamkeep/storage';
 import type { CatalogRecord, MutableConfig } from './catalog.js';
-import { decodeLogHeader, LOG_HEADER_SIZE } from './format.js';
+import { decodeLogHeader, LOG_HEADER_SIZE, type RecordSink } from './format.js';
 import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
 import type { HandleOwner } from './handles.js';
 import type { JournaledLog } from './journal.js';
 import { logPathOf } from './layout.js';
 import { MessageIndex } from './message-index.js';
-import { type ScanResult, scanLog } from './scan.js';
-import { StreamTail } from './tail-cache.js';
+import { type ScanResult, scanBytes, scanLog } from './scan.js';
+import type { StreamTail } from './tail-cache.js';
 
 // Never added to: the entries that need one replace them first.
 const NO_LISTENERS: Set<StreamListener> = new Set();
@@ -96,8 +96,11 @@ export class StreamEntry implements HandleOwner {
   /** Neighbours in the core's list of loaded entries, least recently used first. */
   lruPrev: StreamEntry | null = null;
   lruNext: StreamEntry | null = null;
-  /** The newest committed messages, kept in memory (see {@link TailCache}). */
-  readonly cached = new StreamTail();
+  /**
+   * The newest committed messages, kept in memory (see {@link TailCache}); made on the first append cached. A log
+   * without a file has none: memory holds all of its bytes already (`unwritten`, `pending`).
+   */
+  cached: StreamTail | null = null;
   /** Groups committed since this stream's queue last waited for the event loop. */
   inlineRun = 0;
   readonly baseSeq: number;
@@ -245,23 +248,17 @@ export async function loadEntry(
 }
 
 /**
- * Builds a carried stream's entry from the log bytes its catalog record holds (`inline`): no file is read. The bytes
- * passed the snapshot's checksum at open; their records are verified again as a log's are.
+ * Builds a carried stream's entry from the log bytes its catalog record holds (`inline`), synchronously: no file is
+ * read. The bytes passed a checksum already (the snapshot's at open, or this process made them), so only their
+ * structure is checked again.
  */
-export async function loadCarried(record: CatalogRecord, root: string, now: number): Promise<LoadResult> {
+export function loadCarried(record: CatalogRecord, root: string, now: number): LoadResult {
   const bytes = record.inline!;
   const entry = new StreamEntry(record, root, LOG_HEADER_SIZE);
   const salt =
     bytes.byteLength >= LOG_HEADER_SIZE ? decodeLogHeader(bytes.subarray(0, LOG_HEADER_SIZE)) : undefined;
   if (salt !== record.salt) return { kind: 'quarantine', reason: 'the carried log has a damaged header' };
-  const reader = {
-    read: async (buf: Uint8Array, offset: number, length: number, position: number) => {
-      const n = Math.max(0, Math.min(length, bytes.byteLength - position));
-      bytes.copy(buf, offset, position, position + n);
-      return { bytesRead: n, buffer: buf };
-    },
-  } as unknown as FileHandleLike;
-  const result = await replayLog(entry, reader, bytes.byteLength, salt, now);
+  const result = settleReplay(entry, now, scanBytes(bytes, salt, replaySink(entry), false));
   if (result.kind !== 'ok') return { kind: 'quarantine', reason: 'the carried log failed its checks' };
   entry.unwritten = bytes;
   return { kind: 'ok', entry, cut: 0 };
@@ -275,12 +272,16 @@ async function replayLog(
   salt: number,
   now: number,
 ): Promise<ScanResult> {
+  return settleReplay(entry, now, await scanLog(fh, size, salt, replaySink(entry)));
+}
+
+/** The sink that replays records into `entry` (its payload byte count kept in `entry.bytes` as they come). */
+function replaySink(entry: StreamEntry): RecordSink {
   const record = entry.record;
-  let cum = 0;
-  const result = await scanLog(fh, size, salt, {
+  return {
     message: (position, length) => {
-      cum += length;
-      entry.index.push(position, cum);
+      entry.bytes += length;
+      entry.index.push(position, entry.bytes);
     },
     commit: (closed, updatedAt, expiresAt, lastSeq, producer) => {
       entry.closed = closed;
@@ -296,10 +297,13 @@ async function replayLog(
         record.config.expiresAt = expiresAt;
       }
     },
-  });
+  };
+}
+
+/** After a replay: the log's size, and producers whose state has expired dropped. */
+function settleReplay(entry: StreamEntry, now: number, result: ScanResult): ScanResult {
   if (result.kind === 'corrupt') return result;
   entry.logSize = result.end;
-  entry.bytes = cum;
   for (const [pid, state] of entry.producers) {
     if (!isProducerStateLive(state, now)) entry.producers.delete(pid);
   }

@@ -218,7 +218,8 @@ export class TailCache {
   }
 
   /** Forgets a stream's cache (deleted, or its cached suffix no longer continues). */
-  clear(tail: StreamTail): void {
+  clear(tail: StreamTail | null): void {
+    if (tail === null) return;
     while (!tail.empty) this.dropOldest(tail);
     this.lru.delete(tail);
   }

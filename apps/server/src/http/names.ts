@@ -19,27 +19,48 @@ function invalid(message: string): StorageError {
  * @throws StorageError `INVALID_STREAM_NAME` (400).
  */
 export function parseStreamName(raw: string): string {
-  let name: string;
-  try {
-    name = decodeURIComponent(raw);
-  } catch {
-    throw invalid('stream name is not valid percent-encoded UTF-8');
+  let name = raw;
+  if (raw.includes('%')) {
+    try {
+      name = decodeURIComponent(raw);
+    } catch {
+      throw invalid('stream name is not valid percent-encoded UTF-8');
+    }
   }
-  if (name.length === 0) throw invalid('stream name must not be empty');
-  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
+  const n = name.length;
+  if (n === 0) throw invalid('stream name must not be empty');
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: only long names need counting.
+  if (n * 3 > MAX_NAME_BYTES && Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
     throw invalid(`stream name is longer than ${MAX_NAME_BYTES} bytes`);
   }
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point.
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw invalid('stream name contains control characters');
-  const segments = name.split('/');
-  if (segments.length > MAX_NAME_SEGMENTS) {
-    throw invalid(`stream name has more than ${MAX_NAME_SEGMENTS} segments`);
+  // One pass without allocating (every request names a stream); the errors keep their order of precedence.
+  let control = false;
+  let badSegment = false;
+  let segments = 1;
+  let from = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? name.charCodeAt(i) : SLASH;
+    if (c < 0x20 || c === 0x7f) control = true;
+    else if (c === SLASH) {
+      const len = i - from;
+      if (
+        len === 0 ||
+        (name.charCodeAt(from) === DOT && (len === 1 || (len === 2 && name.charCodeAt(from + 1) === DOT)))
+      ) {
+        badSegment = true;
+      }
+      if (i < n) segments++;
+      from = i + 1;
+    }
   }
-  for (const s of segments) {
-    if (s === '' || s === '.' || s === '..') throw invalid('stream name has an empty, "." or ".." segment');
-  }
+  if (control) throw invalid('stream name contains control characters');
+  if (segments > MAX_NAME_SEGMENTS) throw invalid(`stream name has more than ${MAX_NAME_SEGMENTS} segments`);
+  if (badSegment) throw invalid('stream name has an empty, "." or ".." segment');
   return name;
 }
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
 
 const NAME_CACHE_SIZE = 4096;
 /** Longer paths are validated every time, so that the memo holds at most a few MiB whatever clients send. */
