@@ -80,6 +80,32 @@ describe('small streams carried in the catalog', () => {
     expect((await c.head('c5')).messageCount).toBe(2);
   });
 
+  it('reads every range of a carried log and the groups after it from memory, giving it no file', async () => {
+    const root = await tempDir();
+    const s = await openAt(root);
+    await s.createStream('r', text);
+    const offsets = ['-1'];
+    for (let i = 0; i < 3; i++)
+      offsets.push((await s.append('r', { ...text, messages: [enc(`m${i}`)] })).nextOffset);
+    await s.close();
+    open.splice(open.indexOf(s), 1);
+
+    const r = await openAt(root);
+    // Carried bytes (m0..m2) in memory, then groups the journal made durable (m3..m5, one of them two messages).
+    offsets.push((await r.append('r', { ...text, messages: [enc('m3')] })).nextOffset);
+    offsets.push((await r.append('r', { ...text, messages: [enc('m4'), enc('m5')] })).nextOffset);
+    const all = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'];
+    // From every append's offset (the last one is the tail, after m5).
+    for (const [k, offset] of offsets.entries()) {
+      const from = k === offsets.length - 1 ? all.length : k;
+      expect((await r.read('r', offset)).messages.map(dec), `from ${offset}`).toEqual(all.slice(from));
+      // A byte budget that ends inside the pending groups.
+      const one = await r.read('r', offset, { maxBytes: 1 });
+      expect(one.messages.map(dec)).toEqual(all.slice(from, from + 1));
+    }
+    expect(await logFiles(root)).toBe(0);
+  });
+
   it('a stream that outgrows the limit gets its file, complete, and keeps it across restarts', async () => {
     const root = await tempDir();
     const s = await openAt(root, { carryStreamBytes: 1024 });
