@@ -9,7 +9,7 @@ import {
 } from '@streamkeep/storage';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresStorage } from '../src/index.js';
-import { dropSchema, freshSchema, pgUrl } from './support.js';
+import { adminQuery, dropSchema, freshSchema, pgUrl } from './support.js';
 
 // `onSubscriptionsChanged`: a NOTIFY on the schema's subscription channel, sent from the transaction of a creation,
 // a new config or a deletion, heard by every other instance. PostgreSQL delivers notifications in commit order, so
@@ -22,13 +22,16 @@ const tails = (n: number): SubscriptionTail[] => [{ path: 'a', offset: at(n) }];
 const opened: PostgresStorage[] = [];
 const schemas: string[] = [];
 
-async function pair(): Promise<[PostgresStorage, PostgresStorage]> {
+async function pair(applicationNameOfB?: string): Promise<[PostgresStorage, PostgresStorage]> {
   const schema = freshSchema('ann');
   schemas.push(schema);
   const options = { connectionString: pgUrl(), schema, pool: { max: 4 } };
   const a = await PostgresStorage.open(options);
   opened.push(a);
-  const b = await PostgresStorage.open(options);
+  const b = await PostgresStorage.open({
+    ...options,
+    pool: { max: 4, application_name: applicationNameOfB },
+  });
   opened.push(b);
   return [a, b];
 }
@@ -113,5 +116,19 @@ describe('onSubscriptionsChanged across two PostgresStorage instances', () => {
       process.off('warning', onWarning);
     }
     expect(() => b.onSubscriptionsChanged('nope' as never)).toThrow(TypeError);
+  });
+
+  it('after its LISTEN connection is lost and back, an instance is told that anything may have changed', async () => {
+    const app = `sk_ann_${Math.random().toString(36).slice(2)}`;
+    const [a, b] = await pair(app);
+    const heard: (string | undefined)[] = [];
+    b.onSubscriptionsChanged((id) => heard.push(id));
+    await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+      app,
+    ]);
+    await until(() => heard.includes(undefined));
+    // Announcements reach it again once it listens again.
+    await a.mutateSubscription('after', planCreateSubscription('after', PULL, tails(1)));
+    await until(() => heard.includes('after'));
   });
 });
