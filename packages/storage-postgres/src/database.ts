@@ -3,7 +3,7 @@ import pg from 'pg';
 import { isNameRace, isRetryable, toStorageError } from './errors.js';
 import { Notifier } from './notifier.js';
 import type { ResolvedOptions } from './options.js';
-import { channelOf, migrate, quoteSchema } from './schema.js';
+import { channelOf, migrate, quoteSchema, subscriptionChannelOf } from './schema.js';
 import { Tx } from './transaction.js';
 
 // The state one storage instance shares between its operations — the pool, the LISTEN connection, the settings — and
@@ -57,7 +57,11 @@ export class Database {
       }
     })();
     // LISTEN needs no tables, so its connection is made while the schema is checked.
-    const listening = Notifier.start(options.client, channelOf(options.schema));
+    const listening = Notifier.start(
+      options.client,
+      channelOf(options.schema),
+      subscriptionChannelOf(options.schema),
+    );
     const [migration, notifier] = await Promise.allSettled([migrated, listening]);
     if (migration.status === 'rejected' || notifier.status === 'rejected') {
       if (notifier.status === 'fulfilled') await notifier.value.close();

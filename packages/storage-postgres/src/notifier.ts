@@ -18,10 +18,16 @@ const RECENT_REMOVALS = 4096;
  * directly after COMMIT and skips its own notifications when they come back. If the LISTEN connection drops,
  * notifications may have been lost, so after reconnecting every local listener is woken once (a spurious hint is
  * harmless; a lost one would stall a reader).
+ *
+ * Subscription changes travel on a second channel of their own (`'<instance> <base64url id>'`, sent by the
+ * subscription store in the transaction of the change): every other instance calls its subscription listeners with
+ * the id; after a reconnect they are called once with `undefined` (anything may have changed meanwhile).
  */
 export class Notifier {
   readonly instanceId: string = randomBytes(6).toString('hex');
   readonly #channel: string;
+  readonly #subscriptionChannel: string;
+  readonly #subscriptionListeners = new Set<(id: string | undefined) => void>();
   readonly #config: pg.ClientConfig;
   readonly #listeners = new Map<string, Set<StreamListener>>();
   readonly #recentRemovals = new Set<string>();
@@ -30,20 +36,48 @@ export class Notifier {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #reconnectDelay = 100;
 
-  private constructor(config: pg.ClientConfig, channel: string) {
+  private constructor(config: pg.ClientConfig, channel: string, subscriptionChannel: string) {
     this.#config = config;
     this.#channel = channel;
+    this.#subscriptionChannel = subscriptionChannel;
   }
 
-  /** Connects and LISTENs before resolving, so every commit after `start` resolves is heard. */
-  static async start(config: pg.ClientConfig, channel: string): Promise<Notifier> {
-    const notifier = new Notifier(config, channel);
+  /** Connects and LISTENs (on both channels) before resolving, so every commit after `start` resolves is heard. */
+  static async start(
+    config: pg.ClientConfig,
+    channel: string,
+    subscriptionChannel: string,
+  ): Promise<Notifier> {
+    const notifier = new Notifier(config, channel, subscriptionChannel);
     notifier.#client = await notifier.#connect();
     return notifier;
   }
 
   get channel(): string {
     return this.#channel;
+  }
+
+  get subscriptionChannel(): string {
+    return this.#subscriptionChannel;
+  }
+
+  /** The payload of a notification that subscription `id` was created, reconfigured or deleted. */
+  subscriptionPayload(id: string): string {
+    return `${this.instanceId} ${Buffer.from(id, 'utf8').toString('base64url')}`;
+  }
+
+  /** Registers a listener of other instances' subscription changes; returns its (idempotent) removal. */
+  onSubscriptionsChanged(listener: (id: string | undefined) => void): () => void {
+    if (typeof listener !== 'function') {
+      throw new TypeError(`listener must be a function, got ${typeof listener}`);
+    }
+    if (this.#closed) return () => {};
+    // A wrapper, so that registering one function twice gives two independent registrations.
+    const registration = (id: string | undefined) => listener(id);
+    this.#subscriptionListeners.add(registration);
+    return () => {
+      this.#subscriptionListeners.delete(registration);
+    };
   }
 
   /** The payload of a notification about stream `id`. */
@@ -88,10 +122,21 @@ export class Notifier {
   async close(): Promise<void> {
     this.#closed = true;
     this.#listeners.clear();
+    this.#subscriptionListeners.clear();
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     const client = this.#client;
     this.#client = undefined;
     if (client !== undefined) await client.end().catch(() => {});
+  }
+
+  #subscriptionsChanged(id: string | undefined): void {
+    for (const listener of [...this.#subscriptionListeners]) {
+      try {
+        listener(id);
+      } catch (err) {
+        process.emitWarning(`a subscription listener threw: ${String(err)}`);
+      }
+    }
   }
 
   #rememberRemoval(key: string): void {
@@ -107,14 +152,21 @@ export class Notifier {
     client.on('error', () => this.#lost(client));
     client.on('end', () => this.#lost(client));
     client.on('notification', (message) => {
-      if (message.channel !== this.#channel || message.payload === undefined) return;
+      if (message.payload === undefined) return;
+      if (message.channel === this.#subscriptionChannel) {
+        const [instance, id] = message.payload.split(' ');
+        if (instance === this.instanceId || id === undefined) return;
+        this.#subscriptionsChanged(Buffer.from(id, 'base64url').toString('utf8'));
+        return;
+      }
+      if (message.channel !== this.#channel) return;
       const [instance, kind, id] = message.payload.split(' ');
       if (instance === this.instanceId || id === undefined || (kind !== 'w' && kind !== 'r')) return;
       this.dispatch(kind, id);
     });
     try {
       await client.connect();
-      await client.query(`LISTEN "${this.#channel}"`);
+      await client.query(`LISTEN "${this.#channel}"; LISTEN "${this.#subscriptionChannel}"`);
     } catch (err) {
       client.removeAllListeners('end');
       client.removeAllListeners('error');
@@ -147,6 +199,7 @@ export class Notifier {
           for (const set of [...this.#listeners.values()]) {
             for (const listener of [...set]) callListener(listener);
           }
+          this.#subscriptionsChanged(undefined);
         },
         () => {
           this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, 5_000);

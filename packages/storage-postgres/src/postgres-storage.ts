@@ -37,6 +37,7 @@ import {
   getSubscription,
   listSubscriptions,
   mutateSubscription,
+  onSubscriptionsChanged,
 } from './subscriptions.js';
 
 // The facade: the public class. Each method admits the call (`Database.run`: refused after close, awaited by close)
@@ -169,6 +170,18 @@ export class PostgresStorage implements Storage, SubscriptionStore {
 
   async listSubscriptions(options?: ListSubscriptionsOptions): Promise<SubscriptionRecord[]> {
     return this.#db.run(() => listSubscriptions(this.#db, options));
+  }
+
+  /**
+   * Calls `listener` when a subscription was created, reconfigured or deleted through another instance (with its id),
+   * or with `undefined` after the listening connection was re-established (announcements may have been lost). The
+   * announcement is a `NOTIFY` sent from the change's own transaction, so it arrives only after the change is
+   * visible here, a few milliseconds after COMMIT. Returns the listener's removal. Listeners are dropped on close.
+   *
+   * @throws TypeError when `listener` is not a function.
+   */
+  onSubscriptionsChanged(listener: (id: string | undefined) => void): () => void {
+    return onSubscriptionsChanged(this.#db, listener);
   }
 
   // ----- shared secrets (this backend's own, not part of the contract) ----------------------------------------------

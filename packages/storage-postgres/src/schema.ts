@@ -28,6 +28,11 @@ export function channelOf(schema: string): string {
   return `streamkeep_${createHash('sha256').update(schema).digest('hex').slice(0, 24)}`;
 }
 
+/** The channel of subscription changes (created, reconfigured, deleted) in `schema`, beside the streams' one. */
+export function subscriptionChannelOf(schema: string): string {
+  return `${channelOf(schema)}_subs`;
+}
+
 /** A 64-bit advisory-lock key for schema migrations, as a decimal string. */
 function migrationLockKey(schema: string): string {
   return createHash('sha256').update(`streamkeep-migrate:${schema}`).digest().readBigInt64BE(0).toString();

@@ -17,7 +17,9 @@ import type { Tx } from './transaction.js';
 
 // The subscription store over `Database`: one row per record in `subscriptions` (the record's JSON plus the columns
 // the listing filters on) and one row per member in `subscription_members`, both written in the mutation's
-// transaction. Every rule is the contract's planner; this module reads, serialises and writes.
+// transaction. Every rule is the contract's planner; this module reads, serialises and writes. A creation, a new
+// config or a deletion also sends a notification on the schema's subscription channel from the same transaction, so
+// that other instances hear of it (`onSubscriptionsChanged`) only once it is committed and visible.
 
 /** The database clock in epoch milliseconds, whole like `Date.now()`. */
 const DATABASE_NOW = 'floor(extract(epoch FROM clock_timestamp()) * 1000)::float8';
@@ -79,13 +81,33 @@ export async function mutateSubscription<R>(db: Database, id: string, plan: Subs
         throw error;
       }
       const write = checkSubscriptionWrite(id, current, decision);
-      if (write !== undefined) queueWrite(tx, key, current, write);
+      if (write !== undefined) {
+        queueWrite(tx, key, current, write);
+        if (current === undefined || !sameConfig(current, write)) announce(db, tx, id);
+      }
       return decision.result;
     });
   } catch (err) {
     if (thrown !== undefined) throw thrown.error;
     throw err;
   }
+}
+
+/** Tells the other instances, once `tx` commits, that subscription `id` was created, reconfigured or deleted. */
+function announce(db: Database, tx: Tx, id: string): void {
+  tx.notify(db.notifier.subscriptionChannel, db.notifier.subscriptionPayload(id));
+}
+
+/** True when a write keeps the incarnation and config of the record (acks, wakes, membership, status). */
+function sameConfig(current: SubscriptionRecord, next: SubscriptionRecord): boolean {
+  return (
+    current.createdAt === next.createdAt && JSON.stringify(current.config) === JSON.stringify(next.config)
+  );
+}
+
+/** Registers a listener of subscription changes made through other instances (see `SubscriptionStore`). */
+export function onSubscriptionsChanged(db: Database, listener: (id: string | undefined) => void): () => void {
+  return db.notifier.onSubscriptionsChanged(listener);
 }
 
 /**
@@ -166,6 +188,7 @@ export async function deleteSubscription(db: Database, id: string): Promise<bool
     );
     if (deleted.length === 0) return false;
     tx.write(`DELETE FROM ${db.s}.subscription_members WHERE id = ${tx.param(key)}`);
+    announce(db, tx, id);
     return true;
   });
 }

@@ -16,6 +16,8 @@ export class Tx {
   readonly #params: unknown[] = [];
   readonly #usage = new Map<number, number>();
   readonly #changes: [ChangeKind, number][] = [];
+  /** Notifications on other channels than the streams' one: `[channel, payload]`. */
+  readonly #notices: [string, string][] = [];
   #usageLocked = false;
 
   constructor(client: pg.PoolClient, schema: string, begin: string) {
@@ -81,10 +83,22 @@ export class Tx {
     return this.#changes;
   }
 
+  /** Sends `payload` on `channel` with the final statement, so that it is delivered only if and after COMMIT. */
+  notify(channel: string, payload: string): void {
+    this.#notices.push([channel, payload]);
+  }
+
   /** Sends the queued writes and notifications, then commits. */
   async commit(channel: string, payload: (kind: ChangeKind, id: number) => string): Promise<void> {
     if (this.#begin !== undefined) {
-      if (this.#writes.length === 0 && this.#changes.length === 0 && this.#usage.size === 0) return;
+      if (
+        this.#writes.length === 0 &&
+        this.#changes.length === 0 &&
+        this.#notices.length === 0 &&
+        this.#usage.size === 0
+      ) {
+        return;
+      }
       await this.client.query(this.#begin);
       this.#begin = undefined;
     }
@@ -102,12 +116,20 @@ export class Tx {
       );
     });
     let select = 'SELECT 1';
-    if (this.#changes.length > 0) {
+    if (this.#notices.length > 0) {
+      const notices = [
+        ...this.#changes.map(([kind, id]): [string, string] => [channel, payload(kind, id)]),
+        ...this.#notices,
+      ];
+      const channels = this.param(notices.map(([c]) => c));
+      const payloads = this.param(notices.map(([, p]) => p));
+      select = `SELECT pg_notify(c, p) FROM unnest(${channels}::text[], ${payloads}::text[]) AS n(c, p)`;
+    } else if (this.#changes.length > 0) {
       const payloads = this.#changes.map(([kind, id]) => payload(kind, id));
       select = `SELECT pg_notify(${this.param(channel)}, p) FROM unnest(${this.param(payloads)}::text[]) AS p`;
     }
     const started = performance.now();
-    if (this.#writes.length > 0 || this.#changes.length > 0) {
+    if (this.#writes.length > 0 || this.#changes.length > 0 || this.#notices.length > 0) {
       const ctes = this.#writes.map((w, i) => `w${i} AS (${w})`).join(', ');
       await this.client.query(ctes.length > 0 ? `WITH ${ctes} ${select}` : select, this.#params);
     }

@@ -4,6 +4,7 @@ import {
   hasPendingWork,
   isStorageError,
   matchesPattern,
+  type Offset,
   planAck,
   planLinkStream,
   planSetStatus,
@@ -39,6 +40,12 @@ type Store = Storage & SubscriptionStore;
  * Every decision is a contract planner run through `mutateSubscription`, so instances sharing a store agree; what this
  * class keeps in process is only a cache (which subscriptions have patterns, whether any exist) and the delivery
  * queue. Nothing here runs on a request's path: the hooks queue work and return.
+ *
+ * The cache is refreshed at once for changes made through this instance ({@link changed}), when the store announces
+ * a change made through another one (`onSubscriptionsChanged`, PostgreSQL: a NOTIFY from the change's transaction),
+ * and every `refreshIntervalMs` as a safety net. An announced subscription is also checked for work that arrived
+ * before the announcement did (an append through this instance while it did not know of the subscription wakes
+ * nobody): when a member has data past its acked offset, the wake is raised then.
  */
 export class SubscriptionService {
   /** True while any subscription may exist: the app calls the hooks only then. */
@@ -53,6 +60,10 @@ export class SubscriptionService {
   private readonly timer: ReturnType<typeof setInterval>;
   private sweeping = false;
   private closed = false;
+  /** Bumped by every change of the cache, so that a refresh begun before it does not overwrite it with older news. */
+  private epoch = 0;
+  /** Stops listening to the store's announcements. */
+  private unlisten: (() => void) | undefined;
   /** The origin each subscription was created through (this process), for its `callback_url`. */
   private readonly origins = new Map<string, string>();
   /** The origin of the last `__ds` request, for subscriptions created through another instance or process. */
@@ -80,13 +91,15 @@ export class SubscriptionService {
     this.timer.unref();
   }
 
-  /** Loads the first view of the store (whether subscriptions exist). */
+  /** Listens to the store's announcements of other instances' changes, then loads the first view of the store. */
   async start(): Promise<void> {
+    this.unlisten = this.storage.onSubscriptionsChanged?.((id) => this.heard(id));
     await this.refresh();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.unlisten?.();
     clearInterval(this.timer);
     await this.scheduler.close();
   }
@@ -117,12 +130,65 @@ export class SubscriptionService {
 
   /** A subscription was created, changed or deleted through this instance: refresh the caches now. */
   changed(id: string, deleted: boolean): void {
+    this.epoch++;
     this.watching = true;
     this.patterns = undefined;
     if (deleted) {
       this.origins.delete(id);
       this.scheduler.cancel(id);
       this.undelivered.delete(id);
+    }
+  }
+
+  /**
+   * The store announced that subscription `id` was created, reconfigured or deleted through another instance (or,
+   * with `undefined`, that anything may have changed). Until the refresh it starts has answered, this instance
+   * watches (a spurious hook costs a listing; a missed one, a wake).
+   */
+  private heard(id: string | undefined): void {
+    if (this.closed) return;
+    this.epoch++;
+    this.watching = true;
+    this.patterns = undefined;
+    void (async () => {
+      await this.refresh();
+      if (id === undefined) await this.catchUpAll();
+      else await this.catchUp(id);
+    })().catch((err: unknown) => this.failed(err, id ?? '*', 'catching up with a change'));
+  }
+
+  /**
+   * Raises the wake an announced subscription may have missed: an append made through this instance between the
+   * change's commit and its announcement found no subscriber here. The wake itself is atomic (`planWake`), so several
+   * instances catching up at once raise it once.
+   */
+  private async catchUp(id: string): Promise<void> {
+    const record = await this.storage.getSubscription(id);
+    if (record === undefined) {
+      // Deleted through another instance: forget what this one queued for it.
+      this.origins.delete(id);
+      this.scheduler.cancel(id);
+      this.undelivered.delete(id);
+      return;
+    }
+    if (record.status === 'failed' || this.closed) return;
+    const tails = await this.memberTails(record);
+    if (!hasPendingWork(record, tails)) return;
+    if (record.config.type === 'webhook') this.scheduler.wake(record.id);
+    else await this.raiseWake(record, tails);
+  }
+
+  /** {@link catchUp} for every subscription, a page at a time (after announcements may have been lost). */
+  private async catchUpAll(): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.storage.listSubscriptions({ after, limit: 100 });
+      for (const record of page) {
+        if (this.closed) return;
+        await this.catchUp(record.id);
+      }
+      if (page.length < 100) return;
+      after = page[page.length - 1]!.id;
     }
   }
 
@@ -169,11 +235,28 @@ export class SubscriptionService {
   }
 
   private async link(name: string): Promise<void> {
+    let start: Offset | undefined;
     for (const { id, pattern } of await this.patternSubscriptions()) {
       // Filtered here so that a create costs no storage round trip per non-matching subscription; the planner checks
       // the pattern again on the current record.
       if (!matchesPattern(pattern, name)) continue;
-      await this.storage.mutateSubscription(id, planLinkStream(id, { path: name, offset: ZERO_OFFSET }));
+      start ??= await this.startOf(name);
+      if (start === undefined) return; // already deleted: nothing to link
+      await this.storage.mutateSubscription(id, planLinkStream(id, { path: name, offset: start }));
+    }
+  }
+
+  /**
+   * Where a stream created just now starts acked (`planLinkStream`): its first position, so that the data it was
+   * created with counts as new — `ZERO_OFFSET`, or for a fork its fork offset, since what the fork inherited is the
+   * source's history, not new data of the fork (a subscription never replays history). `undefined` when it is gone.
+   */
+  private async startOf(name: string): Promise<Offset | undefined> {
+    try {
+      return (await this.storage.head(name)).fork?.offset ?? ZERO_OFFSET;
+    } catch (err) {
+      if (isStorageError(err)) return undefined;
+      throw err;
     }
   }
 
@@ -370,7 +453,11 @@ export class SubscriptionService {
 
   private async refresh(): Promise<void> {
     this.refreshedAt = Date.now();
-    this.watching = (await this.storage.listSubscriptions({ limit: 1 })).length > 0;
+    const epoch = ++this.epoch;
+    const any = (await this.storage.listSubscriptions({ limit: 1 })).length > 0;
+    // A change heard or made meanwhile is newer than this answer: keep what it set.
+    if (epoch !== this.epoch) return;
+    this.watching = any;
     this.patterns = undefined;
   }
 

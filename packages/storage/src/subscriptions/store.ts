@@ -102,6 +102,37 @@ export interface SubscriptionStore {
    *   `TypeError` / `RangeError` for options of the wrong type or a bad `limit`.
    */
   listSubscriptions(options?: ListSubscriptionsOptions): Promise<SubscriptionRecord[]>;
+
+  /**
+   * Optional: registers `listener`, called when subscriptions may have changed through *another* process sharing the
+   * store. Returns a function that unregisters it (idempotent). Only backends shared by several processes (capability
+   * `multiInstance`) implement it; memory and file stores are single-process and leave it out.
+   *
+   * @remarks
+   * **Why.** A server keeps a cache of what the store holds — whether any subscription exists (so that an append
+   * that can wake nobody costs nothing) and which subscriptions have patterns (so that a create costs no round trip
+   * per non-matching subscription) — and refreshes it from `listSubscriptions` now and then. Changes made through
+   * the same server refresh it at once; this hook tells it of changes made through the others, so that an append or
+   * a create through instance B is routed by a subscription created through A a moment before.
+   *
+   * **When it is called.**
+   * - After a mutation that *created* a record, or replaced its config, has committed, and after a
+   *   `deleteSubscription` that removed a record has committed — each with the record's `id`. Acks, wakes, leases,
+   *   status and membership changes need not be announced: every one of them is read from the store when it matters
+   *   (`listSubscriptions({ member })` per append), never from a cache. A backend may announce more than required.
+   * - With `undefined` when the backend may have missed announcements (e.g. its notification connection was lost
+   *   and re-established): the listener must then assume that anything changed.
+   * - Never for changes made through the same store object (its caller already knows of them), never before the
+   *   change is visible to a read through this store object, never synchronously inside `mutateSubscription` or
+   *   `deleteSubscription`, and never after `close`.
+   *
+   * **Latency.** Delivery is asynchronous (PostgreSQL: `NOTIFY`, delivered after COMMIT over a listening
+   * connection), so a window of a few milliseconds remains in which another instance has not heard yet; a server
+   * must keep its periodic refresh as the safety net, and treat a listener call as a hint, not a guarantee.
+   *
+   * A listener that throws is reported (a process warning) and does not stop the others.
+   */
+  onSubscriptionsChanged?(listener: (id: string | undefined) => void): () => void;
 }
 
 /**
