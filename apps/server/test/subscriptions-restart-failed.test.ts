@@ -1,8 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStorage } from '@streamkeep/storage-file';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServerMetrics } from '../src/metrics.js';
+import { type DeliveryFailed, deliverWebhook } from '../src/webhooks/deliver.js';
 import { json, startApp, until } from './subscriptions-helpers.js';
 import { pendingPaths, startWebhookReceiver, type WebhookReceiver } from './subscriptions-restart-helpers.js';
 
@@ -31,6 +35,13 @@ describe('a failed webhook subscription', () => {
   it('stays failed across a restart, and a re-PUT of the same spec makes it active and delivers again', {
     timeout: 120_000,
   }, async () => {
+    // Webhook metrics are reported process-wide: this registry sees every delivery of both apps below.
+    const metrics = new ServerMetrics();
+    /** One series' value in the exposition text (0 while it has none). */
+    const value = async (series: string) => {
+      const line = (await metrics.text()).split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    };
     let server = await startApp({
       storage: await FileStorage.open({ rootDir: dir }),
       subscriptions: { ...options, dataDir: dir },
@@ -71,6 +82,19 @@ describe('a failed webhook subscription', () => {
       await until(async () => (await acked('control')) === bTail, 60_000);
       expect(flaky.received.length).toBe(attempts);
       expect((await json('GET', `${server.base}/__ds/subscriptions/control`)).body.status).toBe('active');
+
+      // /metrics counted every POST with the answer it got: the receivers' own counts, exactly.
+      await until(
+        async () => (await value('streamkeep_webhook_delivery_attempts_total{outcome="5xx"}')) === attempts,
+      );
+      await until(
+        async () =>
+          (await value('streamkeep_webhook_delivery_attempts_total{outcome="2xx"}')) ===
+          healthy.received.length,
+      );
+      // Every failed attempt but the last was scheduled again; the last marked the subscription failed.
+      expect(await value('streamkeep_webhook_retries_total')).toBe(attempts - 1);
+      expect(await value('streamkeep_webhook_delivery_duration_seconds_count{outcome="5xx"}')).toBe(attempts);
     } finally {
       await server.close();
     }
@@ -113,5 +137,62 @@ describe('a failed webhook subscription', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('webhook delivery metrics', () => {
+  it('count each attempt by how it ended: status class, timeout, oversized answer, connection error', {
+    timeout: 60_000,
+  }, async () => {
+    const metrics = new ServerMetrics();
+    const value = async (series: string) => {
+      const line = (await metrics.text()).split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    };
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/silent') return; // never answers: the delivery times out
+      if (req.url === '/large') {
+        res.writeHead(200);
+        res.end(Buffer.alloc(4096));
+        return;
+      }
+      res.writeHead(req.url === '/gone' ? 404 : 204);
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    // A loopback port nobody listens on: taken, then released.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const post = (url: string) =>
+      deliverWebhook(
+        { url: new URL(url), addresses: [{ address: '127.0.0.1', family: 4 }] },
+        Buffer.from('{}'),
+        { 'content-type': 'application/json' },
+        { timeoutMs: 300, maxAnswerBytes: 1024 },
+      ).then(
+        (answer) => answer.status,
+        (err: DeliveryFailed) => err.reason,
+      );
+    try {
+      expect(await post(`http://127.0.0.1:${port}/ok`)).toBe(204);
+      expect(await post(`http://127.0.0.1:${port}/gone`)).toBe(404);
+      expect(await post(`http://127.0.0.1:${port}/silent`)).toBe('timeout');
+      expect(await post(`http://127.0.0.1:${port}/large`)).toBe('answer-too-large');
+      expect(await post(`http://127.0.0.1:${closedPort}/`)).toBe('connection');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    for (const outcome of ['2xx', '4xx', 'timeout', 'answer_too_large', 'connection_error']) {
+      expect(await value(`streamkeep_webhook_delivery_attempts_total{outcome="${outcome}"}`), outcome).toBe(
+        1,
+      );
+      expect(await value(`streamkeep_webhook_delivery_duration_seconds_count{outcome="${outcome}"}`)).toBe(1);
+    }
+    expect(await value('streamkeep_webhook_delivery_attempts_total{outcome="5xx"}')).toBe(0);
   });
 });

@@ -166,6 +166,15 @@ async function wakeEvents(
   return res.body;
 }
 
+/** `streamkeep_webhook_delivery_attempts_total{outcome}` as the process serves it at `/metrics` (0 before any). */
+async function webhookAttempts(server: StreamkeepProcess, outcome: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`streamkeep_webhook_delivery_attempts_total{outcome="${outcome}"} `));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}
+
 describe('subscriptions on the file backend survive kill -9 (a real streamkeep process)', () => {
   let dir: string;
   let receiver: WebhookReceiver;
@@ -387,6 +396,10 @@ describe('subscriptions on the file backend survive kill -9 (a real streamkeep p
     expect((await subscription(s, 'hook')).streams).toContainEqual(
       expect.objectContaining({ path: 'orders/c', link_type: 'glob' }),
     );
+    // The process counted each POST it made since the restart in /metrics, with the receiver's answer (all 200).
+    await until(async () => (await webhookAttempts(s, '2xx')) === receiver.received.length - receivedAtKill);
+    expect(await webhookAttempts(s, '5xx')).toBe(0);
+
     await until(async () => {
       await ackNewest(s, receiver, from, (w) => pendingPaths(w).length > 0);
       return (
