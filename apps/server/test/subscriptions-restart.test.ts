@@ -396,8 +396,10 @@ describe('subscriptions on the file backend survive kill -9 (a real streamkeep p
     expect((await subscription(s, 'hook')).streams).toContainEqual(
       expect.objectContaining({ path: 'orders/c', link_type: 'glob' }),
     );
-    // The process counted each POST it made since the restart in /metrics, with the receiver's answer (all 200).
-    await until(async () => (await webhookAttempts(s, '2xx')) === receiver.received.length - receivedAtKill);
+    // The process counts the POSTs it made at /metrics, by the receiver's answer (all 200 so far). At most what the
+    // receiver got since the kill: a POST of the killed process may have reached it too.
+    const posted = await until(async () => (await webhookAttempts(s, '2xx')) || undefined);
+    expect(posted).toBeLessThanOrEqual(receiver.received.length - receivedAtKill);
     expect(await webhookAttempts(s, '5xx')).toBe(0);
 
     await until(async () => {
