@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { outcomeOfStatus, reportDelivery } from './events.js';
+import { type DeliveryOutcome, outcomeOfStatus, reportDelivery } from './events.js';
 import { type AdmittedWebhookUrl, pinnedLookup } from './ssrf.js';
 
 /** Bounds of one webhook delivery. */
@@ -34,6 +34,13 @@ export class DeliveryFailed extends Error {
   }
 }
 
+/** The metrics outcome of each way a delivery can fail (exhaustive: a new reason does not compile without one). */
+const FAILURE_OUTCOME: { readonly [R in DeliveryFailed['reason']]: DeliveryOutcome } = {
+  timeout: 'timeout',
+  'answer-too-large': 'answer_too_large',
+  connection: 'connection_error',
+};
+
 /**
  * POSTs `body` to an admitted webhook URL, connecting only to the addresses the SSRF check resolved (the URL's host
  * still names the TLS server and the `Host` header). No redirects, no connection reuse across subscriptions (a fresh
@@ -60,15 +67,7 @@ export function deliverWebhook(
       settled = true;
       clearTimeout(timer);
       req.destroy();
-      reportDelivery({
-        outcome:
-          err.reason === 'connection'
-            ? 'connection_error'
-            : err.reason === 'timeout'
-              ? 'timeout'
-              : 'answer_too_large',
-        seconds: seconds(),
-      });
+      reportDelivery({ outcome: FAILURE_OUTCOME[err.reason], seconds: seconds() });
       reject(err);
     };
     const req = send(
