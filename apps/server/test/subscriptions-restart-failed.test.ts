@@ -7,8 +7,13 @@ import { FileStorage } from '@streamkeep/storage-file';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServerMetrics } from '../src/metrics.js';
 import { type DeliveryFailed, deliverWebhook } from '../src/webhooks/deliver.js';
-import { json, startApp, until } from './subscriptions-helpers.js';
-import { pendingPaths, startWebhookReceiver, type WebhookReceiver } from './subscriptions-restart-helpers.js';
+import { json, startApp } from './subscriptions-helpers.js';
+import {
+  pendingPaths,
+  startWebhookReceiver,
+  until,
+  type WebhookReceiver,
+} from './subscriptions-restart-helpers.js';
 
 // A webhook subscription whose receiver keeps failing is marked `failed` after `maxAttempts` and is no longer
 // delivered to; the status is kept across a restart; sending the same subscription again (`PUT`, same config) makes

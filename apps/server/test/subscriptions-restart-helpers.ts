@@ -4,11 +4,20 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { until as poll } from './subscriptions-helpers.js';
 
 // Helpers of the restart tests: a real `streamkeep` process (killed with SIGKILL, restarted on the same data
 // directory) and a webhook receiver on loopback whose answer the test switches between phases.
 
 const pkgDir = resolve(import.meta.dirname, '..');
+
+/** Polls for an outcome, with a deadline generous for a loaded machine (no duration is ever asserted). */
+export function until<T>(
+  predicate: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+): Promise<T> {
+  return poll(predicate, timeoutMs);
+}
 
 /** A `streamkeep` process listening on a free loopback port. */
 export interface StreamkeepProcess {

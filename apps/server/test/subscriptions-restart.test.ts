@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRETS_FILE } from '../src/subscriptions/keys.js';
 import { compileCli } from './helpers.js';
-import { json, until } from './subscriptions-helpers.js';
+import { json } from './subscriptions-helpers.js';
 import {
   pendingPaths,
   type ReceivedWake,
@@ -12,6 +12,7 @@ import {
   spawnStreamkeep,
   startWebhookReceiver,
   streamOf,
+  until,
   verifyWebhookSignature,
   type WebhookReceiver,
 } from './subscriptions-restart-helpers.js';
