@@ -306,6 +306,9 @@ describe('subscriptions on the file backend survive kill -9 (a real streamkeep p
     timeout: 120_000,
   }, async () => {
     const s = await start();
+    // Wakes received from here on come from this process: a POST the killed one sent just before dying reaches the
+    // receiver within moments of the kill, long before this one is ready.
+    const sinceReady = receiver.received.length;
     // Subscriptions, membership (explicit and glob-linked) and acked offsets: exactly as before the kill.
     expect(await subscription(s, 'hook')).toEqual(before.hook);
     expect(await subscription(s, 'puller')).toEqual(before.puller);
@@ -313,9 +316,11 @@ describe('subscriptions on the file backend survive kill -9 (a real streamkeep p
     expect((await json('GET', at(s).ds('jwks.json'))).body).toEqual(jwksBefore);
 
     // The wake left unacked is delivered again (at least once), as a later generation, signed with the same key.
+    // (The receiver answers without `done`, so the wake is delivered again each time its lease runs out: one delivered
+    // before `sinceReady` is followed by another.)
     const again = await nextWake(
       receiver,
-      receivedAtKill,
+      sinceReady,
       (w) => pendingPaths(w).includes('orders/a') && w.body.generation > staleWake.body.generation,
     );
     expect(verifyWebhookSignature(jwksBefore, again.signature, again.rawBody)).toBe(true);
@@ -332,7 +337,7 @@ describe('subscriptions on the file backend survive kill -9 (a real streamkeep p
     expect(stale.headers.get('content-type')).toBe('application/problem+json');
     expect(await ackedOffset(s, 'hook', 'orders/a')).toBe(ordersAOrigin);
     // The new wake's token works.
-    await ackNewest(s, receiver, receivedAtKill, (w) => pendingPaths(w).includes('orders/a'));
+    await ackNewest(s, receiver, sinceReady, (w) => pendingPaths(w).includes('orders/a'));
     expect(await ackedOffset(s, 'hook', 'orders/a')).toBe(await tailOf(s, 'orders/a'));
 
     // Pull-wake: the lease taken before the kill runs out by the storage's clock, and the work is offered again —
