@@ -177,7 +177,7 @@ async function create(
     service.changed(id, false);
   } else if (outcome.revived) {
     service.changed(id, false);
-    // The work that piled up while it was failed is delivered now (after the answer: never on the request's path).
+    // The work that piled up while it was failed is delivered now, in the background (the answer does not wait).
     void service
       .followUp(outcome.record)
       .catch((err: unknown) => service.failed(err, id, 'resuming a revived subscription'));
