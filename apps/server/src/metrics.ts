@@ -1,6 +1,13 @@
+import { subscribe } from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import type { CommitReport } from '@streamkeep/storage';
 import type * as PromClient from 'prom-client';
+import {
+  type DeliveryReport,
+  type RetryReport,
+  WEBHOOK_DELIVERY_CHANNEL,
+  WEBHOOK_RETRY_CHANNEL,
+} from './webhooks/events.js';
 
 // prom-client's modules one by one, not its index: the index also loads the Pushgateway client (and with it `https`,
 // `tls` and `crypto`), Summary (tdigest) and the cluster aggregator, none of which the server uses. That was about
@@ -54,6 +61,34 @@ const LATENCY_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
 
+/** Buckets, in seconds, of one webhook delivery: a receiver on loopback (~1 ms) to a long `--webhook-timeout`. */
+const WEBHOOK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Where a {@link ServerMetrics} takes the webhook reports of `webhooks/events.ts`. */
+interface WebhookSink {
+  delivery(report: DeliveryReport): void;
+  retry(report: RetryReport): void;
+}
+
+/** Every live ServerMetrics' sink, weakly held: a ServerMetrics dropped by its owner is still collected. */
+const webhookSinks = new Set<WeakRef<WebhookSink>>();
+let listeningToWebhooks = false;
+
+function listenToWebhooks(sink: WebhookSink): void {
+  webhookSinks.add(new WeakRef(sink));
+  if (listeningToWebhooks) return;
+  listeningToWebhooks = true;
+  const each = (deliver: (s: WebhookSink) => void) => {
+    for (const ref of webhookSinks) {
+      const s = ref.deref();
+      if (s === undefined) webhookSinks.delete(ref);
+      else deliver(s);
+    }
+  };
+  subscribe(WEBHOOK_DELIVERY_CHANNEL, (m) => each((s) => s.delivery(m as DeliveryReport)));
+  subscribe(WEBHOOK_RETRY_CHANNEL, (m) => each((s) => s.retry(m as RetryReport)));
+}
+
 /**
  * The server's Prometheus metrics, in a registry of their own (so several apps in one process do not collide).
  * Served at `/metrics` in the text exposition format.
@@ -71,6 +106,8 @@ export class ServerMetrics {
   private readonly commitBytes: Histogram;
   private readonly syncSeconds: Histogram;
   private probe: LoadProbe | undefined;
+  /** Held here: the webhook channels hold it only weakly. */
+  private readonly webhooks: WebhookSink;
 
   constructor(options: { registry?: Registry; processMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
@@ -195,6 +232,35 @@ export class ServerMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    // Webhook delivery, reported on diagnostics channels by `webhooks/` (process-wide; see `webhooks/events.ts`).
+    const attempts = new Counter({
+      name: 'streamkeep_webhook_delivery_attempts_total',
+      help: 'Webhook POSTs made, by outcome: the answer status class (2xx … 5xx), timeout, answer_too_large or connection_error',
+      labelNames: ['outcome'],
+      registers,
+    });
+    const deliverySeconds = new Histogram({
+      name: 'streamkeep_webhook_delivery_duration_seconds',
+      help: 'Time from a webhook POST to the last byte of its answer (or to its failure), by outcome',
+      labelNames: ['outcome'],
+      buckets: WEBHOOK_BUCKETS,
+      registers,
+    });
+    const retries = new Counter({
+      name: 'streamkeep_webhook_retries_total',
+      help: 'Failed webhook deliveries scheduled again after their backoff',
+      registers,
+    });
+    this.webhooks = {
+      delivery({ outcome, seconds }) {
+        attempts.inc({ outcome });
+        deliverySeconds.observe({ outcome }, seconds);
+      },
+      retry() {
+        retries.inc();
+      },
+    };
+    listenToWebhooks(this.webhooks);
   }
 
   /** The content type of {@link ServerMetrics.text}. */

@@ -84,9 +84,31 @@ async function loadFromDirectory(dir: string): Promise<SubscriptionSecrets> {
   } finally {
     await unlink(tmp).catch(() => {});
   }
+  // The new name must outlive a power loss like the subscriptions it signs for (their writes are synced): without
+  // the directory's sync, a host crash soon after the first start could lose the file and change the kid.
+  await syncDirectory(dir);
   const kept = await readSecretsFile(path);
   if (kept === undefined) throw new Error(`${path} vanished while it was created`);
   return kept;
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(dir, 'r');
+  } catch (err) {
+    // Platforms that cannot open a directory (Windows) have no directory sync to do.
+    if (['EISDIR', 'EPERM', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '')) return;
+    throw err;
+  }
+  try {
+    await handle.sync();
+  } catch (err) {
+    // File systems that do not sync directories (EINVAL) keep names durable by other means.
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function readSecretsFile(path: string): Promise<SubscriptionSecrets | undefined> {

@@ -7,8 +7,11 @@ import {
   planCreateSubscription,
   planRelease,
   planRemoveStream,
+  planSetStatus,
   StorageError,
+  type SubscriptionCreated,
   type SubscriptionInput,
+  type SubscriptionPlan,
   type SubscriptionTail,
   validateStreamPath,
   validateSubscriptionId,
@@ -168,12 +171,41 @@ async function create(
   }
   const tails = await tailsOf(service, config.streams);
   if (config.pattern !== null) tails.push(...(await matchingTails(service, config.pattern)));
-  const outcome = await service.storage.mutateSubscription(id, planCreateSubscription(id, input, tails));
+  const outcome = await service.storage.mutateSubscription(id, createOrRevive(id, input, tails));
   if (outcome.created) {
     service.createdThrough(id, origin);
     service.changed(id, false);
+  } else if (outcome.revived) {
+    service.changed(id, false);
+    // The work that piled up while it was failed is delivered now, in the background (the answer does not wait).
+    void service
+      .followUp(outcome.record)
+      .catch((err: unknown) => service.failed(err, id, 'resuming a revived subscription'));
   }
   sendJson(req, res, outcome.created ? 201 : 200, subscriptionView(service, outcome.record, origin));
+}
+
+/**
+ * `planCreateSubscription`, and when it re-confirms a subscription whose `status` is `failed` (the server gave up
+ * delivering to its webhook after `maxAttempts`), `planSetStatus(active)` in the same atomic step: sending the same
+ * subscription again is how its owner says the receiver is back. A `failed` subscription is otherwise never woken
+ * (no retry storm against a receiver that is down), and a config that differs is still `SUBSCRIPTION_CONFLICT`.
+ */
+function createOrRevive(
+  id: string,
+  input: SubscriptionInput,
+  tails: readonly SubscriptionTail[],
+): SubscriptionPlan<SubscriptionCreated & { revived: boolean }> {
+  const create = planCreateSubscription(id, input, tails);
+  const revive = planSetStatus(id, 'active');
+  return (current, now) => {
+    const made = create(current, now);
+    if (made.result.created || made.result.record.status !== 'failed') {
+      return { write: made.write, result: { ...made.result, revived: false } };
+    }
+    const revived = revive(made.result.record, now);
+    return { write: revived.write, result: { created: false, record: revived.result, revived: true } };
+  };
 }
 
 async function show(

@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { type DeliveryOutcome, outcomeOfStatus, reportDelivery } from './events.js';
 import { type AdmittedWebhookUrl, pinnedLookup } from './ssrf.js';
 
 /** Bounds of one webhook delivery. */
@@ -33,10 +34,19 @@ export class DeliveryFailed extends Error {
   }
 }
 
+/** The metrics outcome of each way a delivery can fail (exhaustive: a new reason does not compile without one). */
+const FAILURE_OUTCOME: { readonly [R in DeliveryFailed['reason']]: DeliveryOutcome } = {
+  timeout: 'timeout',
+  'answer-too-large': 'answer_too_large',
+  connection: 'connection_error',
+};
+
 /**
  * POSTs `body` to an admitted webhook URL, connecting only to the addresses the SSRF check resolved (the URL's host
  * still names the TLS server and the `Host` header). No redirects, no connection reuse across subscriptions (a fresh
  * agent-less socket per delivery keeps one receiver's state away from another's), bounded in time and answer size.
+ *
+ * Each attempt's outcome and duration is reported on the `streamkeep:webhook:delivery` channel (`events.ts`).
  *
  * @throws DeliveryFailed on a timeout, an answer over the cap, or a connection error.
  */
@@ -48,6 +58,8 @@ export function deliverWebhook(
 ): Promise<DeliveryAnswer> {
   const url = target.url;
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
   return new Promise<DeliveryAnswer>((resolve, reject) => {
     let settled = false;
     const fail = (err: DeliveryFailed) => {
@@ -55,6 +67,7 @@ export function deliverWebhook(
       settled = true;
       clearTimeout(timer);
       req.destroy();
+      reportDelivery({ outcome: FAILURE_OUTCOME[err.reason], seconds: seconds() });
       reject(err);
     };
     const req = send(
@@ -83,6 +96,7 @@ export function deliverWebhook(
           if (settled) return;
           settled = true;
           clearTimeout(timer);
+          reportDelivery({ outcome: outcomeOfStatus(res.statusCode ?? 0), seconds: seconds() });
           resolve({
             status: res.statusCode ?? 0,
             contentType: res.headers['content-type'],

@@ -1,3 +1,5 @@
+import { reportRetry } from './events.js';
+
 /**
  * Webhook wakes, off the append path: an append (or anything else that gives a subscription work) calls
  * {@link WakeScheduler.wake} and returns at once; deliveries run in the background, at most `concurrency` at a time.
@@ -141,6 +143,7 @@ export class WakeScheduler {
       if (current === flight) this.states.delete(id);
     } else if (outcome === 'failed') {
       const delay = this.retryDelay(flight.attempt);
+      reportRetry({ attempt: flight.attempt, delayMs: delay });
       this.options.onRetry?.(id, flight.attempt, delay, error);
       const attempt = flight.attempt + 1;
       const timer = setTimeout(() => {
