@@ -63,6 +63,12 @@ export interface StreamkeepApp {
    * after `graceMs`). Does not close the storage: its owner does, after this resolves.
    */
   shutdown(graceMs?: number): Promise<void>;
+  /**
+   * Tells the handler the origin it is reachable at (e.g. `http://127.0.0.1:4437`), for webhook callback URLs sent
+   * before any `__ds` request has named one (after a restart, or on an instance of a cluster that serves none).
+   * `publicOrigin`, when set, takes precedence; `startServer` calls this once listening.
+   */
+  listeningAt(origin: string): void;
 }
 
 const ALLOW_METHODS = 'GET, HEAD, PUT, POST, DELETE, OPTIONS';
@@ -356,6 +362,8 @@ export function createApp(options: AppOptions & { subscriptions?: SubscriptionOp
     });
     await subscriptionsClosed;
   };
+  (app as { listeningAt: StreamkeepApp['listeningAt'] }).listeningAt = (origin) =>
+    subscriptions.listeningAt(origin);
   return app;
 }
 

@@ -150,6 +150,7 @@ export async function startServer(
     sseKeepAliveMs: config.sseKeepAliveMs,
     sseReconnectMs: config.sseReconnectMs,
     corsOrigins: config.corsOrigins,
+    publicOrigin: config.publicOrigin,
     compression: config.compression,
     logger,
     logRequests: config.logRequests,
@@ -221,6 +222,10 @@ export async function startServer(
   }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  // Webhook callback URLs need an origin before any request has named one; an unspecified listening address is
+  // reached on loopback.
+  const reachable = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : host;
+  app.listeningAt(`http://${reachable}:${addr.port}`);
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${addr.port}`,

@@ -1,7 +1,7 @@
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Resolver } from '../src/webhooks/ssrf.js';
-import { json, startApp, until } from './subscriptions-helpers.js';
+import { json, startApp, startReceiver, until } from './subscriptions-helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -82,6 +82,34 @@ describe('subscriptions across instances sharing a store', () => {
     const events = (await (await fetch(`${a.base}/wakes?offset=-1`)).json()) as { generation: number }[];
     expect(events.length).toBeLessThanOrEqual(1);
     expect(events.every((e) => e.generation === 1)).toBe(true);
+    await storage.close();
+  });
+
+  it('an instance that has served no __ds request sends callback URLs at the origin it listens at', async () => {
+    const storage = sharedStore();
+    const receiver = await startReceiver(() => ({ status: 200, body: { done: true } }));
+    const a = await startApp({ storage });
+    const b = await startApp({ storage, subscriptions: { refreshIntervalMs: 20 } });
+    cleanups.push(async () => {
+      await a.close();
+      await b.close();
+      await receiver.close();
+    });
+    b.app.listeningAt(b.url);
+    await fetch(`${a.base}/hooked`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: '[]',
+    });
+    const spec = { type: 'webhook', streams: ['hooked'], webhook: { url: receiver.url } };
+    expect((await json('PUT', `${a.base}/__ds/subscriptions/via-a`, spec)).status).toBe(201);
+    // Appended through B only (which learns of the subscription at its next refresh), so B delivers the wake.
+    await until(async () => {
+      await post(b.base, 'hooked', '1');
+      return receiver.received.length > 0 ? true : undefined;
+    });
+    const callback = receiver.received[0]!.body.callback_url as string;
+    expect(callback.startsWith(`${b.url}/v1/stream/__ds/`)).toBe(true);
     await storage.close();
   });
 

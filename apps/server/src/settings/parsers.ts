@@ -101,6 +101,23 @@ export function basePath(raw: string): string {
   return t;
 }
 
+/** An absolute `http(s)` origin (scheme, host, optional port; no path, query or fragment). */
+export function publicOrigin(raw: string): string {
+  const t = raw.trim().replace(/\/+$/, '');
+  let url: URL | undefined;
+  try {
+    url = new URL(t);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== t) {
+    throw new InvalidArgumentError(
+      `expected an origin such as https://streams.example.com, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return t;
+}
+
 /** A non-empty host name or address to listen on. */
 export function host(raw: string): string {
   const t = raw.trim();

@@ -10,6 +10,7 @@ import {
   parseBytes,
   postgresSchema,
   postgresUrl,
+  publicOrigin,
 } from './parsers.js';
 
 /**
@@ -129,6 +130,14 @@ export const SETTINGS = {
     help: 'URL path under which streams live',
     default: '/v1/stream',
     parse: basePath,
+  }),
+  publicOrigin: define<string | undefined>({
+    flags: '--public-origin <origin>',
+    env: 'STREAMKEEP_PUBLIC_ORIGIN',
+    help: 'origin clients reach this server at (Location headers, webhook callback URLs)',
+    default: undefined,
+    parse: publicOrigin,
+    defaultText: 'the request Host; for webhooks, the listening address',
   }),
   maxBodyBytes: define({
     flags: '--max-body-bytes <bytes>',

@@ -21,6 +21,9 @@ const RESERVED = '__ds';
 export class SubscriptionApi {
   private service: SubscriptionService | undefined;
   private starting: Promise<SubscriptionService | undefined> | undefined;
+  private listening: string | undefined;
+  /** A `__ds` request has named the origin clients use. */
+  private heard = false;
   private readonly settings;
 
   constructor(
@@ -41,6 +44,15 @@ export class SubscriptionApi {
     return this.service;
   }
 
+  /**
+   * The origin the server listens at: the origin of callback URLs until a `__ds` request names one (its `Host`), so
+   * that a restarted instance, or one of a cluster that serves no `__ds` request, sends callbacks that reach it.
+   */
+  listeningAt(origin: string): void {
+    this.listening = origin;
+    if (this.service !== undefined && !this.heard) this.service.lastOrigin = origin;
+  }
+
   /** Starts the service over an opened storage, when it declares the `subscriptions` capability. */
   attach(storage: Storage): Promise<SubscriptionService | undefined> {
     if (!supportsSubscriptions(storage)) return Promise.resolve(undefined);
@@ -48,6 +60,7 @@ export class SubscriptionApi {
       const secrets = await loadSubscriptionSecrets(storage, this.settings.dataDir, this.logger);
       const service = new SubscriptionService(storage, secrets, this.settings, this.basePath, this.logger);
       await service.start();
+      if (this.listening !== undefined && !this.heard) service.lastOrigin = this.listening;
       this.service = service;
       return service;
     })();
@@ -76,6 +89,7 @@ export class SubscriptionApi {
         const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
         origin = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
         service.lastOrigin = origin;
+        this.heard = true;
       }
       await route(service, req, res, origin);
     })();
