@@ -46,3 +46,14 @@ export function ratio(f: Figure | undefined, a: SeriesId, b: SeriesId): number {
   const y = sum(f, b)?.median;
   return x !== undefined && y !== undefined && y !== 0 ? x / y : Number.NaN;
 }
+
+/** The header and alignment rows of a markdown table whose first two columns (figure, unit) are text. */
+export function tableHead(head: readonly string[]): string[] {
+  return [
+    `| ${head.join(' | ')} |`,
+    `|---|---|${head
+      .slice(2)
+      .map(() => '---:')
+      .join('|')}|`,
+  ];
+}

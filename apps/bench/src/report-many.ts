@@ -1,5 +1,5 @@
 import type { BenchConfig } from './config.js';
-import { cell, num, ratio, ratioText, SHORT, sum } from './format.js';
+import { cell, num, ratio, ratioText, SHORT, sum, tableHead } from './format.js';
 import { MANY_GROUPS } from './many.js';
 import type { Goal } from './report.js';
 import type { Figure, Results } from './results.js';
@@ -51,13 +51,7 @@ function manyTable(r: Results, cols: readonly ManyColumn[], rows: readonly Row[]
     ),
     ...pairs.map(([a, b]) => `${LABEL[a]} / ${LABEL[b]}`),
   ];
-  const lines = [
-    `| ${head.join(' | ')} |`,
-    `|---|---|${head
-      .slice(2)
-      .map(() => '---:')
-      .join('|')}|`,
-  ];
+  const lines = tableHead(head);
   for (const row of rows) {
     const f: Figure | undefined = row.key ? r.get(`many/${row.key}`) : undefined;
     if (row.key && !f && !cols.some((c) => r.many?.issues[c]?.[`many/${row.key}`])) continue;

@@ -1,5 +1,5 @@
 import type { BenchConfig } from './config.js';
-import { cell, num, ratio, ratioText, SHORT, sum } from './format.js';
+import { cell, num, ratio, ratioText, SHORT, sum, tableHead } from './format.js';
 import type { Goal } from './report.js';
 import type { Figure, Results } from './results.js';
 import { SUBS_GROUPS } from './subscriptions.js';
@@ -30,13 +30,7 @@ function subsTable(r: Results, figs: readonly Figure[], cols: readonly TargetId[
     ...cols.map((c) => SHORT[c]),
     ...pairs.map(([a, b]) => `${SHORT[a]} / ${SHORT[b]}`),
   ];
-  const lines = [
-    `| ${head.join(' | ')} |`,
-    `|---|---|${head
-      .slice(2)
-      .map(() => '---:')
-      .join('|')}|`,
-  ];
+  const lines = tableHead(head);
   for (const f of figs) {
     const counted = f.unit === 'wakes';
     const cells = cols.map((c) => {
