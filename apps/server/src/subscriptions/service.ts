@@ -19,10 +19,12 @@ import {
   ZERO_OFFSET,
 } from '@streamkeep/storage';
 import type { Logger } from 'pino';
+import { AdmissionCache } from '../webhooks/admission-cache.js';
+import { WebhookAgents } from '../webhooks/agents.js';
 import { deliverWebhook } from '../webhooks/deliver.js';
+import { LoadGauge } from '../webhooks/load.js';
 import { WakeScheduler } from '../webhooks/scheduler.js';
 import { issueWakeToken, signatureHeader } from '../webhooks/signing.js';
-import { admitWebhookUrl } from '../webhooks/ssrf.js';
 import type { SubscriptionSecrets } from './keys.js';
 import type { SubscriptionSettings } from './options.js';
 import { wakePayload } from './view.js';
@@ -53,6 +55,12 @@ export class SubscriptionService {
   private patterns: Promise<readonly { id: string; pattern: string }[]> | undefined;
   private refreshedAt = 0;
   private readonly scheduler: WakeScheduler;
+  /** Whether appends keep the process busy: then deliveries are paced (minimum interval, rate cap). */
+  private readonly load: LoadGauge;
+  /** SSRF admissions, reused per URL (IP literals for good, host names for `dnsTtlMs`). */
+  private readonly admissions: AdmissionCache;
+  /** Kept-alive connections per pinned origin; `undefined` when keep-alive is off. */
+  private readonly agents: WebhookAgents | undefined;
   /** Wakes this instance raised and has not delivered yet (a failed attempt is retried with the same wake). */
   private readonly undelivered = new Map<string, string>();
   /** Streams whose members are being woken, and whether another append came meanwhile. */
@@ -76,11 +84,23 @@ export class SubscriptionService {
     readonly basePath: string,
     private readonly logger: Logger,
   ) {
+    this.load = new LoadGauge();
+    this.admissions = new AdmissionCache(settings.urlPolicy, settings.resolver, { ttlMs: settings.dnsTtlMs });
+    this.agents =
+      settings.keepAliveMs > 0
+        ? new WebhookAgents({ maxSockets: settings.concurrency, idleMs: settings.keepAliveMs })
+        : undefined;
     this.scheduler = new WakeScheduler({
       concurrency: settings.concurrency,
       retryBaseMs: settings.retryBaseMs,
       retryMaxMs: settings.retryMaxMs,
-      deliver: (id, attempt) => this.deliver(id, attempt),
+      minIntervalMs: settings.minIntervalMs,
+      ratePerSecond: settings.ratePerSecond,
+      paced: () => this.load.busy(),
+      deliver: (id, attempt) => {
+        this.load.noteDelivery();
+        return this.deliver(id, attempt);
+      },
       onRetry: (id, attempt, delayMs, err) =>
         logger.warn(
           { subscription: id, attempt, delayMs, err: (err as Error)?.message },
@@ -102,6 +122,7 @@ export class SubscriptionService {
     this.unlisten?.();
     clearInterval(this.timer);
     await this.scheduler.close();
+    this.agents?.close();
   }
 
   /** Resolves once no delivery is queued or in flight (tests). */
@@ -133,11 +154,15 @@ export class SubscriptionService {
     this.epoch++;
     this.watching = true;
     this.patterns = undefined;
-    if (deleted) {
-      this.origins.delete(id);
-      this.scheduler.cancel(id);
-      this.undelivered.delete(id);
-    }
+    if (deleted) this.forget(id);
+  }
+
+  /** Drops what this instance keeps for a deleted subscription: its queued wake, its origin, its connections. */
+  private forget(id: string): void {
+    this.origins.delete(id);
+    this.scheduler.cancel(id);
+    this.undelivered.delete(id);
+    this.agents?.release(id);
   }
 
   /**
@@ -166,9 +191,7 @@ export class SubscriptionService {
     const record = await this.storage.getSubscription(id);
     if (record === undefined) {
       // Deleted through another instance: forget what this one queued for it.
-      this.origins.delete(id);
-      this.scheduler.cancel(id);
-      this.undelivered.delete(id);
+      this.forget(id);
       return;
     }
     if (record.status === 'failed' || this.closed) return;
@@ -196,11 +219,13 @@ export class SubscriptionService {
 
   /** After `PUT` created a stream: link pattern subscriptions, then wake members if it was created with data. */
   created(name: string): void {
+    this.load.noteAppend();
     this.queueStream(name, true);
   }
 
   /** After an append (or a close): wake the subscriptions that have the stream as a member. */
   appended(name: string): void {
+    this.load.noteAppend();
     this.queueStream(name, false);
   }
 
@@ -269,16 +294,18 @@ export class SubscriptionService {
 
   private async wakeMembers(name: string): Promise<void> {
     const subscribers = await this.storage.listSubscriptions({ member: name });
-    if (subscribers.length === 0) return;
-    const tail = await this.tailOf(name);
-    if (tail === undefined) return;
+    // Read only for pull-wake subscriptions: a webhook delivery reads every member's tail itself when it starts.
+    let tail: Promise<SubscriptionTail | undefined> | undefined;
     for (const record of subscribers) {
       if (record.status === 'failed') continue;
       if (record.config.type === 'webhook') {
         // The delivery raises the wake itself (atomically, once cluster-wide) with every member's tail.
         this.scheduler.wake(record.id);
       } else {
-        await this.raiseWake(record, [tail]);
+        tail ??= this.tailOf(name);
+        const read = await tail;
+        if (read === undefined) return;
+        await this.raiseWake(record, [read]);
       }
     }
   }
@@ -393,11 +420,7 @@ export class SubscriptionService {
 
   private async post(record: SubscriptionRecord): Promise<'done' | 'again'> {
     const id = record.id;
-    const target = await admitWebhookUrl(
-      record.config.webhookUrl!,
-      this.settings.urlPolicy,
-      this.settings.resolver,
-    );
+    const target = await this.admissions.admit(record.config.webhookUrl!);
     const body = Buffer.from(JSON.stringify(wakePayload(this, record)));
     const answer = await deliverWebhook(
       target,
@@ -407,6 +430,7 @@ export class SubscriptionService {
         'webhook-signature': signatureHeader(this.secrets.signingKey, body, Date.now() / 1000),
       },
       this.settings.delivery,
+      this.agents?.acquire(id, target),
     );
     if (answer.status < 200 || answer.status > 299) {
       throw new Error(`the receiver answered ${answer.status}`);
@@ -428,6 +452,10 @@ export class SubscriptionService {
         id,
         ackPlanFor(record, { generation: record.wake.generation, ackWakeTails: true, done: true }),
       );
+      // An append through this instance during the delivery has already asked for the next one, which reads the
+      // tails itself: reading them here too would be spent. Otherwise look, for work that came through another
+      // instance (its own wake found this one outstanding and left it to us).
+      if (this.scheduler.pending(id)) return 'done';
       return (await this.followUp(acked)) ? 'again' : 'done';
     } catch (err) {
       // Fenced: the lease ran out before the answer came; the sweep raises the next wake.

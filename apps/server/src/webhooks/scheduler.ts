@@ -13,6 +13,8 @@
  *   `burst` starts), so that however many subscriptions have work, delivering their wakes takes a bounded share of
  *   the process from the appends that raise them. Subscriptions over the cap wait queued, in order of their wake, and
  *   keep coalescing meanwhile: under load each wake carries more, rather than wakes costing more.
+ * - **Only under load.** Both apply while `paced()` says so (the server: while appends keep the process busy), so
+ *   that an idle server wakes subscriptions, and fans one append out to many, as fast as it can.
  * - **Retried with backoff.** A failed delivery is tried again after `base · 2^(attempt-1)`, capped at `max`, with
  *   ±`jitter` (uniform), so that receivers that failed together do not come back together. A wake that arrives while
  *   a retry waits does not cut the wait short (the receiver is down; more work does not bring it back sooner).
@@ -37,6 +39,11 @@ export interface WakeSchedulerOptions {
   readonly burst?: number;
   /** Milliseconds of a monotonic clock (injected by tests). @default performance.now */
   readonly now?: () => number;
+  /**
+   * Whether the spacing and the cap apply now (the server passes its {@link LoadGauge}: only while appends keep the
+   * process busy). Asked when a delivery would start or rest. @default always
+   */
+  readonly paced?: () => boolean;
   /**
    * Delivers one wake of `id`. Resolves `'done'` when the subscription has nothing more to deliver, `'again'` when it
    * was delivered but work remains (delivered again at once), `'drop'` when the subscription is gone; throws to retry.
@@ -73,6 +80,7 @@ export class WakeScheduler {
   private readonly rate: number;
   private readonly burst: number;
   private readonly now: () => number;
+  private readonly paced: () => boolean;
   /** Delivery starts the bucket holds, as of `refilledAt`. */
   private tokens: number;
   private refilledAt: number;
@@ -89,6 +97,7 @@ export class WakeScheduler {
     this.rate = options.ratePerSecond ?? Number.POSITIVE_INFINITY;
     this.burst = options.burst ?? Math.max(1, Math.min(this.rate, 1e9));
     this.now = options.now ?? (() => performance.now());
+    this.paced = options.paced ?? (() => true);
     if (!(this.concurrency >= 1)) throw new RangeError('concurrency must be at least 1');
     if (!(this.minInterval >= 0)) throw new RangeError('minIntervalMs must be at least 0');
     if (!(this.rate > 0)) throw new RangeError('ratePerSecond must be above 0');
@@ -185,6 +194,7 @@ export class WakeScheduler {
     const now = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) * this.rate) / 1000);
     this.refilledAt = now;
+    if (!this.paced()) return true;
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return true;
@@ -203,7 +213,7 @@ export class WakeScheduler {
   /** Queues `id` (attempt 1) now, or when its rest since the delivery that started at `startedAt` ends. */
   private requeue(id: string, startedAt: number, woken: boolean): void {
     const rest = startedAt + this.minInterval - this.now();
-    if (rest <= 0 || this.closed) {
+    if (rest <= 0 || this.closed || !this.paced()) {
       if (woken && !this.closed) this.enqueue(id, 1);
       else this.states.delete(id);
       return;
