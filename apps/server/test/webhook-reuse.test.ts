@@ -170,38 +170,34 @@ describe('SSRF admission cache', () => {
 });
 
 describe('load gauge', () => {
-  it('counts the process busy when the loop was saturated and appends outnumbered deliveries', () => {
+  it('counts the instance busy while appends come fast and outnumber deliveries', () => {
     let clock = 0;
-    let busyFraction = 0;
-    const gauge = new LoadGauge({
-      windowMs: 100,
-      threshold: 0.7,
-      now: () => clock,
-      utilization: () => ({ idle: 0, active: 0, utilization: busyFraction }),
-    });
+    const gauge = new LoadGauge({ windowMs: 100, busyAppendsPerSecond: 400, now: () => clock });
     expect(gauge.busy()).toBe(false);
-    // A saturated window with many appends: busy from the next judgement on.
-    busyFraction = 0.95;
-    for (let i = 0; i < 50; i++) gauge.noteAppend();
+    // 40 appends in 100 ms (400/s): busy from the end of the window on.
+    for (let i = 0; i < 40; i++) gauge.noteAppend();
     gauge.noteDelivery();
     expect(gauge.busy()).toBe(false); // the window has not ended
     clock = 100;
     expect(gauge.busy()).toBe(true);
-    // Saturated by deliveries alone (a fan-out): not paced.
+    // A fan-out (one append, many deliveries): not paced.
     for (let i = 0; i < 50; i++) gauge.noteDelivery();
     gauge.noteAppend();
     clock = 200;
     expect(gauge.busy()).toBe(false);
-    // Many appends but spare time: not paced.
-    busyFraction = 0.3;
-    for (let i = 0; i < 50; i++) gauge.noteAppend();
+    // A trickle of appends: not paced.
+    for (let i = 0; i < 39; i++) gauge.noteAppend();
     clock = 300;
+    expect(gauge.busy()).toBe(false);
+    // 40 appends, then a long quiet spell before anyone asks: judged over the whole spell, not busy.
+    for (let i = 0; i < 40; i++) gauge.noteAppend();
+    clock = 10_000;
     expect(gauge.busy()).toBe(false);
   });
 
   it('refuses nonsensical settings', () => {
     expect(() => new LoadGauge({ windowMs: 0 })).toThrow(RangeError);
-    expect(() => new LoadGauge({ threshold: 2 })).toThrow(RangeError);
+    expect(() => new LoadGauge({ busyAppendsPerSecond: -1 })).toThrow(RangeError);
   });
 });
 

@@ -340,7 +340,7 @@ export const SETTINGS = {
     flags: '--webhook-rate <per-second>',
     env: 'STREAMKEEP_WEBHOOK_RATE',
     help: 'while appends keep the server busy, webhook deliveries started per second (all subscriptions together)',
-    default: 100,
+    default: 50,
     parse: integer(1),
   }),
   webhookKeepAliveMs: define({

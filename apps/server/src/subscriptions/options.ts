@@ -17,7 +17,7 @@ export interface SubscriptionOptions {
    * @default 250
    */
   readonly minIntervalMs?: number | undefined;
-  /** Webhook deliveries started per second by this instance while appends keep it busy. @default 100 */
+  /** Webhook deliveries started per second by this instance while appends keep it busy. @default 50 */
   readonly ratePerSecond?: number | undefined;
   /** How long an idle kept-alive connection to a receiver is kept, in ms; 0 opens one per delivery. @default 4000 */
   readonly keepAliveMs?: number | undefined;
@@ -76,7 +76,7 @@ export function resolveSubscriptionSettings(options: SubscriptionOptions = {}): 
     delivery: options.delivery ?? DEFAULT_DELIVERY_LIMITS,
     concurrency: options.concurrency ?? 16,
     minIntervalMs: options.minIntervalMs ?? 250,
-    ratePerSecond: options.ratePerSecond ?? 100,
+    ratePerSecond: options.ratePerSecond ?? 50,
     keepAliveMs: options.keepAliveMs ?? 4000,
     dnsTtlMs: options.dnsTtlMs ?? 10_000,
     maxAttempts: options.maxAttempts ?? 10,

@@ -1,48 +1,43 @@
-import { type EventLoopUtilization, performance } from 'node:perf_hooks';
-
 /** How {@link LoadGauge} judges the instance busy. */
 export interface LoadGaugeOptions {
   /** Length of one judgement window, in ms. @default 250 */
   readonly windowMs?: number;
-  /** Event-loop utilisation (0–1) over a window from which the instance counts as saturated. @default 0.7 */
-  readonly threshold?: number;
-  /** The process's event-loop utilisation (injected by tests). @default performance.eventLoopUtilization */
-  readonly utilization?: (since?: EventLoopUtilization) => EventLoopUtilization;
+  /** Appends per second (over a window) from which the instance counts as busy. @default 400 */
+  readonly busyAppendsPerSecond?: number;
   /** Milliseconds of a monotonic clock (injected by tests). @default performance.now */
   readonly now?: () => number;
 }
 
 /**
- * Whether webhook deliveries should yield to appends: true while, over the last window, the event loop was
- * saturated (utilisation at or above the threshold) *and* more appends than deliveries started in it.
+ * Whether webhook deliveries should yield to appends: true while, over the last window, appends arrived at
+ * `busyAppendsPerSecond` or more *and* outnumbered the deliveries started.
  *
  * @remarks
- * Deliveries and appends share one event loop. When the process has spare time, delivering at once costs the appends
- * nothing, so wakes go out unpaced (an idle subscription is woken within a round trip; a fan-out of one append to
- * 1,000 subscriptions runs at full speed, since then the deliveries *are* the work). Only when appends keep the loop
- * busy do deliveries take time from them; then the scheduler paces them. The verdict is computed lazily when asked,
- * at most once per window, so the gauge costs no timer and nothing while no subscription has work.
+ * Deliveries and appends share one process, and a delivery costs the CPU of tens of appends (a signed, JSON-encoded
+ * HTTP exchange and a few store mutations). A trickle of appends leaves room for a delivery per wake, so wakes go out
+ * unpaced and an idle subscription is woken within a round trip; a fan-out of one append to 1,000 subscriptions runs
+ * at full speed too, since then the deliveries *are* the work. Under a stream of appends, undelivered work is
+ * coalesced instead, so the appends keep their rate. The event loop's utilisation would be the obvious signal, but on
+ * a shared machine a process starved of CPU looks idle to it; the append rate is what the deliveries compete with.
+ * The verdict is computed lazily when asked, at most once per window, so the gauge costs no timer.
  */
 export class LoadGauge {
   private readonly windowMs: number;
-  private readonly threshold: number;
-  private readonly utilization: (since?: EventLoopUtilization) => EventLoopUtilization;
+  private readonly busyAppends: number;
   private readonly now: () => number;
   private windowStart: number;
-  private mark: EventLoopUtilization;
   private appends = 0;
   private deliveries = 0;
   private verdict = false;
 
   constructor(options: LoadGaugeOptions = {}) {
     this.windowMs = options.windowMs ?? 250;
-    this.threshold = options.threshold ?? 0.7;
-    this.utilization = options.utilization ?? ((since) => performance.eventLoopUtilization(since));
+    const rate = options.busyAppendsPerSecond ?? 400;
     this.now = options.now ?? (() => performance.now());
     if (!(this.windowMs > 0)) throw new RangeError('windowMs must be above 0');
-    if (!(this.threshold >= 0 && this.threshold <= 1)) throw new RangeError('threshold must be within 0–1');
+    if (!(rate >= 0)) throw new RangeError('busyAppendsPerSecond must be at least 0');
+    this.busyAppends = (rate * this.windowMs) / 1000;
     this.windowStart = this.now();
-    this.mark = this.utilization();
   }
 
   /** An append (or a create with data) was served. */
@@ -65,10 +60,11 @@ export class LoadGauge {
 
   private roll(): void {
     const now = this.now();
-    if (now - this.windowStart < this.windowMs) return;
-    const used = this.utilization(this.mark).utilization;
-    this.verdict = used >= this.threshold && this.appends > this.deliveries;
-    this.mark = this.utilization();
+    const elapsed = now - this.windowStart;
+    if (elapsed < this.windowMs) return;
+    // A window that ended long ago (nothing asked meanwhile) was quiet after its first part: scale the bar to it.
+    const bar = (this.busyAppends * elapsed) / this.windowMs;
+    this.verdict = this.appends > 0 && this.appends >= bar && this.appends > this.deliveries;
     this.windowStart = now;
     this.appends = 0;
     this.deliveries = 0;
