@@ -175,9 +175,12 @@ describe('load gauge', () => {
     const gauge = new LoadGauge({ windowMs: 100, busyAppendsPerSecond: 400, now: () => clock });
     expect(gauge.busy()).toBe(false);
     // 40 appends in 100 ms (400/s): busy from the end of the window on.
-    for (let i = 0; i < 40; i++) gauge.noteAppend();
+    for (let i = 0; i < 39; i++) gauge.noteAppend();
     gauge.noteDelivery();
-    expect(gauge.busy()).toBe(false); // the window has not ended
+    expect(gauge.busy()).toBe(false);
+    // The window's bar reached before it ends: busy at once.
+    gauge.noteAppend();
+    expect(gauge.busy()).toBe(true);
     clock = 100;
     expect(gauge.busy()).toBe(true);
     // A fan-out (one append, many deliveries): not paced.
@@ -187,10 +190,11 @@ describe('load gauge', () => {
     expect(gauge.busy()).toBe(false);
     // A trickle of appends: not paced.
     for (let i = 0; i < 39; i++) gauge.noteAppend();
+    expect(gauge.busy()).toBe(false);
     clock = 300;
     expect(gauge.busy()).toBe(false);
-    // 40 appends, then a long quiet spell before anyone asks: judged over the whole spell, not busy.
-    for (let i = 0; i < 40; i++) gauge.noteAppend();
+    // 30 appends, then a long quiet spell before anyone asks: judged over the whole spell, not busy.
+    for (let i = 0; i < 30; i++) gauge.noteAppend();
     clock = 10_000;
     expect(gauge.busy()).toBe(false);
   });

@@ -19,7 +19,8 @@ export interface LoadGaugeOptions {
  * at full speed too, since then the deliveries *are* the work. Under a stream of appends, undelivered work is
  * coalesced instead, so the appends keep their rate. The event loop's utilisation would be the obvious signal, but on
  * a shared machine a process starved of CPU looks idle to it; the append rate is what the deliveries compete with.
- * The verdict is computed lazily when asked, at most once per window, so the gauge costs no timer.
+ * The verdict is computed lazily when asked, once per window (or as soon as a window's appends reach the bar), so
+ * the gauge costs no timer.
  */
 export class LoadGauge {
   private readonly windowMs: number;
@@ -55,6 +56,9 @@ export class LoadGauge {
   /** True while deliveries should be paced (see the class remarks). */
   busy(): boolean {
     this.roll();
+    // A burst that already fills the window's bar counts at once: pacing starts within milliseconds of a load, not
+    // a window later (by then an unpaced flood of deliveries would have taken its share).
+    if (!this.verdict && this.appends >= this.busyAppends && this.appends > this.deliveries) this.verdict = true;
     return this.verdict;
   }
 
