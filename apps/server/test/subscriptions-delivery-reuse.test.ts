@@ -1,0 +1,92 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { json, startApp, until } from './subscriptions-helpers.js';
+
+// Through the whole app: subscriptions, appends and a loopback receiver that counts the connections it accepts.
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function countingReceiver() {
+  let connections = 0;
+  const bodies: { subscription_id: string; streams: { path: string; tail_offset: string }[] }[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}');
+    });
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    bodies,
+    connections: () => connections,
+  };
+}
+
+const append = (base: string, name: string, n: number) =>
+  fetch(`${base}/${name}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ n }),
+  });
+
+describe('webhook deliveries through the app', () => {
+  it('reuse one kept-alive connection for many deliveries, across subscriptions to one receiver', async () => {
+    const running = await startApp();
+    cleanups.push(() => running.close());
+    const { base } = running;
+    const hook = await countingReceiver();
+    for (const s of ['a', 'b']) {
+      expect(
+        (await fetch(`${base}/${s}`, { method: 'PUT', headers: { 'content-type': 'application/json' } }))
+          .status,
+      ).toBe(201);
+      const created = await json('PUT', `${base}/__ds/subscriptions/${s}`, {
+        type: 'webhook',
+        streams: [s],
+        webhook: { url: hook.url },
+      });
+      expect(created.status).toBe(201);
+    }
+    // One append at a time, each waiting for its delivery (an idle subscription's wake goes out at once: nothing
+    // here is paced), alternating between the two subscriptions.
+    for (let i = 1; i <= 6; i++) {
+      const stream = i % 2 === 0 ? 'a' : 'b';
+      const res = await append(base, stream, i);
+      expect(res.status).toBe(204);
+      const tail = res.headers.get('stream-next-offset');
+      await until(() =>
+        hook.bodies.some((b) => b.streams.some((m) => m.path === stream && m.tail_offset === tail)),
+      );
+    }
+    expect(hook.bodies.length).toBeGreaterThanOrEqual(6);
+    expect(hook.connections()).toBe(1);
+
+    // Deleting both subscriptions closes the pool; a new subscription opens a new connection.
+    for (const s of ['a', 'b'])
+      expect((await json('DELETE', `${base}/__ds/subscriptions/${s}`)).status).toBe(204);
+    const again = await json('PUT', `${base}/__ds/subscriptions/c`, {
+      type: 'webhook',
+      streams: ['a'],
+      webhook: { url: hook.url },
+    });
+    expect(again.status).toBe(201);
+    const res = await append(base, 'a', 7);
+    const tail = res.headers.get('stream-next-offset');
+    await until(() =>
+      hook.bodies.some((b) => b.subscription_id === 'c' && b.streams[0]?.tail_offset === tail),
+    );
+    expect(hook.connections()).toBe(2);
+  });
+});
