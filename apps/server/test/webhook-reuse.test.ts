@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { StreamBatch } from '../src/subscriptions/batch.js';
 import { AdmissionCache } from '../src/webhooks/admission-cache.js';
 import { WebhookAgents } from '../src/webhooks/agents.js';
 import { deliverWebhook } from '../src/webhooks/deliver.js';
@@ -212,3 +213,36 @@ async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<vo
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe('stream batch', () => {
+  it('hands each stream gathered within the delay to run once, and settles after', async () => {
+    vi.useFakeTimers();
+    try {
+      const ran: string[] = [];
+      const batch = new StreamBatch(100, (name) => ran.push(name));
+      for (const n of ['a', 'b', 'a', 'c', 'a']) batch.add(n);
+      let settled = false;
+      void batch.settled().then(() => {
+        settled = true;
+      });
+      await vi.advanceTimersByTimeAsync(99);
+      expect(ran).toEqual([]);
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(ran).toEqual(['a', 'b', 'c']);
+      expect(settled).toBe(true);
+      batch.add('a');
+      await vi.advanceTimersByTimeAsync(100);
+      expect(ran).toEqual(['a', 'b', 'c', 'a']);
+      // Closed: gathered names are dropped and `settled` does not hang.
+      batch.add('d');
+      batch.close();
+      await batch.settled();
+      batch.add('e');
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(ran).toEqual(['a', 'b', 'c', 'a']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

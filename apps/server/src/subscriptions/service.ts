@@ -1,18 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import {
-  type AckRequest,
   hasPendingWork,
   isStorageError,
   matchesPattern,
   type Offset,
-  planAck,
   planLinkStream,
   planSetStatus,
   planUnlinkStream,
   planWake,
   type Storage,
-  StorageError,
-  type SubscriptionPlan,
   type SubscriptionRecord,
   type SubscriptionStore,
   type SubscriptionTail,
@@ -25,12 +21,16 @@ import { deliverWebhook } from '../webhooks/deliver.js';
 import { LoadGauge } from '../webhooks/load.js';
 import { WakeScheduler } from '../webhooks/scheduler.js';
 import { issueWakeToken, signatureHeader } from '../webhooks/signing.js';
+import { ackPlanFor, answeredDone } from './acks.js';
+import { StreamBatch } from './batch.js';
 import type { SubscriptionSecrets } from './keys.js';
 import type { SubscriptionSettings } from './options.js';
 import { wakePayload } from './view.js';
 
 /** How long a wake token stays valid; fencing by generation and wake id ends it earlier. */
 const TOKEN_TTL_MS = 60 * 60 * 1000;
+
+export { ackPlanFor } from './acks.js';
 
 type Store = Storage & SubscriptionStore;
 
@@ -63,6 +63,11 @@ export class SubscriptionService {
   private readonly agents: WebhookAgents | undefined;
   /** Wakes this instance raised and has not delivered yet (a failed attempt is retried with the same wake). */
   private readonly undelivered = new Map<string, string>();
+  /**
+   * Streams appended to while the instance is busy, waiting to have their subscribers looked up together: under load
+   * one lookup per stream per `minIntervalMs` instead of one per append (the deliveries they lead to are paced anyway).
+   */
+  private readonly deferred: StreamBatch;
   /** Streams whose members are being woken, and whether another append came meanwhile. */
   private readonly streamWakes = new Map<string, { again: boolean }>();
   private readonly timer: ReturnType<typeof setInterval>;
@@ -107,6 +112,7 @@ export class SubscriptionService {
           'webhook delivery failed',
         ),
     });
+    this.deferred = new StreamBatch(settings.minIntervalMs, (name) => this.queueStream(name, false));
     this.timer = setInterval(() => void this.tick(), settings.sweepIntervalMs);
     this.timer.unref();
   }
@@ -121,13 +127,15 @@ export class SubscriptionService {
     this.closed = true;
     this.unlisten?.();
     clearInterval(this.timer);
+    this.deferred.close();
     await this.scheduler.close();
     this.agents?.close();
   }
 
   /** Resolves once no delivery is queued or in flight (tests). */
-  idle(): Promise<void> {
-    return this.scheduler.idle();
+  async idle(): Promise<void> {
+    await this.deferred.settled();
+    await this.scheduler.idle();
   }
 
   /** Logs a failure of background work (it has no request to answer). */
@@ -223,10 +231,14 @@ export class SubscriptionService {
     this.queueStream(name, true);
   }
 
-  /** After an append (or a close): wake the subscriptions that have the stream as a member. */
+  /**
+   * After an append (or a close): wake the subscriptions that have the stream as a member — at once, or while appends
+   * keep the instance busy, with the other streams appended to within `minIntervalMs` (one lookup per stream).
+   */
   appended(name: string): void {
     this.load.noteAppend();
-    this.queueStream(name, false);
+    if (this.settings.minIntervalMs > 0 && this.load.busy()) this.deferred.add(name);
+    else this.queueStream(name, false);
   }
 
   /** After a delete: unlink the stream from every subscription. */
@@ -508,41 +520,5 @@ export class SubscriptionService {
       });
     }
     return this.patterns;
-  }
-}
-
-/**
- * `planAck` for the wake a token (or a delivery) names: also fenced when the record is another incarnation of the id
- * (`createdAt`) or the outstanding wake is another one (`wakeId`).
- */
-export function ackPlanFor(
-  bound: {
-    readonly id: string;
-    readonly createdAt: number;
-    readonly wake: { readonly wakeId: string | null };
-  },
-  request: AckRequest,
-  plan: SubscriptionPlan<SubscriptionRecord> = planAck(bound.id, request),
-): SubscriptionPlan<SubscriptionRecord> {
-  return (current, now) => {
-    if (
-      current !== undefined &&
-      (current.createdAt !== bound.createdAt || current.wake.wakeId !== bound.wake.wakeId)
-    ) {
-      throw new StorageError('FENCED', `subscription ${JSON.stringify(bound.id)}: the wake has ended`, {
-        details: { generation: current.wake.generation },
-      });
-    }
-    return plan(current, now);
-  };
-}
-
-function answeredDone(body: Buffer): boolean {
-  if (body.byteLength === 0) return false;
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { done?: unknown };
-    return typeof parsed === 'object' && parsed !== null && parsed.done === true;
-  } catch {
-    return false;
   }
 }
