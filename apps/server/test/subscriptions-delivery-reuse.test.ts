@@ -89,4 +89,34 @@ describe('webhook deliveries through the app', () => {
     );
     expect(hook.connections()).toBe(2);
   });
+
+  it('under pacing, the last tail is still delivered: wakes are coalesced, never lost', async () => {
+    // Every append counts as load (`busyAppendsPerSecond: 0`), so lookups are batched and deliveries spaced.
+    const running = await startApp({
+      subscriptions: { busyAppendsPerSecond: 0, minIntervalMs: 200, ratePerSecond: 5 },
+    });
+    cleanups.push(() => running.close());
+    const { base } = running;
+    const hook = await countingReceiver();
+    expect(
+      (await fetch(`${base}/p`, { method: 'PUT', headers: { 'content-type': 'application/json' } })).status,
+    ).toBe(201);
+    const created = await json('PUT', `${base}/__ds/subscriptions/p`, {
+      type: 'webhook',
+      streams: ['p'],
+      webhook: { url: hook.url },
+    });
+    expect(created.status).toBe(201);
+    let tail: string | null = null;
+    for (let i = 1; i <= 20; i++) {
+      const res = await append(base, 'p', i);
+      expect(res.status).toBe(204);
+      tail = res.headers.get('stream-next-offset');
+    }
+    await until(() => hook.bodies.some((b) => b.streams[0]?.tail_offset === tail));
+    // Each delivery carries a tail at least as new as the one before.
+    const tails = hook.bodies.map((b) => b.streams[0]!.tail_offset);
+    expect([...tails].sort()).toEqual(tails);
+    expect(hook.bodies.length).toBeLessThanOrEqual(20);
+  });
 });

@@ -19,6 +19,8 @@ export interface SubscriptionOptions {
   readonly minIntervalMs?: number | undefined;
   /** Webhook deliveries started per second by this instance while appends keep it busy. @default 50 */
   readonly ratePerSecond?: number | undefined;
+  /** Appends per second from which the instance counts as busy (and deliveries are paced). @default 400 */
+  readonly busyAppendsPerSecond?: number | undefined;
   /** How long an idle kept-alive connection to a receiver is kept, in ms; 0 opens one per delivery. @default 4000 */
   readonly keepAliveMs?: number | undefined;
   /** How long the SSRF admission of a webhook host name is reused, in ms (IP literals: always). @default 10000 */
@@ -52,6 +54,7 @@ export interface SubscriptionSettings {
   readonly concurrency: number;
   readonly minIntervalMs: number;
   readonly ratePerSecond: number;
+  readonly busyAppendsPerSecond: number;
   readonly keepAliveMs: number;
   readonly dnsTtlMs: number;
   readonly maxAttempts: number;
@@ -77,6 +80,7 @@ export function resolveSubscriptionSettings(options: SubscriptionOptions = {}): 
     concurrency: options.concurrency ?? 16,
     minIntervalMs: options.minIntervalMs ?? 250,
     ratePerSecond: options.ratePerSecond ?? 50,
+    busyAppendsPerSecond: options.busyAppendsPerSecond ?? 400,
     keepAliveMs: options.keepAliveMs ?? 4000,
     dnsTtlMs: options.dnsTtlMs ?? 10_000,
     maxAttempts: options.maxAttempts ?? 10,

@@ -89,7 +89,7 @@ export class SubscriptionService {
     readonly basePath: string,
     private readonly logger: Logger,
   ) {
-    this.load = new LoadGauge();
+    this.load = new LoadGauge({ busyAppendsPerSecond: settings.busyAppendsPerSecond });
     this.admissions = new AdmissionCache(settings.urlPolicy, settings.resolver, { ttlMs: settings.dnsTtlMs });
     this.agents =
       settings.keepAliveMs > 0
