@@ -56,9 +56,10 @@ export class LoadGauge {
   /** True while deliveries should be paced (see the class remarks). */
   busy(): boolean {
     this.roll();
-    // A burst that already fills the window's bar counts at once: pacing starts within milliseconds of a load, not
-    // a window later (by then an unpaced flood of deliveries would have taken its share).
-    if (!this.verdict && this.appends >= this.busyAppends && this.appends > this.deliveries) this.verdict = true;
+    // A burst that already fills the window's bar counts at once: pacing starts within milliseconds of a load,
+    // not a window later (by then an unpaced flood of deliveries would have taken its share).
+    if (!this.verdict && this.appends >= this.busyAppends && this.appends > this.deliveries)
+      this.verdict = true;
     return this.verdict;
   }
 
