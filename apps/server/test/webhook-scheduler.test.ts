@@ -274,4 +274,59 @@ describe('webhook wake scheduler', () => {
     expect(() => new WakeScheduler({ deliver, ratePerSecond: 0 })).toThrow(RangeError);
     expect(() => new WakeScheduler({ deliver, ratePerSecond: 5, burst: 0 })).toThrow(RangeError);
   });
+
+  it('loses no wake when paced: each is served by a delivery that starts after it, never two at once', async () => {
+    vi.useFakeTimers();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('wake' as const), id: fc.constantFrom('a', 'b', 'c', 'd') }),
+            fc.record({
+              op: fc.constant('finish' as const),
+              pick: fc.nat(),
+              outcome: fc.constantFrom<Outcome>('done', 'done', 'again', 'drop'),
+            }),
+            fc.record({ op: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 80 }) }),
+          ),
+          { maxLength: 60 },
+        ),
+        async (ops) => {
+          const { scheduler, calls, open } = harness(2, () => 0.5, {
+            minIntervalMs: 30,
+            ratePerSecond: 40,
+            burst: 2,
+          });
+          const lastWake = new Map<string, number>();
+          for (const o of ops) {
+            if (o.op === 'wake') {
+              lastWake.set(o.id, calls.length);
+              scheduler.wake(o.id);
+            } else if (o.op === 'finish') {
+              if (open.size > 0) {
+                const call = [...open][o.pick % open.size]!;
+                // A dropped subscription is gone: wakes before the drop need no delivery.
+                if (o.outcome === 'drop') lastWake.delete(call.id);
+                call.finish(o.outcome);
+              }
+            } else {
+              await vi.advanceTimersByTimeAsync(o.ms);
+            }
+            await vi.advanceTimersByTimeAsync(0);
+            const ids = [...open].map((c) => c.id);
+            expect(new Set(ids).size).toBe(ids.length);
+          }
+          for (let i = 0; i < 1000 && (open.size > 0 || scheduler.stats().subscriptions > 0); i++) {
+            for (const c of [...open]) c.finish('done');
+            await vi.advanceTimersByTimeAsync(50);
+          }
+          expect(scheduler.stats().subscriptions).toBe(0);
+          for (const [id, at] of lastWake) {
+            expect(calls.slice(at).some((c) => c.id === id)).toBe(true);
+          }
+        },
+      ),
+      { seed: 20261206, numRuns: 150 },
+    );
+  });
 });
