@@ -1,6 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { MemoryStorage } from '@streamkeep/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
 import { json, startApp, until } from './subscriptions-helpers.js';
 
 // Through the whole app: subscriptions, appends and a loopback receiver that counts the connections it accepts.
@@ -118,5 +120,45 @@ describe('webhook deliveries through the app', () => {
     const tails = hook.bodies.map((b) => b.streams[0]!.tail_offset);
     expect([...tails].sort()).toEqual(tails);
     expect(hook.bodies.length).toBeLessThanOrEqual(20);
+  });
+
+  it('a restarted server raises the wakes of work left pending by the previous one', async () => {
+    const storage = new MemoryStorage();
+    cleanups.push(() => storage.close());
+    const hook = await countingReceiver();
+    /** An app over the shared storage on a loopback port; stopping it leaves the storage open. */
+    const serve = async () => {
+      const app = createApp({ storage });
+      const server = createServer(app);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/stream`;
+      const stop = async () => {
+        await app.shutdown(1000);
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      };
+      cleanups.push(stop);
+      return { base, stop };
+    };
+    const first = await serve();
+    expect(
+      (await fetch(`${first.base}/left`, { method: 'PUT', headers: { 'content-type': 'application/json' } }))
+        .status,
+    ).toBe(201);
+    const created = await json('PUT', `${first.base}/__ds/subscriptions/left`, {
+      type: 'webhook',
+      streams: ['left'],
+      webhook: { url: hook.url },
+    });
+    expect(created.status).toBe(201);
+    await first.stop();
+    // Data arrives while no server runs a wake for it (as if the process died with the wake still queued).
+    const { nextOffset } = await storage.append('left', {
+      messages: [Buffer.from('{"n":1}')],
+      contentType: 'application/json',
+    });
+    expect(hook.bodies).toHaveLength(0);
+    await serve();
+    await until(() => hook.bodies.some((b) => b.streams[0]?.tail_offset === nextOffset));
   });
 });

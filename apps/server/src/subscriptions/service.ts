@@ -121,6 +121,11 @@ export class SubscriptionService {
   async start(): Promise<void> {
     this.unlisten = this.storage.onSubscriptionsChanged?.((id) => this.heard(id));
     await this.refresh();
+    // Wakes queued in the previous process (the scheduler's queue, lookups batched under load) died with it: raise
+    // the ones whose work is still pending. In the background: a large store must not hold up the start.
+    if (this.watching) {
+      void this.catchUpAll().catch((err: unknown) => this.failed(err, '*', 'catching up after start'));
+    }
   }
 
   async close(): Promise<void> {
