@@ -338,6 +338,27 @@ export const SETTINGS = {
     default: 16,
     parse: integer(1),
   }),
+  webhookMinIntervalMs: define({
+    flags: '--webhook-min-interval <ms>',
+    env: 'STREAMKEEP_WEBHOOK_MIN_INTERVAL',
+    help: 'while appends keep the server busy, least time between two deliveries to one subscription (wakes meanwhile are coalesced), in ms; 0: none',
+    default: 250,
+    parse: integer(0),
+  }),
+  webhookRate: define({
+    flags: '--webhook-rate <per-second>',
+    env: 'STREAMKEEP_WEBHOOK_RATE',
+    help: 'while appends keep the server busy, webhook deliveries started per second (all subscriptions together)',
+    default: 50,
+    parse: integer(1),
+  }),
+  webhookKeepAliveMs: define({
+    flags: '--webhook-keep-alive <ms>',
+    env: 'STREAMKEEP_WEBHOOK_KEEP_ALIVE',
+    help: 'how long an idle connection to a webhook receiver is kept for the next delivery, in ms; 0: one connection per delivery',
+    default: 4_000,
+    parse: integer(0),
+  }),
   webhookMaxAttempts: define({
     flags: '--webhook-max-attempts <count>',
     env: 'STREAMKEEP_WEBHOOK_MAX_ATTEMPTS',

@@ -11,6 +11,20 @@ export interface SubscriptionOptions {
   readonly delivery?: DeliveryLimits | undefined;
   /** Webhook deliveries in flight at once. @default 16 */
   readonly concurrency?: number | undefined;
+  /**
+   * Least time between the starts of two deliveries to one subscription while appends keep the server busy, in ms;
+   * wakes meanwhile are coalesced into the next delivery. An idle subscription's first wake goes out at once.
+   * @default 250
+   */
+  readonly minIntervalMs?: number | undefined;
+  /** Webhook deliveries started per second by this instance while appends keep it busy. @default 50 */
+  readonly ratePerSecond?: number | undefined;
+  /** Appends per second from which the instance counts as busy (and deliveries are paced). @default 400 */
+  readonly busyAppendsPerSecond?: number | undefined;
+  /** How long an idle kept-alive connection to a receiver is kept, in ms; 0 opens one per delivery. @default 4000 */
+  readonly keepAliveMs?: number | undefined;
+  /** How long the SSRF admission of a webhook host name is reused, in ms (IP literals: always). @default 10000 */
+  readonly dnsTtlMs?: number | undefined;
   /** Failed attempts after which a webhook subscription is marked `failed`. @default 10 */
   readonly maxAttempts?: number | undefined;
   /** First retry delay of a failed delivery, doubling up to `retryMaxMs`, ±20 %. @default 1000 */
@@ -38,6 +52,11 @@ export interface SubscriptionSettings {
   readonly urlPolicy: WebhookUrlPolicy;
   readonly delivery: DeliveryLimits;
   readonly concurrency: number;
+  readonly minIntervalMs: number;
+  readonly ratePerSecond: number;
+  readonly busyAppendsPerSecond: number;
+  readonly keepAliveMs: number;
+  readonly dnsTtlMs: number;
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
@@ -59,6 +78,11 @@ export function resolveSubscriptionSettings(options: SubscriptionOptions = {}): 
     urlPolicy: options.urlPolicy ?? DEFAULT_WEBHOOK_URL_POLICY,
     delivery: options.delivery ?? DEFAULT_DELIVERY_LIMITS,
     concurrency: options.concurrency ?? 16,
+    minIntervalMs: options.minIntervalMs ?? 250,
+    ratePerSecond: options.ratePerSecond ?? 50,
+    busyAppendsPerSecond: options.busyAppendsPerSecond ?? 400,
+    keepAliveMs: options.keepAliveMs ?? 4000,
+    dnsTtlMs: options.dnsTtlMs ?? 10_000,
     maxAttempts: options.maxAttempts ?? 10,
     retryBaseMs: options.retryBaseMs ?? 1000,
     retryMaxMs: options.retryMaxMs ?? 60_000,
@@ -76,6 +100,9 @@ export function subscriptionOptionsFrom(config: ServerConfig): SubscriptionOptio
     urlPolicy: { allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate },
     delivery: { timeoutMs: config.webhookTimeoutMs, maxAnswerBytes: config.webhookMaxAnswerBytes },
     concurrency: config.webhookConcurrency,
+    minIntervalMs: config.webhookMinIntervalMs,
+    ratePerSecond: config.webhookRate,
+    keepAliveMs: config.webhookKeepAliveMs,
     maxAttempts: config.webhookMaxAttempts,
     dataDir: config.storage === 'file' ? config.dataDir : undefined,
   };

@@ -1,34 +1,36 @@
 import { randomUUID } from 'node:crypto';
 import {
-  type AckRequest,
   hasPendingWork,
   isStorageError,
   matchesPattern,
   type Offset,
-  planAck,
   planLinkStream,
   planSetStatus,
   planUnlinkStream,
   planWake,
   type Storage,
-  StorageError,
-  type SubscriptionPlan,
   type SubscriptionRecord,
   type SubscriptionStore,
   type SubscriptionTail,
   ZERO_OFFSET,
 } from '@streamkeep/storage';
 import type { Logger } from 'pino';
+import { AdmissionCache } from '../webhooks/admission-cache.js';
+import { WebhookAgents } from '../webhooks/agents.js';
 import { deliverWebhook } from '../webhooks/deliver.js';
+import { LoadGauge } from '../webhooks/load.js';
 import { WakeScheduler } from '../webhooks/scheduler.js';
 import { issueWakeToken, signatureHeader } from '../webhooks/signing.js';
-import { admitWebhookUrl } from '../webhooks/ssrf.js';
+import { ackPlanFor, answeredDone } from './acks.js';
+import { StreamBatch } from './batch.js';
 import type { SubscriptionSecrets } from './keys.js';
 import type { SubscriptionSettings } from './options.js';
 import { wakePayload } from './view.js';
 
 /** How long a wake token stays valid; fencing by generation and wake id ends it earlier. */
 const TOKEN_TTL_MS = 60 * 60 * 1000;
+
+export { ackPlanFor } from './acks.js';
 
 type Store = Storage & SubscriptionStore;
 
@@ -53,8 +55,19 @@ export class SubscriptionService {
   private patterns: Promise<readonly { id: string; pattern: string }[]> | undefined;
   private refreshedAt = 0;
   private readonly scheduler: WakeScheduler;
+  /** Whether appends keep the process busy: then deliveries are paced (minimum interval, rate cap). */
+  private readonly load: LoadGauge;
+  /** SSRF admissions, reused per URL (IP literals for good, host names for `dnsTtlMs`). */
+  private readonly admissions: AdmissionCache;
+  /** Kept-alive connections per pinned origin; `undefined` when keep-alive is off. */
+  private readonly agents: WebhookAgents | undefined;
   /** Wakes this instance raised and has not delivered yet (a failed attempt is retried with the same wake). */
   private readonly undelivered = new Map<string, string>();
+  /**
+   * Streams appended to while the instance is busy, waiting to have their subscribers looked up together: under load
+   * one lookup per stream per `minIntervalMs` instead of one per append (the deliveries they lead to are paced anyway).
+   */
+  private readonly deferred: StreamBatch;
   /** Streams whose members are being woken, and whether another append came meanwhile. */
   private readonly streamWakes = new Map<string, { again: boolean }>();
   private readonly timer: ReturnType<typeof setInterval>;
@@ -76,17 +89,30 @@ export class SubscriptionService {
     readonly basePath: string,
     private readonly logger: Logger,
   ) {
+    this.load = new LoadGauge({ busyAppendsPerSecond: settings.busyAppendsPerSecond });
+    this.admissions = new AdmissionCache(settings.urlPolicy, settings.resolver, { ttlMs: settings.dnsTtlMs });
+    this.agents =
+      settings.keepAliveMs > 0
+        ? new WebhookAgents({ maxSockets: settings.concurrency, idleMs: settings.keepAliveMs })
+        : undefined;
     this.scheduler = new WakeScheduler({
       concurrency: settings.concurrency,
       retryBaseMs: settings.retryBaseMs,
       retryMaxMs: settings.retryMaxMs,
-      deliver: (id, attempt) => this.deliver(id, attempt),
+      minIntervalMs: settings.minIntervalMs,
+      ratePerSecond: settings.ratePerSecond,
+      paced: () => this.load.busy(),
+      deliver: (id, attempt) => {
+        this.load.noteDelivery();
+        return this.deliver(id, attempt);
+      },
       onRetry: (id, attempt, delayMs, err) =>
         logger.warn(
           { subscription: id, attempt, delayMs, err: (err as Error)?.message },
           'webhook delivery failed',
         ),
     });
+    this.deferred = new StreamBatch(settings.minIntervalMs, (name) => this.queueStream(name, false));
     this.timer = setInterval(() => void this.tick(), settings.sweepIntervalMs);
     this.timer.unref();
   }
@@ -95,18 +121,26 @@ export class SubscriptionService {
   async start(): Promise<void> {
     this.unlisten = this.storage.onSubscriptionsChanged?.((id) => this.heard(id));
     await this.refresh();
+    // Wakes queued in the previous process (the scheduler's queue, lookups batched under load) died with it: raise
+    // the ones whose work is still pending. In the background: a large store must not hold up the start.
+    if (this.watching) {
+      void this.catchUpAll().catch((err: unknown) => this.failed(err, '*', 'catching up after start'));
+    }
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.unlisten?.();
     clearInterval(this.timer);
+    this.deferred.close();
     await this.scheduler.close();
+    this.agents?.close();
   }
 
   /** Resolves once no delivery is queued or in flight (tests). */
-  idle(): Promise<void> {
-    return this.scheduler.idle();
+  async idle(): Promise<void> {
+    await this.deferred.settled();
+    await this.scheduler.idle();
   }
 
   /** Logs a failure of background work (it has no request to answer). */
@@ -133,11 +167,15 @@ export class SubscriptionService {
     this.epoch++;
     this.watching = true;
     this.patterns = undefined;
-    if (deleted) {
-      this.origins.delete(id);
-      this.scheduler.cancel(id);
-      this.undelivered.delete(id);
-    }
+    if (deleted) this.forget(id);
+  }
+
+  /** Drops what this instance keeps for a deleted subscription: its queued wake, its origin, its connections. */
+  private forget(id: string): void {
+    this.origins.delete(id);
+    this.scheduler.cancel(id);
+    this.undelivered.delete(id);
+    this.agents?.release(id);
   }
 
   /**
@@ -166,9 +204,7 @@ export class SubscriptionService {
     const record = await this.storage.getSubscription(id);
     if (record === undefined) {
       // Deleted through another instance: forget what this one queued for it.
-      this.origins.delete(id);
-      this.scheduler.cancel(id);
-      this.undelivered.delete(id);
+      this.forget(id);
       return;
     }
     if (record.status === 'failed' || this.closed) return;
@@ -196,12 +232,18 @@ export class SubscriptionService {
 
   /** After `PUT` created a stream: link pattern subscriptions, then wake members if it was created with data. */
   created(name: string): void {
+    this.load.noteAppend();
     this.queueStream(name, true);
   }
 
-  /** After an append (or a close): wake the subscriptions that have the stream as a member. */
+  /**
+   * After an append (or a close): wake the subscriptions that have the stream as a member — at once, or while appends
+   * keep the instance busy, with the other streams appended to within `minIntervalMs` (one lookup per stream).
+   */
   appended(name: string): void {
-    this.queueStream(name, false);
+    this.load.noteAppend();
+    if (this.settings.minIntervalMs > 0 && this.load.busy()) this.deferred.add(name);
+    else this.queueStream(name, false);
   }
 
   /** After a delete: unlink the stream from every subscription. */
@@ -269,16 +311,18 @@ export class SubscriptionService {
 
   private async wakeMembers(name: string): Promise<void> {
     const subscribers = await this.storage.listSubscriptions({ member: name });
-    if (subscribers.length === 0) return;
-    const tail = await this.tailOf(name);
-    if (tail === undefined) return;
+    // Read only for pull-wake subscriptions: a webhook delivery reads every member's tail itself when it starts.
+    let tail: Promise<SubscriptionTail | undefined> | undefined;
     for (const record of subscribers) {
       if (record.status === 'failed') continue;
       if (record.config.type === 'webhook') {
         // The delivery raises the wake itself (atomically, once cluster-wide) with every member's tail.
         this.scheduler.wake(record.id);
       } else {
-        await this.raiseWake(record, [tail]);
+        tail ??= this.tailOf(name);
+        const read = await tail;
+        if (read === undefined) return;
+        await this.raiseWake(record, [read]);
       }
     }
   }
@@ -393,11 +437,7 @@ export class SubscriptionService {
 
   private async post(record: SubscriptionRecord): Promise<'done' | 'again'> {
     const id = record.id;
-    const target = await admitWebhookUrl(
-      record.config.webhookUrl!,
-      this.settings.urlPolicy,
-      this.settings.resolver,
-    );
+    const target = await this.admissions.admit(record.config.webhookUrl!);
     const body = Buffer.from(JSON.stringify(wakePayload(this, record)));
     const answer = await deliverWebhook(
       target,
@@ -407,6 +447,7 @@ export class SubscriptionService {
         'webhook-signature': signatureHeader(this.secrets.signingKey, body, Date.now() / 1000),
       },
       this.settings.delivery,
+      this.agents?.acquire(id, target),
     );
     if (answer.status < 200 || answer.status > 299) {
       throw new Error(`the receiver answered ${answer.status}`);
@@ -428,6 +469,10 @@ export class SubscriptionService {
         id,
         ackPlanFor(record, { generation: record.wake.generation, ackWakeTails: true, done: true }),
       );
+      // An append through this instance during the delivery has already asked for the next one, which reads the
+      // tails itself: reading them here too would be spent. Otherwise look, for work that came through another
+      // instance (its own wake found this one outstanding and left it to us).
+      if (this.scheduler.pending(id)) return 'done';
       return (await this.followUp(acked)) ? 'again' : 'done';
     } catch (err) {
       // Fenced: the lease ran out before the answer came; the sweep raises the next wake.
@@ -480,41 +525,5 @@ export class SubscriptionService {
       });
     }
     return this.patterns;
-  }
-}
-
-/**
- * `planAck` for the wake a token (or a delivery) names: also fenced when the record is another incarnation of the id
- * (`createdAt`) or the outstanding wake is another one (`wakeId`).
- */
-export function ackPlanFor(
-  bound: {
-    readonly id: string;
-    readonly createdAt: number;
-    readonly wake: { readonly wakeId: string | null };
-  },
-  request: AckRequest,
-  plan: SubscriptionPlan<SubscriptionRecord> = planAck(bound.id, request),
-): SubscriptionPlan<SubscriptionRecord> {
-  return (current, now) => {
-    if (
-      current !== undefined &&
-      (current.createdAt !== bound.createdAt || current.wake.wakeId !== bound.wake.wakeId)
-    ) {
-      throw new StorageError('FENCED', `subscription ${JSON.stringify(bound.id)}: the wake has ended`, {
-        details: { generation: current.wake.generation },
-      });
-    }
-    return plan(current, now);
-  };
-}
-
-function answeredDone(body: Buffer): boolean {
-  if (body.byteLength === 0) return false;
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { done?: unknown };
-    return typeof parsed === 'object' && parsed !== null && parsed.done === true;
-  } catch {
-    return false;
   }
 }

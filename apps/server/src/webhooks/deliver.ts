@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { type Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { type DeliveryOutcome, outcomeOfStatus, reportDelivery } from './events.js';
 import { type AdmittedWebhookUrl, pinnedLookup } from './ssrf.js';
@@ -32,6 +32,8 @@ export class DeliveryFailed extends Error {
     super(message);
     this.name = 'DeliveryFailed';
   }
+  /** The request failed on a reused kept-alive connection before any answer (sent again once on a new one). */
+  stale = false;
 }
 
 /** The metrics outcome of each way a delivery can fail (exhaustive: a new reason does not compile without one). */
@@ -43,18 +45,38 @@ const FAILURE_OUTCOME: { readonly [R in DeliveryFailed['reason']]: DeliveryOutco
 
 /**
  * POSTs `body` to an admitted webhook URL, connecting only to the addresses the SSRF check resolved (the URL's host
- * still names the TLS server and the `Host` header). No redirects, no connection reuse across subscriptions (a fresh
- * agent-less socket per delivery keeps one receiver's state away from another's), bounded in time and answer size.
+ * still names the TLS server and the `Host` header). No redirects, bounded in time and answer size.
+ *
+ * With `agent` (a {@link WebhookAgents} pool of the same pinned origin) the connection is kept alive and reused by the
+ * next delivery to that origin; without, a fresh socket is opened and closed. A kept-alive connection can be closed by
+ * the receiver just as a delivery is sent on it: a request that fails on a reused connection before any answer is sent
+ * once more on a new one (the receiver saw nothing it answered; a receiver must accept a wake twice anyway).
  *
  * Each attempt's outcome and duration is reported on the `streamkeep:webhook:delivery` channel (`events.ts`).
  *
  * @throws DeliveryFailed on a timeout, an answer over the cap, or a connection error.
  */
-export function deliverWebhook(
+export async function deliverWebhook(
   target: AdmittedWebhookUrl,
   body: Uint8Array,
   headers: Readonly<Record<string, string>>,
   limits: DeliveryLimits = DEFAULT_DELIVERY_LIMITS,
+  agent?: Agent,
+): Promise<DeliveryAnswer> {
+  try {
+    return await attempt(target, body, headers, limits, agent);
+  } catch (err) {
+    if (!(err instanceof DeliveryFailed) || !err.stale) throw err;
+    return attempt(target, body, headers, limits, agent);
+  }
+}
+
+function attempt(
+  target: AdmittedWebhookUrl,
+  body: Uint8Array,
+  headers: Readonly<Record<string, string>>,
+  limits: DeliveryLimits,
+  agent: Agent | undefined,
 ): Promise<DeliveryAnswer> {
   const url = target.url;
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -77,9 +99,13 @@ export function deliverWebhook(
         port: url.port === '' ? undefined : Number(url.port),
         path: `${url.pathname}${url.search}`,
         method: 'POST',
-        agent: false,
+        agent: agent ?? false,
         lookup: pinnedLookup(target.addresses) as never,
-        headers: { ...headers, 'content-length': String(body.byteLength), connection: 'close' },
+        headers: {
+          ...headers,
+          'content-length': String(body.byteLength),
+          connection: agent === undefined ? 'close' : 'keep-alive',
+        },
       },
       (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
@@ -110,7 +136,16 @@ export function deliverWebhook(
       () => fail(new DeliveryFailed('timeout', `no complete answer within ${limits.timeoutMs} ms`)),
       limits.timeoutMs,
     );
-    req.on('error', (err) => fail(new DeliveryFailed('connection', err.message)));
+    let answered = false;
+    req.on('response', () => {
+      answered = true;
+    });
+    req.on('error', (err) => {
+      const failure = new DeliveryFailed('connection', err.message);
+      // Closed by the receiver while idle in the pool, before it answered anything: worth one more try.
+      failure.stale = req.reusedSocket && !answered && !settled;
+      fail(failure);
+    });
     req.end(body);
   });
 }
