@@ -14,7 +14,7 @@ import {
   type StreamStateView,
 } from '@streamkeep/storage';
 import type { Core } from './core.js';
-import { GroupEncoder, LOG_HEADER_SIZE, MAX_BODY } from './format.js';
+import { copiedBytes, GroupEncoder, LOG_HEADER_SIZE, MAX_BODY } from './format.js';
 import { writeAt } from './log-writer.js';
 import type { CommitJob, StreamEntry } from './stream-entry.js';
 import { StreamTail } from './tail-cache.js';
@@ -116,7 +116,7 @@ async function commitGroup(core: Core, entry: StreamEntry, jobs: CommitJob[]): P
   } as unknown as ReadonlyMap<string, ProducerState>;
   let groupBytes = 0;
   let hint = 0;
-  for (const job of jobs) hint += batchBytes(job.request.messages) + job.request.messages.length * 4 + 96;
+  for (const job of jobs) hint += copiedBytes(job.request.messages) + 96;
   let encoder: GroupEncoder | undefined;
   let applied = 0;
   const ttl = entry.config.ttlSeconds !== null;

@@ -60,6 +60,16 @@ export interface CommitMeta {
 
 /** Messages at least this large are written from the caller's buffer instead of being copied. */
 const DIRECT_WRITE_BYTES = 16 * 1024;
+
+/**
+ * Bytes a {@link GroupEncoder} copies for `messages` (small payloads and every length prefix; large payloads are
+ * passed through): its size hint, so that a group of large messages does not get a chunk the size of its payload.
+ */
+export function copiedBytes(messages: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const m of messages) n += (m.byteLength < DIRECT_WRITE_BYTES ? m.byteLength : 0) + 4;
+  return n;
+}
 const CHUNK_BYTES = 64 * 1024;
 
 /**
