@@ -111,3 +111,15 @@ export async function json(
   const text = await res.text();
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
 }
+
+/** `PUT {base}/{name}`: creates a JSON stream (with `body` as its first messages, if given). */
+export const put = (base: string, name: string, body?: string) =>
+  fetch(`${base}/${name}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body }),
+  });
+
+/** `POST {base}/{name}`: appends `body` to a JSON stream. */
+export const post = (base: string, name: string, body: string) =>
+  fetch(`${base}/${name}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });

@@ -1,7 +1,7 @@
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Resolver } from '../src/webhooks/ssrf.js';
-import { json, startApp, startReceiver, until } from './subscriptions-helpers.js';
+import { json, post, startApp, startReceiver, until } from './subscriptions-helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -26,9 +26,6 @@ function sharedStore(): MemoryStorage {
     },
   });
 }
-
-const post = (base: string, name: string, body: string) =>
-  fetch(`${base}/${name}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 describe('subscriptions across instances sharing a store', () => {
   it('a claim through A is ALREADY_CLAIMED through B; an ack through B fences the stale token on A', async () => {

@@ -1,6 +1,6 @@
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import { json, startApp, until } from './subscriptions-helpers.js';
+import { json, post, put, startApp, until } from './subscriptions-helpers.js';
 
 type Running = Awaited<ReturnType<typeof startApp>>;
 let running: Running | undefined;
@@ -13,15 +13,6 @@ async function start(...args: Parameters<typeof startApp>): Promise<Running> {
   running = await startApp(...args);
   return running;
 }
-
-const put = (base: string, name: string, body?: string) =>
-  fetch(`${base}/${name}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body }),
-  });
-const post = (base: string, name: string, body: string) =>
-  fetch(`${base}/${name}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 describe('__ds subscription routes', () => {
   it('creates (201), re-confirms (200) and refuses a different config (409 SUBSCRIPTION_CONFLICT)', async () => {

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSubscriptionSecrets, SECRETS_FILE } from '../src/subscriptions/keys.js';
 import type { Resolver } from '../src/webhooks/ssrf.js';
-import { json, startApp, startReceiver, until } from './subscriptions-helpers.js';
+import { json, post, put, startApp, startReceiver, until } from './subscriptions-helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -26,15 +26,6 @@ async function receiver(...args: Parameters<typeof startReceiver>) {
   cleanups.push(() => r.close());
   return r;
 }
-
-const put = (base: string, name: string, body?: string) =>
-  fetch(`${base}/${name}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body }),
-  });
-const post = (base: string, name: string, body: string) =>
-  fetch(`${base}/${name}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 /** An independent verifier: `node:crypto` with the key of the JWKS named by the header's `kid`. */
 function verifies(rawBody: string, header: string | undefined, keys: { kid: string }[]): boolean {

@@ -1,12 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatOffset, isStorageError, parseOffset, type Storage } from '@streamkeep/storage';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FileStorage } from '../src/index.js';
+import { buildForChildren, mulberry32, runAndKill } from './crash-harness.js';
 
 // Lifecycle crash test: a child runs creates, forks, closes, deletes and appends over thousands of stream names, the
 // parent SIGKILLs it at a random moment, reopens the directory and checks every name against a model built from what
@@ -24,17 +23,6 @@ const NAME_COUNT = Number(process.env.STREAMKEEP_CRASH_LIFECYCLE_NAMES ?? 4000);
 const CONCURRENCY = 48;
 const here = dirname(fileURLToPath(import.meta.url));
 const BUILD = join(here, '..', 'node_modules', '.cache', 'crash-lifecycle-build');
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Hierarchical names, a few of them non-ASCII, so that listings have to sort by UTF-8 bytes. */
 const NAMES = Array.from({ length: NAME_COUNT }, (_, i) =>
@@ -413,50 +401,12 @@ interface RoundOutcome {
 
 /** Runs one child and SIGKILLs it `delay` ms after it reported being ready, or after it was spawned. */
 function runChild(arg: object, input: object, afterReady: boolean, delay: number): Promise<RoundOutcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, 'crash-lifecycle-child.mjs'), JSON.stringify(arg)], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    const kill = () => child.kill('SIGKILL');
-    // Only against a child that hangs: generous, so that a slow open on a loaded machine is never cut short.
-    const safety = setTimeout(kill, 120_000);
-    if (!afterReady) timer = setTimeout(kill, delay);
-    // A child killed before it read all of its input closes the pipe under us.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(JSON.stringify(input));
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (afterReady && timer === undefined && out.includes('{"k":"ready"}')) timer = setTimeout(kill, delay);
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (_code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(safety);
-      // The last line may be cut short by the kill: the operation it would have announced was not started (an
-      // `i` line), or it counts as still in flight (an `a` or `e` line).
-      const raw = out.split('\n');
-      const last = raw.pop()!;
-      if (last !== '') {
-        try {
-          JSON.parse(last);
-          raw.push(last);
-        } catch {
-          // cut short
-        }
-      }
-      resolve({
-        lines: raw.filter((l) => l !== '').map((l) => JSON.parse(l) as Line),
-        stderr,
-        killed: signal === 'SIGKILL',
-      });
-    });
-  });
+  return runAndKill('crash-lifecycle-child.mjs', arg, {
+    afterReady,
+    delay,
+    ready: '{"k":"ready"}',
+    input,
+  }) as Promise<RoundOutcome>;
 }
 
 const same = (expected: Record<string, unknown>, actual: Record<string, unknown>): boolean =>
@@ -466,12 +416,7 @@ const clip = (s: string): string => (s.length > 1500 ? `${s.slice(0, 1500)}…` 
 
 describe('lifecycle crash safety under SIGKILL', () => {
   beforeAll(() => {
-    // The child runs compiled JavaScript: build the current sources into a private directory (not dist, which
-    // the lead's builds and other tests may be rewriting at the same time).
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    execFileSync(process.execPath, [tsc, '-p', join(here, '..', 'tsconfig.build.json'), '--outDir', BUILD], {
-      stdio: 'inherit',
-    });
+    buildForChildren(BUILD);
   }, 120_000);
 
   it(

@@ -1,12 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { compareOffsets, type SubscriptionRecord } from '@streamkeep/storage';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FileStorage } from '../src/index.js';
+import { buildForChildren, mulberry32, runAndKill } from './crash-harness.js';
 
 // Subscription crash test: a child mutates subscription records (creates, links, claims, heartbeats, final acks,
 // deletes; a few records only once per round, so that after a checkpoint only the subscriptions file has them) with
@@ -24,17 +23,6 @@ const PULLS = ['pull-0', 'pull-1', 'pull-2', 'pull-3', 'pull-4', 'pull-5'];
 const LIVES = ['life-0', 'life-1', 'life-2'];
 const STILLS = ['still-0', 'still-1'];
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Line =
   | { k: 'ready' }
   | { k: 'i'; id: string; op: string }
@@ -46,49 +34,21 @@ interface Known {
   inFlight: string | undefined;
 }
 
-/**
- * Runs one child and kills it with SIGKILL `delay` ms after it reported being ready (`afterReady`), or `delay` ms
- * after it was spawned (so some kills land while it is still recovering the root).
- */
+/** Runs one child and SIGKILLs it `delay` ms after it reported being ready, or after it was spawned. */
 function runChild(
   arg: object,
   afterReady: boolean,
   delay: number,
 ): Promise<{ lines: Line[]; stderr: string; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [join(here, 'crash-subscriptions-child.mjs'), JSON.stringify(arg)],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    const kill = () => child.kill('SIGKILL');
-    // Only against a child that hangs: generous, so that a slow recovery on a loaded machine is never cut short.
-    const safety = setTimeout(kill, 120_000);
-    if (!afterReady) timer = setTimeout(kill, delay);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (afterReady && timer === undefined && out.includes('"k":"ready"')) timer = setTimeout(kill, delay);
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (_code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(safety);
-      // A line cut by the kill is not complete JSON: only whole lines count.
-      const lines = out
-        .split('\n')
-        .filter((l) => l.endsWith('}'))
-        .map((l) => JSON.parse(l) as Line);
-      resolve({ lines, stderr, killed: signal === 'SIGKILL' });
-    });
-  });
+  return runAndKill('crash-subscriptions-child.mjs', arg, {
+    afterReady,
+    delay,
+    ready: '"k":"ready"',
+  }) as Promise<{
+    lines: Line[];
+    stderr: string;
+    killed: boolean;
+  }>;
 }
 
 const plain = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -133,12 +93,7 @@ function check(round: number, id: string, known: Known, found: SubscriptionRecor
 
 describe('subscription crash safety under SIGKILL', () => {
   beforeAll(() => {
-    // The child runs compiled JavaScript: build the current sources into a private directory (not dist, which
-    // other packages' builds and tests may be reading at the same time).
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    execFileSync(process.execPath, [tsc, '-p', join(here, '..', 'tsconfig.build.json'), '--outDir', BUILD], {
-      stdio: 'inherit',
-    });
+    buildForChildren(BUILD);
   }, 120_000);
 
   it(`keeps every acknowledged subscription mutation over ${ROUNDS} kill rounds (seed ${SEED})`, async () => {

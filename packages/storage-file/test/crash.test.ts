@@ -1,12 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatOffset } from '@streamkeep/storage';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FileStorage } from '../src/index.js';
+import { buildForChildren, mulberry32, runAndKill } from './crash-harness.js';
 
 // At least 50 kill rounds in CI; raise locally with STREAMKEEP_CRASH_ROUNDS, pin the schedule with STREAMKEEP_CRASH_SEED.
 const ROUNDS = Number(process.env.STREAMKEEP_CRASH_ROUNDS ?? 50);
@@ -14,17 +13,6 @@ const SEED = Number(process.env.STREAMKEEP_CRASH_SEED ?? 20261125);
 const here = dirname(fileURLToPath(import.meta.url));
 const STREAMS = ['alpha', 'beta', 'gamma'];
 const BUILD = join(here, '..', 'node_modules', '.cache', 'crash-build');
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Line =
   | { kind: 'ready' }
@@ -46,51 +34,18 @@ interface RoundOutcome {
   killed: boolean;
 }
 
-/**
- * Runs one child and kills it with SIGKILL `delay` ms after it reported being ready (`afterReady`), or `delay` ms
- * after it was spawned (so some kills land while it is still recovering the root).
- */
+/** Runs one child and SIGKILLs it `delay` ms after it reported being ready, or after it was spawned. */
 function runChild(arg: object, afterReady: boolean, delay: number): Promise<RoundOutcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, 'crash-child.mjs'), JSON.stringify(arg)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    const kill = () => child.kill('SIGKILL');
-    // Only against a child that hangs: generous, so that a slow recovery on a loaded machine is never cut short.
-    const safety = setTimeout(kill, 120_000);
-    if (!afterReady) timer = setTimeout(kill, delay);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (afterReady && timer === undefined && out.includes('"kind":"ready"'))
-        timer = setTimeout(kill, delay);
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (_code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(safety);
-      const lines = out
-        .split('\n')
-        .filter((l) => l.endsWith('}'))
-        .map((l) => JSON.parse(l) as Line);
-      resolve({ lines, stderr, killed: signal === 'SIGKILL' });
-    });
-  });
+  return runAndKill('crash-child.mjs', arg, {
+    afterReady,
+    delay,
+    ready: '"kind":"ready"',
+  }) as Promise<RoundOutcome>;
 }
 
 describe('crash safety under SIGKILL', () => {
   beforeAll(() => {
-    // The child runs compiled JavaScript: build the current sources into a private directory (not dist, which
-    // other packages' builds and tests may be reading at the same time).
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    execFileSync(process.execPath, [tsc, '-p', join(here, '..', 'tsconfig.build.json'), '--outDir', BUILD], {
-      stdio: 'inherit',
-    });
+    buildForChildren(BUILD);
   }, 120_000);
 
   it(`loses no acknowledged append over ${ROUNDS} kill rounds (seed ${SEED})`, async () => {
