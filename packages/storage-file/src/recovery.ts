@@ -142,10 +142,7 @@ export async function recover(
     // Carried streams (no file of their own): their journaled writes are applied to their carried bytes.
     const carried = new Map<string, CatalogRecord>();
     if (total > 0) {
-      for (const name of core.catalog.inlineNames) {
-        const r = core.catalog.get(name);
-        if (r?.inline !== undefined) carried.set(r.id, r);
-      }
+      for (const r of core.catalog.carried()) if (r.inline !== undefined) carried.set(r.id, r);
     }
     // Many logs to repair: write them all, then sync the file system once (one sync per log took 33 s for 40,000).
     const syncAll = total >= 64 && fs === nodeFileSystem && process.platform === 'linux';

@@ -43,59 +43,101 @@ const S2_INLINE = 2;
 const FIXED = 30;
 
 export class Catalog {
-  private readonly map = new Map<string, CatalogRecord | number>();
+  /** Records decoded from the snapshot or made in this process. A name is here or live in the index, never both. */
+  private readonly map = new Map<string, CatalogRecord>();
   private raw: Buffer = Buffer.alloc(0);
   private rawTypes: string[] = [];
   /** Whether records decoded from the snapshot have exact summaries (a clean shutdown preceded the open). */
   private exact = true;
+  /**
+   * The snapshot's records never decoded, found by name without a string per record: their offsets (by ordinal),
+   * the hashes of their names' UTF-8 bytes, an open-addressed table of ordinal + 1 (0: empty), and a mark for each
+   * ordinal that left the index (decoded into `map`, replaced or deleted).
+   */
+  private offsets = new Uint32Array(0);
+  private hashes = new Uint32Array(0);
+  private slots = new Uint32Array(0);
+  private gone = new Uint8Array(0);
+  private live = 0;
+  /** Ordinals of the snapshot's records with a carried log. */
+  private inlineOrds: number[] = [];
   /** Payload bytes of all streams, as the snapshot recorded them. */
   snapshotBytes = 0;
-  /** Bytes of the carried logs in the snapshot read at open, and the names of their streams. */
+  /** Bytes of the carried logs in the snapshot read at open. */
   inlineBytes = 0;
-  inlineNames: string[] = [];
 
   get size(): number {
-    return this.map.size;
+    return this.map.size + this.live;
   }
 
   get(name: string): CatalogRecord | undefined {
-    const v = this.map.get(name);
-    if (typeof v !== 'number') return v;
-    const r = this.decodeAt(v, name);
-    this.map.set(name, r);
-    return r;
+    const r = this.map.get(name);
+    if (r !== undefined || this.live === 0) return r;
+    const ord = this.find(name);
+    return ord < 0 ? undefined : this.take(ord, name);
   }
 
   has(name: string): boolean {
-    return this.map.has(name);
+    return this.map.has(name) || (this.live > 0 && this.find(name) >= 0);
   }
 
   set(name: string, record: CatalogRecord): this {
+    if (this.live > 0 && !this.map.has(name)) {
+      const ord = this.find(name);
+      if (ord >= 0) this.drop(ord);
+    }
     this.map.set(name, record);
     return this;
   }
 
   delete(name: string): boolean {
-    return this.map.delete(name);
+    if (this.map.delete(name)) return true;
+    if (this.live === 0) return false;
+    const ord = this.find(name);
+    if (ord < 0) return false;
+    this.drop(ord);
+    return true;
   }
 
   clear(): void {
     this.map.clear();
     this.raw = Buffer.alloc(0);
+    this.offsets = new Uint32Array(0);
+    this.hashes = new Uint32Array(0);
+    this.slots = new Uint32Array(0);
+    this.gone = new Uint8Array(0);
+    this.live = 0;
+    this.inlineOrds = [];
   }
 
-  keys(): IterableIterator<string> {
-    return this.map.keys();
+  /** Every name (the snapshot's not yet decoded are read from its bytes). */
+  *keys(): IterableIterator<string> {
+    yield* this.map.keys();
+    for (let i = 0; i < this.gone.length; i++) if (this.gone[i] === 0) yield this.nameAt(i);
   }
 
   /** The records decoded so far (forks and tombstones always are), without decoding any. */
-  *decoded(): IterableIterator<CatalogRecord> {
-    for (const v of this.map.values()) if (typeof v !== 'number') yield v;
+  decoded(): IterableIterator<CatalogRecord> {
+    return this.map.values();
   }
 
   /** Every record, decoding those not yet decoded. */
   *values(): IterableIterator<CatalogRecord> {
-    for (const name of this.map.keys()) yield this.get(name)!;
+    // The records decoded below join `map`: collected first, so that its iteration does not meet them.
+    const known = [...this.map.values()];
+    yield* known;
+    for (let i = 0; i < this.gone.length; i++) {
+      if (this.gone[i] === 0) yield this.take(i, this.nameAt(i));
+    }
+  }
+
+  /** The records of the snapshot read at open that carried a log (decoding them). */
+  *carried(): IterableIterator<CatalogRecord> {
+    for (const ord of this.inlineOrds) {
+      const name = this.nameAt(ord);
+      const r = this.gone[ord] === 0 ? this.take(ord, name) : this.map.get(name);
+      if (r !== undefined) yield r;
+    }
   }
 
   /** The snapshot of this catalog: records never decoded are copied as they were read. */
@@ -105,16 +147,18 @@ export class Catalog {
     const out = new Out();
     let count = 0;
     let total = 0;
+    const raw = this.raw;
+    for (let i = 0; i < this.gone.length; i++) {
+      if (this.gone[i] !== 0) continue;
+      const v = this.offsets[i]!;
+      const end = skipRecord(raw, v);
+      out.room(end - v);
+      raw.copy(out.cur, out.p, v, end);
+      out.p += end - v;
+      total += raw.readDoubleLE(v + 14);
+      count++;
+    }
     for (const [name, v] of this.map) {
-      if (typeof v === 'number') {
-        const end = skipRecord(this.raw, v).end;
-        out.room(end - v);
-        this.raw.copy(out.cur, out.p, v, end);
-        out.p += end - v;
-        total += this.raw.readDoubleLE(v + 14);
-        count++;
-        continue;
-      }
       if (v.removed || v.name !== name) continue;
       encodeRecord(v, types, out);
       total += v.bytes;
@@ -144,8 +188,9 @@ export class Catalog {
   }
 
   /**
-   * Reads a snapshot: checks it whole, then maps each name to its record's offset. `exact`: the snapshot was written
-   * by a clean shutdown, so its summaries are exact. Throws an `Error` saying what is wrong when it is damaged.
+   * Reads a snapshot: checks it whole, then indexes each record by the bytes of its name (no string, no record made
+   * until a name is looked up). `exact`: the snapshot was written by a clean shutdown, so its summaries are exact.
+   * Throws an `Error` saying what is wrong when it is damaged.
    */
   static decode(b: Buffer, exact: boolean): Catalog {
     const magic = b.subarray(0, 8);
@@ -159,6 +204,8 @@ export class Catalog {
     if (crc32Range(b, LOG_HEADER_SIZE, end, 0) !== b.readUInt32LE(end)) {
       throw new Error('the catalog snapshot failed its checksum');
     }
+    // Each record takes at least FIXED bytes: a count the file cannot hold is damage, not a table to allocate.
+    if (count > (end - LOG_HEADER_SIZE) / FIXED) throw new Error('the catalog snapshot is malformed');
     const c = new Catalog();
     c.raw = b;
     c.exact = exact;
@@ -171,23 +218,83 @@ export class Catalog {
       c.rawTypes.push(b.toString('utf8', p + 2, p + 2 + n));
       p += 2 + n;
     }
-    const eager: string[] = [];
+    let cap = 16;
+    while (cap < count * 2) cap *= 2;
+    const offsets = new Uint32Array(count);
+    const hashes = new Uint32Array(count);
+    const slots = new Uint32Array(cap);
+    const mask = cap - 1;
+    const eager: number[] = [];
     for (let i = 0; i < count; i++) {
       if (p + FIXED > end) throw new Error('the catalog snapshot is malformed');
-      const at = skipRecord(b, p);
-      if (at.end > end) throw new Error('the catalog snapshot is malformed');
-      const name = b.toString('utf8', at.nameStart, at.nameStart + at.nameLen);
-      c.map.set(name, p);
-      if ((b[p]! & (S_FORK | S_TOMBSTONE)) !== 0) eager.push(name);
-      if (at.inline > 0) {
-        c.inlineBytes += at.inline;
-        c.inlineNames.push(name);
+      const next = skipRecord(b, p);
+      if (next > end) throw new Error('the catalog snapshot is malformed');
+      const start = scanName;
+      const len = scanNameLen;
+      const h = hashBytes(b, start, start + len);
+      let s = h & mask;
+      for (let o = slots[s]!; o !== 0; o = slots[s]!) {
+        if (hashes[o - 1] === h && sameBytes(b, start, len, offsets[o - 1]!)) {
+          throw new Error('the catalog snapshot names a stream twice');
+        }
+        s = (s + 1) & mask;
       }
-      p = at.end;
+      slots[s] = i + 1;
+      offsets[i] = p;
+      hashes[i] = h;
+      if ((b[p]! & (S_FORK | S_TOMBSTONE)) !== 0) eager.push(i);
+      if (scanInline > 0) {
+        c.inlineBytes += scanInline;
+        c.inlineOrds.push(i);
+      }
+      p = next;
     }
     if (p !== end) throw new Error('the catalog snapshot is malformed');
-    for (const name of eager) c.get(name);
+    c.offsets = offsets;
+    c.hashes = hashes;
+    c.slots = slots;
+    c.gone = new Uint8Array(count);
+    c.live = count;
+    for (const i of eager) c.take(i, c.nameAt(i));
     return c;
+  }
+
+  /** The ordinal of `name`'s record in the index, or -1 (also once it left the index). */
+  private find(name: string): number {
+    const n = writeKey(name);
+    const key = keyBuf;
+    const h = hashBytes(key, 0, n);
+    const mask = this.slots.length - 1;
+    const b = this.raw;
+    for (let s = h & mask, o = this.slots[s]!; o !== 0; s = (s + 1) & mask, o = this.slots[s]!) {
+      const ord = o - 1;
+      if (this.hashes[ord] !== h) continue;
+      const at = this.offsets[ord]!;
+      const q = nameOffset(b, at);
+      const len = b.readUInt32LE(q - 4);
+      if (len !== n || b.compare(key, 0, n, q, q + n) !== 0) continue;
+      // Two strings share UTF-8 bytes only when one has a lone surrogate (never a valid name): not this one.
+      return this.gone[ord] === 0 && this.nameAt(ord) === name ? ord : -1;
+    }
+    return -1;
+  }
+
+  /** Decodes the record at `ord` into `map`, where it stays. */
+  private take(ord: number, name: string): CatalogRecord {
+    const r = this.decodeAt(this.offsets[ord]!, name);
+    this.drop(ord);
+    this.map.set(name, r);
+    return r;
+  }
+
+  private drop(ord: number): void {
+    this.gone[ord] = 1;
+    this.live--;
+  }
+
+  private nameAt(ord: number): string {
+    const q = nameOffset(this.raw, this.offsets[ord]!);
+    return this.raw.toString('utf8', q, q + this.raw.readUInt32LE(q - 4));
   }
 
   private decodeAt(p: number, name: string): CatalogRecord {
@@ -255,20 +362,28 @@ export class Catalog {
   }
 }
 
-/** Where the name of the record at `p` lies, and where the record ends. */
-function skipRecord(
-  b: Buffer,
-  p: number,
-): { nameStart: number; nameLen: number; end: number; inline: number } {
+// Where `skipRecord` found the name and the carried log of the record it skipped (no object per record).
+let scanName = 0;
+let scanNameLen = 0;
+let scanInline = 0;
+
+/** Where the name of the record at `p` starts. */
+function nameOffset(b: Buffer, p: number): number {
   const flags = b[p]!;
-  const flags2 = b[p + 1]!;
   let q = p + FIXED;
   if (flags & S_TTL) q += 8;
   if (flags & S_EXPIRES) q += 8;
   if (flags & S_UPDATED) q += 8;
-  const nameLen = b.readUInt32LE(q + 2);
-  const nameStart = q + 6;
-  q = nameStart + nameLen;
+  return q + 6;
+}
+
+/** Where the record at `p` ends; its name and carried log's length are left in `scanName*` and `scanInline`. */
+function skipRecord(b: Buffer, p: number): number {
+  const flags = b[p]!;
+  const flags2 = b[p + 1]!;
+  const nameStart = nameOffset(b, p);
+  const nameLen = b.readUInt32LE(nameStart - 4);
+  let q = nameStart + nameLen;
   if (flags2 & S2_LAST_SEQ) q += 4 + b.readUInt32LE(q);
   if (flags & S_FORK) {
     q += 4 + b.readUInt32LE(q);
@@ -279,7 +394,30 @@ function skipRecord(
     inline = b.readUInt32LE(q);
     q += 4 + inline;
   }
-  return { nameStart, nameLen, end: q, inline };
+  scanName = nameStart;
+  scanNameLen = nameLen;
+  scanInline = inline;
+  return q;
+}
+
+/** FNV-1a over bytes: the index's hash of a name's UTF-8 encoding. */
+function hashBytes(b: Uint8Array, from: number, to: number): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < to; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** Whether the name of the record at `p` is the `len` bytes at `start` of `b`. */
+function sameBytes(b: Buffer, start: number, len: number, p: number): boolean {
+  const q = nameOffset(b, p);
+  return b.readUInt32LE(q - 4) === len && b.compare(b, start, start + len, q, q + len) === 0;
+}
+
+/** A name's UTF-8 bytes are written here for a lookup (grown for a long name); `writeKey` returns their length. */
+let keyBuf = Buffer.allocUnsafe(1024);
+function writeKey(name: string): number {
+  if (name.length * 3 > keyBuf.length) keyBuf = Buffer.allocUnsafe(name.length * 3);
+  return keyBuf.write(name, 0, 'utf8');
 }
 
 /** Buffers of about a megabyte, filled one after the other. */
