@@ -18,6 +18,13 @@ const NO_BASE = { readSeq: 0, byteOffset: 0 } as const;
  * per-stream file is touched until a stream is first used.
  */
 
+/** Where a carried log lies in the catalog snapshot's carried region, with the crc32 of its bytes. */
+export interface CarriedRef {
+  readonly pos: number;
+  readonly len: number;
+  readonly crc: number;
+}
+
 export type MutableConfig = { -readonly [K in keyof StreamConfig]: StreamConfig[K] };
 
 export class CatalogRecord {
@@ -48,6 +55,11 @@ export class CatalogRecord {
    * the stream, if one exists, is not trusted until a checkpoint has synced it and dropped this copy.
    */
   inline: Buffer | undefined;
+  /**
+   * A carried log read at open and not loaded yet: where its bytes lie in the snapshot's carried region, and their
+   * checksum (`Catalog.carriedNow` / `readCarried`). Set only while `inline` is not.
+   */
+  carried: CarriedRef | undefined;
   /**
    * A file with the whole carried log was written in this process (not yet synced by a checkpoint): a stream loaded
    * again reads that file, as the entry that wrote it would, rather than the carried copy.

@@ -144,10 +144,18 @@ export class Core {
     return fh;
   }
 
+  /** Closes the logs' open handles and the catalog snapshot's (kept for its carried region). */
+  async closeFiles(): Promise<void> {
+    await this.handles.closeAll();
+    await this.catalog.region?.close();
+  }
+
   /** Sets (or drops) the carried log of `record`, keeping {@link Core.carriedBytes} in step. */
   setInline(record: CatalogRecord, bytes: Buffer | undefined): void {
-    if (record.inline !== undefined && !record.removed) this.carriedBytes -= record.inline.byteLength;
+    const before = record.inline?.byteLength ?? record.carried?.len ?? 0;
+    if (!record.removed) this.carriedBytes -= before;
     record.inline = bytes;
+    record.carried = undefined;
     if (bytes !== undefined && !record.removed) this.carriedBytes += bytes.byteLength;
     this.catalogDirty = true;
   }
@@ -181,12 +189,22 @@ export class Core {
         this.adopt(fresh);
         return fresh;
       }
+      // A carried log read at open: checked and taken from the snapshot's region when that is in memory, read from it
+      // otherwise.
+      const ref = record.carried;
+      if (ref !== undefined) {
+        const bytes = this.catalog.carriedNow(ref);
+        if (bytes !== undefined) return this.settleLoad(record, this.takeCarried(record, bytes));
+      }
       // A carried log is in memory: loaded now, without I/O or a promise (spread writes load one per append).
       if (record.inline !== undefined && !record.materialized) {
         return this.settleLoad(record, loadCarried(record, this.root, this.clock.now()));
       }
     }
-    p = this.doLoad(record);
+    p =
+      record.carried !== undefined && record.quarantined === undefined
+        ? this.loadCarriedLater(record)
+        : this.doLoad(record);
     this.loading.set(name, p);
     const done = () => {
       if (this.loading.get(name) === p) this.loading.delete(name);
@@ -198,6 +216,27 @@ export class Core {
   /** A load in flight for `name`, if any. */
   loadingOf(name: string): Promise<StreamEntry> | undefined {
     return this.loading.get(name);
+  }
+
+  /** A carried log's bytes, checked, become the record's: the stream is built from them. */
+  private takeCarried(record: CatalogRecord, bytes: Buffer | 'damaged'): LoadResult {
+    if (bytes === 'damaged') return { kind: 'quarantine', reason: 'its carried log failed its checksum' };
+    record.inline = bytes;
+    record.carried = undefined;
+    return loadCarried(record, this.root, this.clock.now());
+  }
+
+  private async loadCarriedLater(record: CatalogRecord): Promise<StreamEntry> {
+    const bytes = await this.catalog.readCarried(record.carried!);
+    if (record.removed) notFound(record.name);
+    const already = this.entries.get(record.name);
+    if (already !== undefined) return already;
+    // Taken meanwhile (the region came into memory, a synchronous load used it, and its entry was dropped since).
+    if (record.carried === undefined) {
+      if (record.inline === undefined || record.materialized) return this.doLoad(record);
+      return this.settleLoad(record, loadCarried(record, this.root, this.clock.now()));
+    }
+    return this.settleLoad(record, this.takeCarried(record, bytes));
   }
 
   private async doLoad(record: CatalogRecord): Promise<StreamEntry> {

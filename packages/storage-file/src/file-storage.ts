@@ -272,7 +272,7 @@ export class FileStorage implements Storage, SubscriptionStore {
       return storage;
     } catch (err) {
       await core.journal?.close().catch(() => undefined);
-      await core.handles.closeAll();
+      await core.closeFiles();
       if (release !== undefined) await release();
       throw classifyIoError(err, `opening storage root ${core.root}`);
     }
@@ -338,7 +338,7 @@ export class FileStorage implements Storage, SubscriptionStore {
         () => true,
         () => false,
       );
-      await core.handles.closeAll();
+      await core.closeFiles();
       for (const entry of core.entries.values()) entry.listeners.clear();
       // Everything is in the logs and the snapshot: the next open may trust the snapshot's stream summaries.
       if (checkpointed) {

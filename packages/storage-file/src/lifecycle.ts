@@ -336,7 +336,7 @@ async function remove(core: Core, record: CatalogRecord): Promise<void> {
     }
     try {
       await core.journal.submitCatalog(encodeCatalogOp({ op: 'delete', name: record.name }), () => {
-        if (record.inline !== undefined) core.setInline(record, undefined);
+        if (record.inline !== undefined || record.carried !== undefined) core.setInline(record, undefined);
         record.removed = true;
         core.catalogDirty = true;
         if (core.catalog.get(record.name) === record) core.catalog.delete(record.name);

@@ -21,7 +21,7 @@ import {
 import { carryPending } from './log-writer.js';
 import { migrateFormat1 } from './migrate.js';
 import type { ProgressReporter } from './progress.js';
-import { Catalog } from './snapshot.js';
+import { readCatalog } from './snapshot.js';
 
 /** `<file>.<uuid>.tmp`, as {@link replaceFile} names its temporary file next to the one it replaces. */
 const REPLACED_TMP =
@@ -92,7 +92,7 @@ export async function recover(
   const catalogPath = join(root, CATALOG_FILE);
   if (await fs.exists(catalogPath)) {
     try {
-      core.catalog = Catalog.decode(asBuffer(await fs.readFile(catalogPath)), clean);
+      core.catalog = await readCatalog(fs, catalogPath, clean);
     } catch (err) {
       throw new StorageError('CORRUPTED', `${catalogPath}: ${(err as Error).message}`);
     }
@@ -130,7 +130,7 @@ export async function recover(
       if (op.op !== 'tombstone') {
         // A carried log replaced or deleted: its bytes no longer count.
         const old = core.catalog.get(op.name);
-        if (old?.inline !== undefined) core.carriedBytes -= old.inline.byteLength;
+        if (old !== undefined) core.carriedBytes -= old.inline?.byteLength ?? old.carried?.len ?? 0;
       }
       applyCatalogOp(core.catalog, op);
       if (op.op === 'delete') deleted.add(op.name);
@@ -142,7 +142,9 @@ export async function recover(
     // Carried streams (no file of their own): their journaled writes are applied to their carried bytes.
     const carried = new Map<string, CatalogRecord>();
     if (total > 0) {
-      for (const r of core.catalog.carried()) if (r.inline !== undefined) carried.set(r.id, r);
+      for (const r of core.catalog.carried()) {
+        if (r.inline !== undefined || r.carried !== undefined) carried.set(r.id, r);
+      }
     }
     // Many logs to repair: write them all, then sync the file system once (one sync per log took 33 s for 40,000).
     const syncAll = total >= 64 && fs === nodeFileSystem && process.platform === 'linux';
@@ -272,7 +274,10 @@ async function redoCarried(
 ): Promise<number> {
   const mine = entries.filter((e) => e.salt === record.salt);
   if (mine.length === 0) return 0;
-  let buf = Buffer.from(record.inline!);
+  const carried = record.inline ?? (await core.catalog.readCarried(record.carried!));
+  // Damaged: left as it is, for its first load to quarantine it with the reason.
+  if (carried === 'damaged') return 0;
+  let buf = Buffer.from(carried);
   let end = 0;
   let furthest = 0;
   for (const e of mine) {
@@ -298,6 +303,7 @@ async function redoCarried(
 
 /** Writes the whole catalog as the new snapshot (atomically replacing the old one). */
 export async function writeSnapshot(core: Core): Promise<void> {
+  await core.catalog.loadRegion();
   await replaceFile(core.fs, core.root, CATALOG_FILE, core.catalog.encode());
 }
 
@@ -307,6 +313,7 @@ export async function writeSnapshot(core: Core): Promise<void> {
  */
 async function checkpointCatalog(core: Core): Promise<void> {
   if (!core.catalogDirty && core.dirtyDirs.size === 0) return;
+  await core.catalog.loadRegion();
   const parts = core.catalog.encode();
   core.catalogDirty = false;
   const dirs = [...core.dirtyDirs];

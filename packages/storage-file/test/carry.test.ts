@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -104,6 +104,49 @@ describe('small streams carried in the catalog', () => {
       expect(one.messages.map(dec)).toEqual(all.slice(from, from + 1));
     }
     expect(await logFiles(root)).toBe(0);
+  });
+
+  it('a carried log damaged in the snapshot is refused on first use, for that stream only, across checkpoints', async () => {
+    const root = await tempDir();
+    const s = await openAt(root);
+    const names = Array.from({ length: 20 }, (_, i) => `d${i}`);
+    for (const x of names) await s.createStream(x, text);
+    for (const x of names) await s.append(x, { ...text, messages: [enc(`${x} payload`)] });
+    await s.close();
+    open.splice(open.indexOf(s), 1);
+    // One byte in the middle of the carried region (after the records), which a reader checks on first use.
+    const path = join(root, 'catalog');
+    const bytes = await readFile(path);
+    const regionStart = bytes.readDoubleLE(16);
+    expect(bytes.length - regionStart).toBeGreaterThan(20 * 10);
+    bytes[Math.floor((regionStart + bytes.length) / 2)]! ^= 0x40;
+    await writeFile(path, bytes);
+
+    // Opened, written to elsewhere and checkpointed twice before the damaged stream is touched: its checksum travels
+    // with its bytes into the new snapshots (never recomputed over damage).
+    for (let round = 0; round < 2; round++) {
+      const r = await openAt(root);
+      await r.createStream(`other${round}`, { ...text, messages: [enc('x')] });
+      // Listing decodes every record (not loading its log): the damaged one is then encoded, not copied.
+      expect(await r.listStreams()).toHaveLength(names.length + round + 1);
+      await r.close();
+      open.splice(open.indexOf(r), 1);
+    }
+    const r = await openAt(root);
+    const refused: string[] = [];
+    for (const x of names) {
+      try {
+        expect(await readAll(r, x)).toEqual([`${x} payload`]);
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'CORRUPTED' });
+        refused.push(x);
+      }
+    }
+    expect(refused).toHaveLength(1);
+    expect(r.quarantined()).toEqual([
+      expect.objectContaining({ name: refused[0], reason: expect.stringMatching(/checksum/) }),
+    ]);
+    expect(await readAll(r, 'other1')).toEqual(['x']);
   });
 
   it('a stream that outgrows the limit gets its file, complete, and keeps it across restarts', async () => {

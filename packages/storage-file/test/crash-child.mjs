@@ -1,8 +1,9 @@
 // Crash-test child: appends with syncOnAppend on and reports every acknowledgement on stdout, one JSON line each,
 // until the parent kills it with SIGKILL. Runs against the compiled package the parent names.
+import { say } from './crash-say.mjs';
+
 const { module, rootDir, round, producers, journal } = JSON.parse(process.argv[2]);
 const { FileStorage } = await import(module);
-const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const enc = (s) => Buffer.from(s);
 const STREAMS = ['alpha', 'beta', 'gamma'];
 const PLAIN_WRITERS = 6;

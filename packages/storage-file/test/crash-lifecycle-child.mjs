@@ -9,13 +9,13 @@
 // operation in flight. The parent relies on that to know the state every operation saw.
 //
 // stdin: { names, streams: [[name, live, source, contentType, expiresAt, closed, producerSeq]], retries: [op] }
+import { say } from './crash-say.mjs';
+
 const { module, rootDir, round, seed, concurrency } = JSON.parse(process.argv[2]);
 const chunks = [];
 for await (const c of process.stdin) chunks.push(c);
 const input = JSON.parse(Buffer.concat(chunks).toString('utf8'));
 const { FileStorage } = await import(module);
-
-const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 function mulberry32(s) {
   let a = s >>> 0;

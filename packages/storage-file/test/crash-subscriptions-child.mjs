@@ -2,6 +2,8 @@
 // delete and re-create) with appends running alongside, and reports on stdout, one JSON line each, the intent before
 // every mutation and the resulting record once it is acknowledged, until the parent kills it with SIGKILL. Runs
 // against the compiled package the parent names. Each worker continues from the record the previous child left.
+import { say } from './crash-say.mjs';
+
 const { module, rootDir, round, journal, journalCheckpointBytes, pulls, lives, stills } = JSON.parse(
   process.argv[2],
 );
@@ -10,7 +12,6 @@ const { formatOffset, planAck, planAddStreams, planClaim, planCreateSubscription
   '@streamkeep/storage'
 );
 
-const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const storage = await FileStorage.open({ rootDir, syncOnAppend: true, journal, journalCheckpointBytes });
 if (!(await storage.exists('x'))) await storage.createStream('x', { contentType: 'text/plain' });
 say({ k: 'ready' });
