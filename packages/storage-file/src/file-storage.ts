@@ -452,12 +452,8 @@ export class FileStorage implements Storage, SubscriptionStore {
     core.assertOpen();
     const query = validateListStreams(CAPABILITIES, options);
     const now = core.clock.now();
-    const names: string[] = [];
-    for (const r of core.catalog.values()) {
-      if (r.tombstone || r.quarantined !== undefined) continue;
-      if (listingIncludes(r.name, query)) names.push(r.name);
-    }
-    names.sort(compareUtf8);
+    // Chosen by name first: only the records of the names listed are decoded (a page of 100 of 100,000 decodes 100).
+    const names = [...core.catalog.keys()].filter((name) => listingIncludes(name, query)).sort(compareUtf8);
     // A record's deadline is a lower bound (reads renew it in the log): streams it calls expired are loaded to
     // decide; the others are listed with their logs loaded for the metadata.
     const out: StreamMetadata[] = [];
@@ -466,7 +462,8 @@ export class FileStorage implements Storage, SubscriptionStore {
       // A stream not loaded is listed from its record when its summary is exact (always, unless the last shutdown
       // was a crash and the stream has not been loaded since): no log is read.
       const record = core.catalog.get(name);
-      if (record?.summaryExact && !core.entries.has(name)) {
+      if (record === undefined || record.tombstone || record.quarantined !== undefined) continue;
+      if (record.summaryExact && !core.entries.has(name)) {
         if (isVisible(record, now)) out.push(core.recordMetadata(record));
         continue;
       }

@@ -122,7 +122,7 @@ export async function cleanupExpired(core: Core): Promise<number> {
   const candidates: string[] = [];
   // A record's deadline is a lower bound of the true one (reads renew it in the log): only those it calls expired
   // can be, and those are loaded to decide.
-  for (const r of core.catalog.values()) {
+  for (const r of core.catalog.expirable()) {
     if (!r.removed && planExpiry({ config: r.config, tombstone: r.tombstone, refCount: r.refs }, now)) {
       candidates.push(r.name);
     }

@@ -160,6 +160,11 @@ export function skipRecord(b: Buffer, p: number, region: boolean): number {
   return q;
 }
 
+/** Whether the record at `p` has a TTL or a deadline (one that has neither never expires). */
+export function mayExpire(b: Buffer, p: number): boolean {
+  return (b[p]! & (S_TTL | S_EXPIRES)) !== 0;
+}
+
 /** FNV-1a over bytes: the index's hash of a name's UTF-8 encoding. */
 export function hashBytes(b: Uint8Array, from: number, to: number): number {
   let h = 0x811c9dc5;

@@ -14,6 +14,7 @@ import {
   hashBytes,
   headerCrc,
   keyBuf,
+  mayExpire,
   nameOffset,
   Out,
   S_FORK,
@@ -131,6 +132,18 @@ export class Catalog {
     yield* known;
     for (let i = 0; i < this.gone.length; i++) {
       if (this.gone[i] === 0) yield this.take(i, this.nameAt(i));
+    }
+  }
+
+  /**
+   * Every record that may expire: those decoded, and of the others those with a TTL or a deadline (decoded now). A
+   * sweep for expired streams leaves the records that cannot expire in the snapshot's bytes.
+   */
+  *expirable(): IterableIterator<CatalogRecord> {
+    const known = [...this.map.values()];
+    yield* known;
+    for (let i = 0; i < this.gone.length; i++) {
+      if (this.gone[i] === 0 && mayExpire(this.raw, this.offsets[i]!)) yield this.take(i, this.nameAt(i));
     }
   }
 

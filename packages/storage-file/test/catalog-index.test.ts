@@ -87,6 +87,13 @@ describe('catalog index', () => {
   it('finds every one of many records, and none that is absent, without decoding the others', () => {
     const c = new Catalog();
     for (let i = 0; i < 5_000; i++) c.set(`chat/${i}`, record(`chat/${i}`, i));
+    // Every 10th with a TTL: a sweep for expired streams decodes those only.
+    for (let i = 0; i < 5_000; i += 10) c.get(`chat/${i}`)!.config.ttlSeconds = 60;
+    const swept = reopen(c);
+    expect([...swept.expirable()].map((r) => r.salt).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 500 }, (_, k) => k * 10),
+    );
+    expect([...swept.decoded()]).toHaveLength(500);
     const read = reopen(c);
     expect(read.size).toBe(5_000);
     expect([...read.decoded()]).toHaveLength(0);
