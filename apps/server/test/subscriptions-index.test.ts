@@ -123,7 +123,7 @@ describe('SubscriberIndex', () => {
   });
 });
 
-describe('the subscription service keeps its index in step with the store', () => {
+describe('the subscription service keeps its index in step with the store', { timeout: 60_000 }, () => {
   it('follows create, added and removed streams, and delete', async () => {
     const storage = new MemoryStorage();
     const s = await service(storage);
@@ -204,5 +204,31 @@ describe('the subscription service keeps its index in step with the store', () =
     expect(delivery.body.subscription_id).toBe('w');
     await s.idle();
     expect(receiver.received.map((d) => d.body.subscription_id)).toEqual(['w']);
+  });
+
+  it('wakes every subscriber of a crowded stream (more than are woken inline) and pull-wake subscribers', async () => {
+    const storage = new MemoryStorage();
+    const receiver = await startReceiver(() => ({ status: 200, body: { done: true } }));
+    cleanups.push(() => receiver.close());
+    const s = await service(storage);
+    for (const name of ['crowd', 'wakes']) await storage.createStream(name, { contentType: T });
+    const ids = Array.from({ length: 12 }, (_, i) => `w${String(i).padStart(2, '0')}`);
+    for (const id of ids)
+      await create(s, id, { type: 'webhook', streams: ['crowd'], webhookUrl: receiver.url });
+    await create(s, 'pull', { type: 'pull-wake', streams: ['crowd'], wakeStream: 'wakes' });
+    await until(sameAs(s, 'crowd', ['pull', ...ids]));
+    await storage.append('crowd', { messages: [Buffer.from('c')], contentType: T });
+    s.appended('crowd');
+    await until(() => receiver.received.length >= ids.length);
+    expect(receiver.received.map((d) => d.body.subscription_id).sort()).toEqual(ids);
+    const events = await until(async () => {
+      const read = await storage.read('wakes', ZERO_OFFSET);
+      return read.messages.length > 0 ? read.messages : undefined;
+    });
+    expect(JSON.parse(Buffer.from(events[0]!).toString('utf8'))).toMatchObject({
+      type: 'wake',
+      subscription_id: 'pull',
+      stream: 'crowd',
+    });
   });
 });

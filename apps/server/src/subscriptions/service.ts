@@ -170,7 +170,10 @@ export class SubscriptionService implements DeliveryHost {
     return this.settings.publicOrigin ?? this.origins.get(id) ?? this.lastOrigin;
   }
 
-  /** The ids of the subscriptions this instance knows to have `path` as a member, sorted (tests, diagnostics). */
+  /**
+   * The ids of the subscriptions this instance knows to have `path` as a member, sorted (tests, diagnostics): on a
+   * shared store only those changed through this instance or announced to it.
+   */
   subscribersOf(path: string): string[] {
     return [...this.index.subscribers(path)].sort();
   }
@@ -269,23 +272,28 @@ export class SubscriptionService implements DeliveryHost {
    */
   appended(name: string): void {
     this.load.noteAppend();
-    const ids = this.index.subscribers(name);
-    if (this.shared) {
-      // Nothing to skip on the index's word: another instance may have linked the stream (see `shared`).
-    } else if (ids.size === 0) {
-      return;
-    } else if (ids.size <= DIRECT_WAKES) {
-      let pull = false;
-      for (const id of ids) {
-        const entry = this.index.get(id);
-        if (entry === undefined || entry.failed) continue;
-        if (entry.webhook) this.scheduler.wake(id);
-        else pull = true;
-      }
-      if (!pull) return;
-    }
+    // On a shared store nothing is skipped on the index's word: another instance may have linked the stream.
+    if (!this.shared && !this.wakeKnownSubscribers(name)) return;
     if (this.settings.minIntervalMs > 0 && this.load.busy()) this.deferred.add(name);
     else this.queueStream(name, false);
+  }
+
+  /**
+   * Wakes the webhook subscribers of `name` the index knows, when there are few. False when nothing is left to do;
+   * true when the stream's subscribers are to be woken in the background (pull-wake ones, or too many).
+   */
+  private wakeKnownSubscribers(name: string): boolean {
+    const ids = this.index.subscribers(name);
+    if (ids.size === 0) return false;
+    if (ids.size > DIRECT_WAKES) return true;
+    let pull = false;
+    for (const id of ids) {
+      const entry = this.index.get(id);
+      if (entry === undefined || entry.failed) continue;
+      if (entry.webhook) this.scheduler.wake(id);
+      else pull = true;
+    }
+    return pull;
   }
 
   /** After a delete: unlink the stream from every subscription. */
