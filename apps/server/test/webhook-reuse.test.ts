@@ -200,6 +200,28 @@ describe('load gauge', () => {
     expect(gauge.busy()).toBe(false);
   });
 
+  it('stays busy through a window at half the rate, and leaves below it (hysteresis)', () => {
+    let clock = 0;
+    const gauge = new LoadGauge({ windowMs: 100, busyAppendsPerSecond: 400, now: () => clock });
+    for (let i = 0; i < 40; i++) gauge.noteAppend();
+    expect(gauge.busy()).toBe(true);
+    // A starved window: 20 appends (200/s, half the bar) keep it busy; 30 would not have made it busy.
+    clock = 100;
+    for (let i = 0; i < 20; i++) gauge.noteAppend();
+    clock = 200;
+    expect(gauge.busy()).toBe(true);
+    for (let i = 0; i < 30; i++) gauge.noteAppend();
+    clock = 300;
+    expect(gauge.busy()).toBe(true);
+    // Below half the bar: no longer busy, and the full bar is needed again.
+    for (let i = 0; i < 19; i++) gauge.noteAppend();
+    clock = 400;
+    expect(gauge.busy()).toBe(false);
+    for (let i = 0; i < 30; i++) gauge.noteAppend();
+    clock = 500;
+    expect(gauge.busy()).toBe(false);
+  });
+
   it('refuses nonsensical settings', () => {
     expect(() => new LoadGauge({ windowMs: 0 })).toThrow(RangeError);
     expect(() => new LoadGauge({ busyAppendsPerSecond: -1 })).toThrow(RangeError);

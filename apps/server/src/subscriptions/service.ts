@@ -1,13 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import {
   hasPendingWork,
   isStorageError,
   matchesPattern,
   type Offset,
   planLinkStream,
-  planSetStatus,
   planUnlinkStream,
-  planWake,
   type Storage,
   type SubscriptionRecord,
   type SubscriptionStore,
@@ -15,20 +12,27 @@ import {
   ZERO_OFFSET,
 } from '@streamkeep/storage';
 import type { Logger } from 'pino';
-import { AdmissionCache } from '../webhooks/admission-cache.js';
-import { WebhookAgents } from '../webhooks/agents.js';
-import { deliverWebhook } from '../webhooks/deliver.js';
 import { LoadGauge } from '../webhooks/load.js';
 import { WakeScheduler } from '../webhooks/scheduler.js';
-import { issueWakeToken, signatureHeader } from '../webhooks/signing.js';
-import { ackPlanFor, answeredDone } from './acks.js';
+import { issueWakeToken } from '../webhooks/signing.js';
 import { StreamBatch } from './batch.js';
 import type { SubscriptionSecrets } from './keys.js';
 import type { SubscriptionSettings } from './options.js';
-import { wakePayload } from './view.js';
+import { raisePullWake } from './pull-wake.js';
+import { SubscriberIndex } from './subscriber-index.js';
+import { type DeliveryHost, WebhookDelivery } from './webhook-delivery.js';
 
 /** How long a wake token stays valid; fencing by generation and wake id ends it earlier. */
 const TOKEN_TTL_MS = 60 * 60 * 1000;
+
+/**
+ * Subscribers of one stream up to which an append wakes them at once (a `Map` lookup and a scheduler call each);
+ * a stream with more, under load, has them woken together once per `minIntervalMs` ({@link StreamBatch}).
+ */
+const DIRECT_WAKES = 8;
+
+/** Page size of the full listings (index rebuilds, catch-up). */
+const LISTING_PAGE = 500;
 
 export { ackPlanFor } from './acks.js';
 
@@ -40,29 +44,41 @@ type Store = Storage & SubscriptionStore;
  *
  * @remarks
  * Every decision is a contract planner run through `mutateSubscription`, so instances sharing a store agree; what this
- * class keeps in process is only a cache (which subscriptions have patterns, whether any exist) and the delivery
- * queue. Nothing here runs on a request's path: the hooks queue work and return.
+ * class keeps in process is only a cache (which streams have which subscribers — {@link SubscriberIndex} —, which
+ * subscriptions have patterns, whether any exist) and the delivery queue. Nothing here runs on a request's path: the
+ * hooks queue work and return; an append to a stream nobody subscribes to costs one `Map` lookup, and one with a few
+ * webhook subscribers a scheduler call per subscriber, with no storage read.
  *
- * The cache is refreshed at once for changes made through this instance ({@link changed}), when the store announces
- * a change made through another one (`onSubscriptionsChanged`, PostgreSQL: a NOTIFY from the change's transaction),
- * and every `refreshIntervalMs` as a safety net. An announced subscription is also checked for work that arrived
- * before the announcement did (an append through this instance while it did not know of the subscription wakes
- * nobody): when a member has data past its acked offset, the wake is raised then.
+ * The cache is refreshed at once for changes made through this instance ({@link changed}, and the links, unlinks
+ * and status changes this class makes), when the store announces a change made through another one
+ * (`onSubscriptionsChanged`, PostgreSQL: a NOTIFY from the change's transaction), and every `refreshIntervalMs` as a
+ * safety net. A changed or announced subscription is then checked for work that arrived before its cache entry did
+ * (an append through this instance while it did not know of the membership wakes nobody): when a member has data
+ * past its acked offset, the wake is raised then.
  */
-export class SubscriptionService {
+export class SubscriptionService implements DeliveryHost {
   /** True while any subscription may exist: the app calls the hooks only then. */
   watching = false;
   private patterns: Promise<readonly { id: string; pattern: string }[]> | undefined;
+  /**
+   * Stream → subscribers, kept in step with every change made or heard of; consulted by the append path only when
+   * the store is this process's alone ({@link shared} false).
+   */
+  private readonly index = new SubscriberIndex();
+  /**
+   * The store may be shared with other instances (it announces changes: PostgreSQL). Its announcements cover creates,
+   * config changes and deletes, not membership (a stream linked or added through another instance), so the append
+   * path then asks the store for a stream's subscribers, as the index could miss one.
+   */
+  readonly shared: boolean;
+  /** The full listings of the store (index rebuilds), one at a time. */
+  private listing: Promise<void> | undefined;
   private refreshedAt = 0;
   private readonly scheduler: WakeScheduler;
   /** Whether appends keep the process busy: then deliveries are paced (minimum interval, rate cap). */
   private readonly load: LoadGauge;
-  /** SSRF admissions, reused per URL (IP literals for good, host names for `dnsTtlMs`). */
-  private readonly admissions: AdmissionCache;
-  /** Kept-alive connections per pinned origin; `undefined` when keep-alive is off. */
-  private readonly agents: WebhookAgents | undefined;
-  /** Wakes this instance raised and has not delivered yet (a failed attempt is retried with the same wake). */
-  private readonly undelivered = new Map<string, string>();
+  /** Webhook deliveries: the scheduler's `deliver`. */
+  private readonly delivery: WebhookDelivery;
   /**
    * Streams appended to while the instance is busy, waiting to have their subscribers looked up together: under load
    * one lookup per stream per `minIntervalMs` instead of one per append (the deliveries they lead to are paced anyway).
@@ -89,12 +105,9 @@ export class SubscriptionService {
     readonly basePath: string,
     private readonly logger: Logger,
   ) {
+    this.shared = storage.onSubscriptionsChanged !== undefined;
     this.load = new LoadGauge({ busyAppendsPerSecond: settings.busyAppendsPerSecond });
-    this.admissions = new AdmissionCache(settings.urlPolicy, settings.resolver, { ttlMs: settings.dnsTtlMs });
-    this.agents =
-      settings.keepAliveMs > 0
-        ? new WebhookAgents({ maxSockets: settings.concurrency, idleMs: settings.keepAliveMs })
-        : undefined;
+    this.delivery = new WebhookDelivery(this, logger);
     this.scheduler = new WakeScheduler({
       concurrency: settings.concurrency,
       retryBaseMs: settings.retryBaseMs,
@@ -104,7 +117,7 @@ export class SubscriptionService {
       paced: () => this.load.busy(),
       deliver: (id, attempt) => {
         this.load.noteDelivery();
-        return this.deliver(id, attempt);
+        return this.delivery.deliver(id, attempt);
       },
       onRetry: (id, attempt, delayMs, err) =>
         logger.warn(
@@ -134,7 +147,7 @@ export class SubscriptionService {
     clearInterval(this.timer);
     this.deferred.close();
     await this.scheduler.close();
-    this.agents?.close();
+    this.delivery.close();
   }
 
   /** Resolves once no delivery is queued or in flight (tests). */
@@ -157,6 +170,14 @@ export class SubscriptionService {
     return this.settings.publicOrigin ?? this.origins.get(id) ?? this.lastOrigin;
   }
 
+  /**
+   * The ids of the subscriptions this instance knows to have `path` as a member, sorted (tests, diagnostics): on a
+   * shared store only those changed through this instance or announced to it.
+   */
+  subscribersOf(path: string): string[] {
+    return [...this.index.subscribers(path)].sort();
+  }
+
   /** Remembers the origin a subscription was created through. */
   createdThrough(id: string, origin: string): void {
     this.origins.set(id, origin);
@@ -167,15 +188,19 @@ export class SubscriptionService {
     this.epoch++;
     this.watching = true;
     this.patterns = undefined;
-    if (deleted) this.forget(id);
+    if (deleted) {
+      this.index.remove(id);
+      this.forget(id);
+      return;
+    }
+    void this.catchUp(id).catch((err: unknown) => this.failed(err, id, 'catching up with a change'));
   }
 
   /** Drops what this instance keeps for a deleted subscription: its queued wake, its origin, its connections. */
   private forget(id: string): void {
     this.origins.delete(id);
     this.scheduler.cancel(id);
-    this.undelivered.delete(id);
-    this.agents?.release(id);
+    this.delivery.forget(id);
   }
 
   /**
@@ -189,9 +214,12 @@ export class SubscriptionService {
     this.watching = true;
     this.patterns = undefined;
     void (async () => {
-      await this.refresh();
-      if (id === undefined) await this.catchUpAll();
-      else await this.catchUp(id);
+      if (id === undefined) {
+        await this.refresh();
+        await this.catchUpAll();
+      } else {
+        await this.catchUp(id);
+      }
     })().catch((err: unknown) => this.failed(err, id ?? '*', 'catching up with a change'));
   }
 
@@ -201,7 +229,7 @@ export class SubscriptionService {
    * instances catching up at once raise it once.
    */
   private async catchUp(id: string): Promise<void> {
-    const record = await this.storage.getSubscription(id);
+    const record = await this.reload(id);
     if (record === undefined) {
       // Deleted through another instance: forget what this one queued for it.
       this.forget(id);
@@ -218,12 +246,12 @@ export class SubscriptionService {
   private async catchUpAll(): Promise<void> {
     let after: string | undefined;
     for (;;) {
-      const page = await this.storage.listSubscriptions({ after, limit: 100 });
+      const page = await this.storage.listSubscriptions({ after, limit: LISTING_PAGE });
       for (const record of page) {
         if (this.closed) return;
         await this.catchUp(record.id);
       }
-      if (page.length < 100) return;
+      if (page.length < LISTING_PAGE) return;
       after = page[page.length - 1]!.id;
     }
   }
@@ -237,13 +265,35 @@ export class SubscriptionService {
   }
 
   /**
-   * After an append (or a close): wake the subscriptions that have the stream as a member — at once, or while appends
-   * keep the instance busy, with the other streams appended to within `minIntervalMs` (one lookup per stream).
+   * After an append (or a close): wake the subscriptions that have the stream as a member. A few webhook subscribers
+   * are woken here and now (the scheduler coalesces); pull-wake subscribers (their wake is a store mutation) and a
+   * crowd of subscribers are woken in the background — at once, or while appends keep the instance busy, together
+   * with the other streams appended to within `minIntervalMs` (one pass per stream).
    */
   appended(name: string): void {
     this.load.noteAppend();
+    // On a shared store nothing is skipped on the index's word: another instance may have linked the stream.
+    if (!this.shared && !this.wakeKnownSubscribers(name)) return;
     if (this.settings.minIntervalMs > 0 && this.load.busy()) this.deferred.add(name);
     else this.queueStream(name, false);
+  }
+
+  /**
+   * Wakes the webhook subscribers of `name` the index knows, when there are few. False when nothing is left to do;
+   * true when the stream's subscribers are to be woken in the background (pull-wake ones, or too many).
+   */
+  private wakeKnownSubscribers(name: string): boolean {
+    const ids = this.index.subscribers(name);
+    if (ids.size === 0) return false;
+    if (ids.size > DIRECT_WAKES) return true;
+    let pull = false;
+    for (const id of ids) {
+      const entry = this.index.get(id);
+      if (entry === undefined || entry.failed) continue;
+      if (entry.webhook) this.scheduler.wake(id);
+      else pull = true;
+    }
+    return pull;
   }
 
   /** After a delete: unlink the stream from every subscription. */
@@ -284,7 +334,9 @@ export class SubscriptionService {
       if (!matchesPattern(pattern, name)) continue;
       start ??= await this.startOf(name);
       if (start === undefined) return; // already deleted: nothing to link
-      await this.storage.mutateSubscription(id, planLinkStream(id, { path: name, offset: start }));
+      if (await this.storage.mutateSubscription(id, planLinkStream(id, { path: name, offset: start }))) {
+        await this.reload(id);
+      }
     }
   }
 
@@ -304,27 +356,61 @@ export class SubscriptionService {
 
   private async unlink(name: string): Promise<void> {
     if (!this.watching) return;
+    // The store, not the index: every subscription of the stream must lose it, known here yet or not.
     for (const record of await this.storage.listSubscriptions({ member: name })) {
       await this.storage.mutateSubscription(record.id, planUnlinkStream(record.id, name));
+      await this.reload(record.id);
     }
   }
 
   private async wakeMembers(name: string): Promise<void> {
-    const subscribers = await this.storage.listSubscriptions({ member: name });
     // Read only for pull-wake subscriptions: a webhook delivery reads every member's tail itself when it starts.
     let tail: Promise<SubscriptionTail | undefined> | undefined;
-    for (const record of subscribers) {
-      if (record.status === 'failed') continue;
-      if (record.config.type === 'webhook') {
+    /** Raises the wake of a pull-wake subscriber; false when the stream is gone. */
+    const pull = async (record: SubscriptionRecord): Promise<boolean> => {
+      tail ??= this.tailOf(name);
+      const read = await tail;
+      if (read === undefined) return false;
+      await this.raiseWake(record, [read]);
+      return true;
+    };
+    if (this.shared) {
+      for (const record of await this.storage.listSubscriptions({ member: name })) {
+        if (record.status === 'failed') continue;
         // The delivery raises the wake itself (atomically, once cluster-wide) with every member's tail.
-        this.scheduler.wake(record.id);
-      } else {
-        tail ??= this.tailOf(name);
-        const read = await tail;
-        if (read === undefined) return;
-        await this.raiseWake(record, [read]);
+        if (record.config.type === 'webhook') this.scheduler.wake(record.id);
+        else if (!(await pull(record))) return;
       }
+      return;
     }
+    for (const id of [...this.index.subscribers(name)]) {
+      const entry = this.index.get(id);
+      if (entry === undefined || entry.failed) continue;
+      if (entry.webhook) {
+        this.scheduler.wake(id);
+        continue;
+      }
+      const record = await this.storage.getSubscription(id);
+      if (record === undefined || record.status === 'failed') continue;
+      if (!(await pull(record))) return;
+    }
+  }
+
+  /** A delivery of `id` is already due. */
+  pending(id: string): boolean {
+    return this.scheduler.pending(id);
+  }
+
+  async statusChanged(id: string): Promise<void> {
+    await this.reload(id);
+  }
+
+  /** Reads the record of `id` into the index (and returns it; `undefined`: deleted). */
+  private async reload(id: string): Promise<SubscriptionRecord | undefined> {
+    const ticket = this.index.reloading(id);
+    const record = await this.storage.getSubscription(id);
+    this.index.settle(id, ticket, record);
+    return record;
   }
 
   // --- wakes -----------------------------------------------------------------------------------------------------
@@ -350,12 +436,8 @@ export class SubscriptionService {
   }
 
   /** Raises a wake of a pull-wake subscription if work is pending, and writes its events to the wake stream. */
-  async raiseWake(record: SubscriptionRecord, tails: readonly SubscriptionTail[]): Promise<void> {
-    const outcome = await this.storage.mutateSubscription(
-      record.id,
-      planWake({ wakeId: randomUUID(), tails }),
-    );
-    if (outcome.woken) await this.announce(outcome.record);
+  raiseWake(record: SubscriptionRecord, tails: readonly SubscriptionTail[]): Promise<void> {
+    return raisePullWake(this.storage, record, tails, this.logger);
   }
 
   /** After a wake ended (ack `done`, release, sync auto-ack): the next one, when work remains. Resolves `next_wake`. */
@@ -367,31 +449,6 @@ export class SubscriptionService {
     return true;
   }
 
-  /** Appends the wake events of a pull-wake wake to the subscription's wake stream (§7: one per pending stream). */
-  private async announce(record: SubscriptionRecord): Promise<void> {
-    const wakeStream = record.config.wakeStream;
-    if (wakeStream === null) return;
-    const ts = Date.now();
-    const messages = record.wake.tails.map((t) =>
-      Buffer.from(
-        JSON.stringify({
-          type: 'wake',
-          subscription_id: record.id,
-          stream: t.path,
-          generation: record.wake.generation,
-          ts,
-        }),
-      ),
-    );
-    try {
-      const meta = await this.storage.head(wakeStream);
-      await this.storage.append(wakeStream, { messages, contentType: meta.config.contentType });
-    } catch (err) {
-      // The application creates its wake stream; until it does, workers learn of work by claiming.
-      this.logger.warn({ err, subscription: record.id, wakeStream }, 'could not append to the wake stream');
-    }
-  }
-
   /** A token for the current wake of `record`. */
   wakeToken(record: SubscriptionRecord): string {
     return issueWakeToken(this.secrets.tokenSecret, {
@@ -401,84 +458,6 @@ export class SubscriptionService {
       wakeId: record.wake.wakeId ?? '',
       expiresAt: Date.now() + TOKEN_TTL_MS,
     });
-  }
-
-  // --- webhook delivery (the scheduler's `deliver`) ----------------------------------------------------------------
-
-  private async deliver(id: string, attempt: number): Promise<'done' | 'again' | 'drop'> {
-    const current = await this.storage.getSubscription(id);
-    if (current === undefined || current.config.type !== 'webhook' || current.status === 'failed') {
-      this.undelivered.delete(id);
-      return 'drop';
-    }
-    // Raise the wake atomically (once cluster-wide): `live` means a wake is already out — raised by another instance,
-    // which delivers it, or by this one, delivered (coalesced: the receiver learns of new work through `next_wake`)
-    // or still to deliver after a failed attempt.
-    const outcome = await this.storage.mutateSubscription(
-      id,
-      planWake({ wakeId: randomUUID(), tails: await this.memberTails(current) }),
-    );
-    if (outcome.record === undefined) return 'drop';
-    const record = outcome.record;
-    if (outcome.woken) this.undelivered.set(id, record.wake.wakeId!);
-    else if (outcome.reason !== 'live' || this.undelivered.get(id) !== record.wake.wakeId) return 'done';
-    try {
-      return await this.post(record);
-    } catch (err) {
-      if (attempt >= this.settings.maxAttempts) {
-        this.logger.error({ err, subscription: id, attempt }, 'webhook given up: subscription marked failed');
-        this.undelivered.delete(id);
-        await this.storage.mutateSubscription(id, planSetStatus(id, 'failed'));
-        return 'drop';
-      }
-      throw err;
-    }
-  }
-
-  private async post(record: SubscriptionRecord): Promise<'done' | 'again'> {
-    const id = record.id;
-    const target = await this.admissions.admit(record.config.webhookUrl!);
-    const body = Buffer.from(JSON.stringify(wakePayload(this, record)));
-    const answer = await deliverWebhook(
-      target,
-      body,
-      {
-        'content-type': 'application/json',
-        'webhook-signature': signatureHeader(this.secrets.signingKey, body, Date.now() / 1000),
-      },
-      this.settings.delivery,
-      this.agents?.acquire(id, target),
-    );
-    if (answer.status < 200 || answer.status > 299) {
-      throw new Error(`the receiver answered ${answer.status}`);
-    }
-    this.undelivered.delete(id);
-    if (!answeredDone(answer.body)) {
-      // The receiver has the wake from now on: its lease runs from the delivery, not from when the wake was raised
-      // (a slow or retried delivery must not leave the receiver a lease already spent).
-      await this.storage
-        .mutateSubscription(id, ackPlanFor(record, { generation: record.wake.generation }))
-        .catch((err: unknown) => {
-          if (!isStorageError(err)) throw err;
-        });
-      return 'done';
-    }
-    // A synchronous `{ done: true }` acks the tails the wake was raised for.
-    try {
-      const acked = await this.storage.mutateSubscription(
-        id,
-        ackPlanFor(record, { generation: record.wake.generation, ackWakeTails: true, done: true }),
-      );
-      // An append through this instance during the delivery has already asked for the next one, which reads the
-      // tails itself: reading them here too would be spent. Otherwise look, for work that came through another
-      // instance (its own wake found this one outstanding and left it to us).
-      if (this.scheduler.pending(id)) return 'done';
-      return (await this.followUp(acked)) ? 'again' : 'done';
-    } catch (err) {
-      // Fenced: the lease ran out before the answer came; the sweep raises the next wake.
-      if (isStorageError(err)) return 'done';
-      throw err;
-    }
   }
 
   // --- periodic work ------------------------------------------------------------------------------------------------
@@ -496,13 +475,29 @@ export class SubscriptionService {
     }
   }
 
-  private async refresh(): Promise<void> {
+  /** Rebuilds the index from a full listing of the store (after any listing already running). */
+  private refresh(): Promise<void> {
+    const run = () => this.listAll();
+    const next = (this.listing ?? Promise.resolve()).then(run, run);
+    this.listing = next;
+    return next;
+  }
+
+  private async listAll(): Promise<void> {
     this.refreshedAt = Date.now();
     const epoch = ++this.epoch;
-    const any = (await this.storage.listSubscriptions({ limit: 1 })).length > 0;
+    if (this.shared) {
+      // The index does not route appends (see `shared`): knowing whether any subscription exists is enough.
+      const any = (await this.storage.listSubscriptions({ limit: 1 })).length > 0;
+      if (epoch !== this.epoch) return;
+      this.watching = any;
+      this.patterns = undefined;
+      return;
+    }
+    const count = await this.index.rebuild(this.storage, LISTING_PAGE);
     // A change heard or made meanwhile is newer than this answer: keep what it set.
     if (epoch !== this.epoch) return;
-    this.watching = any;
+    this.watching = count > 0;
     this.patterns = undefined;
   }
 

@@ -9,8 +9,9 @@ export interface LoadGaugeOptions {
 }
 
 /**
- * Whether webhook deliveries should yield to appends: true while, over the last window, appends arrived at
- * `busyAppendsPerSecond` or more *and* outnumbered the deliveries started.
+ * Whether webhook deliveries should yield to appends: true from a window in which appends arrived at
+ * `busyAppendsPerSecond` or more *and* outnumbered the deliveries started, until a window in which they fell below
+ * half that rate (or no longer outnumbered the deliveries).
  *
  * @remarks
  * Deliveries and appends share one process, and a delivery costs the CPU of tens of appends (a signed, JSON-encoded
@@ -21,6 +22,10 @@ export interface LoadGaugeOptions {
  * a shared machine a process starved of CPU looks idle to it; the append rate is what the deliveries compete with.
  * The verdict is computed lazily when asked, once per window (or as soon as a window's appends reach the bar), so
  * the gauge costs no timer.
+ *
+ * The half-rate way out is hysteresis: on a shared machine a loaded server has windows in which it is starved of CPU
+ * and serves fewer appends; judged on the full bar, such a window would end the pacing and let the whole backlog of
+ * coalesced wakes out at once — a flood of deliveries exactly when the process has the least CPU to spare.
  */
 export class LoadGauge {
   private readonly windowMs: number;
@@ -69,7 +74,8 @@ export class LoadGauge {
     if (elapsed < this.windowMs) return;
     // A window that ended long ago (nothing asked meanwhile) was quiet after its first part: scale the bar to it.
     const bar = (this.busyAppends * elapsed) / this.windowMs;
-    this.verdict = this.appends > 0 && this.appends >= bar && this.appends > this.deliveries;
+    const needed = this.verdict ? bar / 2 : bar;
+    this.verdict = this.appends > 0 && this.appends >= needed && this.appends > this.deliveries;
     this.windowStart = now;
     this.appends = 0;
     this.deliveries = 0;
