@@ -11,6 +11,7 @@ import {
 import { carryNow } from './carry.js';
 import type { CatalogRecord } from './catalog.js';
 import { errnoCode, type FileHandleLike, type FileSystem } from './fs.js';
+import type { FileSystemSyncer } from './fs-syncer.js';
 import { HandlePool } from './handles.js';
 import type { Journal } from './journal.js';
 import { logDirOf, logPathOf } from './layout.js';
@@ -91,6 +92,8 @@ export class Core {
   /** The background flusher of pending writes, while it runs (log-writer.ts). */
   flusher: Promise<void> | null = null;
   state: 'open' | 'closing' | 'closed' = 'open';
+  /** The file-system-wide sync of checkpoints (real file system on Linux only). */
+  syncer: FileSystemSyncer | undefined;
   total = 0;
   reserved = 0;
   directSyncs = 0;
@@ -144,10 +147,11 @@ export class Core {
     return fh;
   }
 
-  /** Closes the logs' open handles and the catalog snapshot's (kept for its carried region). */
+  /** Closes the logs' open handles, the catalog snapshot's (kept for its carried region) and the sync helper. */
   async closeFiles(): Promise<void> {
     await this.handles.closeAll();
     await this.catalog.region?.close();
+    this.syncer?.close();
   }
 
   /** Sets (or drops) the carried log of `record`, keeping {@link Core.carriedBytes} in step. */

@@ -3,6 +3,7 @@ import { StorageError } from '@streamkeep/storage';
 import { applyCatalogOp, type CatalogRecord, decodeCatalogOp, streamId } from './catalog.js';
 import type { Core, QuarantinedStream } from './core.js';
 import { asBuffer, errnoCode, type FileHandleLike, nodeFileSystem, syncDir, syncFileSystem } from './fs.js';
+import { FileSystemSyncer } from './fs-syncer.js';
 import { Journal, type JournalEntry, logSalt, parseJournal, replayInto } from './journal.js';
 import {
   CATALOG_FILE,
@@ -207,8 +208,12 @@ export async function recover(
   };
   core.journal.beforeCheckpoint = () => carryPending(core);
   // The real file system on Linux: a checkpoint with many logs to sync syncs the file system once instead.
-  if (core.fs === nodeFileSystem && process.platform === 'linux')
-    core.journal.syncAll = () => syncFileSystem(root);
+  if (core.fs === nodeFileSystem && process.platform === 'linux') {
+    // Started now, while the process is small: see `fs-syncer.ts`.
+    const syncer = new FileSystemSyncer();
+    core.syncer = syncer;
+    core.journal.syncAll = () => syncer.sync(root);
+  }
   return {
     streams: core.catalog.size,
     redone,
