@@ -349,7 +349,7 @@ export const SETTINGS = {
     flags: '--webhook-rate <per-second>',
     env: 'STREAMKEEP_WEBHOOK_RATE',
     help: 'while appends keep the server busy, webhook deliveries started per second (all subscriptions together)',
-    default: 50,
+    default: 20,
     parse: integer(1),
   }),
   webhookKeepAliveMs: define({
