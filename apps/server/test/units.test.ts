@@ -8,6 +8,7 @@ import { splitJsonBody } from '../src/http/json.js';
 import { parseForkSource, parseStreamName, parseStreamNameCached } from '../src/http/names.js';
 import { prefersGzip } from '../src/http/read-response.js';
 import { sseControl, sseData, sseEncodingFor, sseEvent } from '../src/http/sse.js';
+import { publicOrigin } from '../src/settings/parsers.js';
 
 const text = (bufs: Buffer[]) => bufs.map((b) => b.toString('utf8'));
 
@@ -253,5 +254,31 @@ describe('error table', () => {
     expect(quarantined.serverFault).toBe(false);
     expect(quarantined.problem.detail).toMatch(/quarantined/);
     expect(JSON.stringify(quarantined.problem)).not.toContain('block 7');
+  });
+});
+
+describe('public origin', () => {
+  it('takes any spelling of an origin and gives its normal form', () => {
+    expect(publicOrigin('https://streams.example.com')).toBe('https://streams.example.com');
+    expect(publicOrigin(' HTTPS://Streams.Example.COM/ ')).toBe('https://streams.example.com');
+    expect(publicOrigin('https://streams.example.com:443')).toBe('https://streams.example.com');
+    expect(publicOrigin('http://127.0.0.1:4437')).toBe('http://127.0.0.1:4437');
+    expect(publicOrigin('http://[::1]:8080/')).toBe('http://[::1]:8080');
+    expect(publicOrigin('https://bücher.example')).toBe('https://xn--bcher-kva.example');
+  });
+
+  it('refuses what is not an origin', () => {
+    for (const bad of [
+      'streams.example.com',
+      'ftp://streams.example.com',
+      'https://streams.example.com/v1',
+      'https://streams.example.com?x=1',
+      'https://streams.example.com#top',
+      'https://user:secret@streams.example.com',
+      'https://',
+      '',
+    ]) {
+      expect(() => publicOrigin(bad), bad).toThrow(/expected an origin/);
+    }
   });
 });

@@ -101,7 +101,10 @@ export function basePath(raw: string): string {
   return t;
 }
 
-/** An absolute `http(s)` origin (scheme, host, optional port; no path, query or fragment). */
+/**
+ * An absolute `http(s)` origin (scheme, host, optional port; no credentials, path, query or fragment), returned in
+ * its normal form: `HTTPS://Streams.Example.com:443/` gives `https://streams.example.com`.
+ */
 export function publicOrigin(raw: string): string {
   const t = raw.trim().replace(/\/+$/, '');
   let url: URL | undefined;
@@ -110,12 +113,19 @@ export function publicOrigin(raw: string): string {
   } catch {
     url = undefined;
   }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== t) {
+  if (
+    url === undefined ||
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.username !== '' ||
+    url.password !== '' ||
+    url.pathname !== '/' ||
+    /[?#]/.test(t)
+  ) {
     throw new InvalidArgumentError(
       `expected an origin such as https://streams.example.com, got ${JSON.stringify(raw)}`,
     );
   }
-  return t;
+  return url.origin;
 }
 
 /** A non-empty host name or address to listen on. */
