@@ -126,24 +126,25 @@ export class Catalog {
   }
 
   /** Every record, decoding those not yet decoded. */
-  *values(): IterableIterator<CatalogRecord> {
-    // The records decoded below join `map`: collected first, so that its iteration does not meet them.
-    const known = [...this.map.values()];
-    yield* known;
-    for (let i = 0; i < this.gone.length; i++) {
-      if (this.gone[i] === 0) yield this.take(i, this.nameAt(i));
-    }
+  values(): IterableIterator<CatalogRecord> {
+    return this.records(() => true);
   }
 
   /**
    * Every record that may expire: those decoded, and of the others those with a TTL or a deadline (decoded now). A
    * sweep for expired streams leaves the records that cannot expire in the snapshot's bytes.
    */
-  *expirable(): IterableIterator<CatalogRecord> {
+  expirable(): IterableIterator<CatalogRecord> {
+    return this.records((p) => mayExpire(this.raw, p));
+  }
+
+  /** The decoded records, then those of the snapshot at whose offset `pick` says yes (decoded now). */
+  private *records(pick: (p: number) => boolean): IterableIterator<CatalogRecord> {
+    // The records decoded below join `map`: collected first, so that its iteration does not meet them.
     const known = [...this.map.values()];
     yield* known;
     for (let i = 0; i < this.gone.length; i++) {
-      if (this.gone[i] === 0 && mayExpire(this.raw, this.offsets[i]!)) yield this.take(i, this.nameAt(i));
+      if (this.gone[i] === 0 && pick(this.offsets[i]!)) yield this.take(i, this.nameAt(i));
     }
   }
 

@@ -1,6 +1,6 @@
 // Crash-test child: appends with syncOnAppend on and reports every acknowledgement on stdout, one JSON line each,
 // until the parent kills it with SIGKILL. Runs against the compiled package the parent names.
-import { say } from './crash-say.mjs';
+import { say } from './crash-child-lib.mjs';
 
 const { module, rootDir, round, producers, journal } = JSON.parse(process.argv[2]);
 const { FileStorage } = await import(module);

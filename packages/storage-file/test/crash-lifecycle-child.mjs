@@ -9,7 +9,7 @@
 // operation in flight. The parent relies on that to know the state every operation saw.
 //
 // stdin: { names, streams: [[name, live, source, contentType, expiresAt, closed, producerSeq]], retries: [op] }
-import { say } from './crash-say.mjs';
+import { mulberry32, say } from './crash-child-lib.mjs';
 
 const { module, rootDir, round, seed, concurrency } = JSON.parse(process.argv[2]);
 const chunks = [];
@@ -17,16 +17,6 @@ for await (const c of process.stdin) chunks.push(c);
 const input = JSON.parse(Buffer.concat(chunks).toString('utf8'));
 const { FileStorage } = await import(module);
 
-function mulberry32(s) {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rng = mulberry32((seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0);
 const rint = (n) => Math.floor(rng() * n);
 const pickOf = (xs) => xs[rint(xs.length)];

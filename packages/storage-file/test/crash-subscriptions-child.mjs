@@ -2,7 +2,7 @@
 // delete and re-create) with appends running alongside, and reports on stdout, one JSON line each, the intent before
 // every mutation and the resulting record once it is acknowledged, until the parent kills it with SIGKILL. Runs
 // against the compiled package the parent names. Each worker continues from the record the previous child left.
-import { say } from './crash-say.mjs';
+import { say } from './crash-child-lib.mjs';
 
 const { module, rootDir, round, journal, journalCheckpointBytes, pulls, lives, stills } = JSON.parse(
   process.argv[2],
