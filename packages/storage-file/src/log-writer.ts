@@ -363,8 +363,10 @@ class EntryLog implements JournaledLog {
     private readonly entry: StreamEntry,
   ) {}
 
+  // The record too: a stream deleted while not loaded marks its record only, and this entry, dropped from memory
+  // since its write, would otherwise have the checkpoint sync a file that is gone (or the name's next stream's).
   get removed(): boolean {
-    return this.entry.removed;
+    return this.entry.removed || this.entry.record.removed;
   }
 
   async flushLog(): Promise<boolean> {
@@ -388,7 +390,7 @@ class EntryLog implements JournaledLog {
     } catch (err) {
       // A log being deleted needs no checkpoint once the delete went through.
       if (errnoCode(err) === 'ENOENT' && entry.deleting !== null) await entry.deleting;
-      if (entry.removed) return false;
+      if (this.removed) return false;
       throw err;
     }
     try {

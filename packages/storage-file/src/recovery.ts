@@ -115,6 +115,9 @@ export async function recover(
   if (hadJournal) {
     const parsed = parseJournal(asBuffer(await fs.readFile(journalPath)));
     const deleted = new Set<string>();
+    // Names created by the journal's entries, by log id: the log of such a name may hold writes of an earlier stream
+    // of the name too (created, deleted and created again since the checkpoint); only the current one's are redone.
+    const createdIds = new Map<string, string>();
     for (const bytes of parsed.catalog) {
       let op: ReturnType<typeof decodeCatalogOp>;
       try {
@@ -135,7 +138,10 @@ export async function recover(
       }
       applyCatalogOp(core.catalog, op);
       if (op.op === 'delete') deleted.add(op.name);
-      else if (op.op === 'create') deleted.delete(op.name);
+      else if (op.op === 'create') {
+        deleted.delete(op.name);
+        createdIds.set(streamId(op.name), op.name);
+      }
       changes++;
     }
     const skip = new Set([...deleted].map(streamId));
@@ -157,9 +163,11 @@ export async function recover(
       while (cursor < work.length) {
         const [id, entries] = work[cursor++]!;
         const record = carried.get(id);
+        const name = createdIds.get(id);
+        const salt = name === undefined ? undefined : core.catalog.get(name)?.salt;
         const n =
           record === undefined
-            ? await redoLog(core, id, entries, !syncAll)
+            ? await redoLog(core, id, entries, salt, !syncAll)
             : await redoCarried(core, record, entries, !syncAll);
         redone += n;
         if (record !== undefined && n > 0) carriedRedone++;
@@ -239,12 +247,24 @@ async function createLayout(core: Core): Promise<void> {
  * followed by one at the same position; whatever the rolled-back group left beyond the last write is cut. A log
  * whose header has another salt belongs to an earlier stream of the name: replaced when the entries start it anew,
  * left alone otherwise.
+ *
+ * `salt` is the live stream's, when the journal created it: entries of an earlier stream of the name are then
+ * ignored, even when they are the last ones (the new stream's own writes need not be journaled: without
+ * `syncOnAppend`, or a group that synced its own log). Otherwise the name was created before the checkpoint and
+ * every entry belongs to the one stream of that salt.
  */
-async function redoLog(core: Core, id: string, entries: JournalEntry[], sync: boolean): Promise<number> {
+async function redoLog(
+  core: Core,
+  id: string,
+  entries: JournalEntry[],
+  live: number | undefined,
+  sync: boolean,
+): Promise<number> {
   const { fs, root } = core;
   const path = logPathOf(root, id);
-  const salt = entries[entries.length - 1]!.salt;
+  const salt = live ?? entries[entries.length - 1]!.salt;
   const mine = entries.filter((e) => e.salt === salt);
+  if (mine.length === 0) return 0;
   let fh: FileHandleLike;
   try {
     fh = await fs.open(path, 'r+');
@@ -300,7 +320,13 @@ async function redoCarried(
     core.setInline(record, buf);
     return mine.length;
   }
-  await redoLog(core, record.id, [{ id: record.id, salt: record.salt, position: 0, bytes: buf }], sync);
+  await redoLog(
+    core,
+    record.id,
+    [{ id: record.id, salt: record.salt, position: 0, bytes: buf }],
+    record.salt,
+    sync,
+  );
   record.hasLog = true;
   core.setInline(record, undefined);
   return mine.length;

@@ -114,6 +114,52 @@ describe('commit journal', () => {
     expect(r.recovery.truncated).toEqual([]);
   });
 
+  // The new stream's own writes are not journaled here (appends bypass the journal without syncOnAppend or with
+  // `journal: false`; a create's first write always goes through it): the journal's last entries for the log are the
+  // old stream's first write at position 0, which must not be replayed over the new stream's file.
+  it.each([
+    ['without syncOnAppend', { syncOnAppend: false }],
+    ['synced, journal off for appends', { syncOnAppend: true, journal: false }],
+    ['synced, journal on', { syncOnAppend: true }],
+  ] as const)('keeps a re-created stream written past the journal after a crash (%s)', async (_, options) => {
+    const root = await tempDir();
+    const s = await FileStorage.open({ rootDir: root, ...options, carryStreamBytes: 0 });
+    open.push(s);
+    await s.createStream('r', { contentType: 'text/plain', messages: [enc('old')], closed: true });
+    await s.delete('r');
+    await s.createStream('r', { contentType: 'text/plain' });
+    await s.append('r', { messages: [enc('new')], contentType: 'text/plain' });
+    await s.append('r', { messages: [enc('newer')], contentType: 'text/plain', close: true });
+    const copy = await crashCopy(root);
+    const r = await FileStorage.open({ rootDir: copy });
+    open.push(r);
+    expect((await r.read('r', '-1')).messages.map(dec)).toEqual(['new', 'newer']);
+    expect((await r.head('r')).closed).toBe(true);
+    expect(r.recovery.quarantined).toEqual([]);
+  });
+
+  it('checkpoints at close after deleting a stream dropped from memory with its log not yet synced', async () => {
+    const root = await tempDir();
+    // One loaded stream: creating the next drops the one before, whose first write the checkpoint still owes a sync.
+    const s = await FileStorage.open({
+      rootDir: root,
+      syncOnAppend: false,
+      maxLoadedStreams: 1,
+      carryStreamBytes: 0,
+    });
+    await s.createStream('x', { contentType: 'text/plain', messages: [enc('x')] });
+    await s.createStream('y', { contentType: 'text/plain', messages: [enc('y')] });
+    await s.delete('x');
+    await s.close();
+    // The final checkpoint went through: the journal is empty and the shutdown is marked clean.
+    expect((await stat(join(root, 'journal'))).size).toBe(16);
+    expect((await stat(join(root, 'CLEAN'))).isFile()).toBe(true);
+    const r = await FileStorage.open({ rootDir: root, syncOnAppend: false });
+    open.push(r);
+    expect(await r.exists('x')).toBe(false);
+    expect((await r.read('y', '-1')).messages.map(dec)).toEqual(['y']);
+  });
+
   it('a clean close leaves an empty journal', async () => {
     const root = await tempDir();
     const s = await FileStorage.open({ rootDir: root, syncOnAppend: true });
