@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
 import { pino } from 'pino';
+import { tuneHeapForMemoryBackend } from './heap-tuning.js';
 import { startServer } from './server.js';
 import { parseServerConfig } from './settings/cli.js';
 import type { ServerConfig } from './settings/table.js';
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
     if (err instanceof CommanderError && err.exitCode === 0) process.exit(0); // --help, --version
     usageError((err as Error).message.replace(/^error: /, ''));
   }
+  if (config.storage === 'memory') tuneHeapForMemoryBackend();
   const logger = pino({ level: config.logLevel, base: { service: 'streamkeep', pid: process.pid } });
   // Loaded only when on (see startServer).
   const metrics = config.metrics
