@@ -24,11 +24,72 @@ type Registry = PromClient.Registry;
 type Counter<T extends string = string> = PromClient.Counter<T>;
 type Gauge = PromClient.Gauge;
 type Histogram<T extends string = string> = PromClient.Histogram<T>;
-const collectDefaultMetrics = (registry: PromClient.Registry, prefix: string): void =>
-  (require('prom-client/lib/defaultMetrics') as typeof PromClient.collectDefaultMetrics)({
-    register: registry,
-    prefix,
+
+/**
+ * prom-client's default metrics minus its CPU counters, whose module loads OpenTelemetry's API (for exemplars, which
+ * the server never enables): 40–75 ms of start-up and ~3 MB of RSS, measured. {@link cpuCounters} stands in for them.
+ */
+const DEFAULT_METRICS = [
+  'processStartTime',
+  'osMemoryHeap',
+  'processOpenFileDescriptors',
+  'processMaxFileDescriptors',
+  'eventLoopLag',
+  // prom-client adds this one only where Node has `process.getActiveResourcesInfo` (every supported version does).
+  ...(typeof process.getActiveResourcesInfo === 'function' ? ['processResources'] : []),
+  'processHandles',
+  'processRequests',
+  'heapSizeAndUsed',
+  'heapSpacesSizeAndUsed',
+  'version',
+  'gc',
+];
+
+type DefaultMetric = (
+  registry: Registry,
+  config: { prefix: string; eventLoopMonitoringPrecision: number },
+) => void;
+
+function collectDefaultMetrics(registry: Registry, prefix: string): void {
+  for (const name of DEFAULT_METRICS) {
+    (require(`prom-client/lib/metrics/${name}`) as DefaultMetric)(registry, {
+      prefix,
+      eventLoopMonitoringPrecision: 10,
+    });
+  }
+  cpuCounters(registry, prefix);
+}
+
+/** The process CPU counters of prom-client's default metrics (same names and meaning: CPU time since registered). */
+function cpuCounters(registry: Registry, prefix: string): void {
+  const registers = [registry];
+  let last = process.cpuUsage();
+  // This one's `collect` sets all three, as prom-client's does.
+  new Counter({
+    name: `${prefix}process_cpu_user_seconds_total`,
+    help: 'Total user CPU time spent in seconds.',
+    registers,
+    collect() {
+      const now = process.cpuUsage();
+      const user = (now.user - last.user) / 1e6;
+      const sys = (now.system - last.system) / 1e6;
+      last = now;
+      this.inc(user);
+      system.inc(sys);
+      total.inc(user + sys);
+    },
   });
+  const system = new Counter({
+    name: `${prefix}process_cpu_system_seconds_total`,
+    help: 'Total system CPU time spent in seconds.',
+    registers,
+  });
+  const total = new Counter({
+    name: `${prefix}process_cpu_seconds_total`,
+    help: 'Total user and system CPU time spent in seconds.',
+    registers,
+  });
+}
 
 /**
  * What a storage backend reports about each commit group it makes durable, through the `onCommit` observer the
