@@ -1,7 +1,11 @@
-import { lookup } from 'node:dns/promises';
 import type { ServerConfig } from '../settings/table.js';
-import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits } from '../webhooks/deliver.js';
-import { DEFAULT_WEBHOOK_URL_POLICY, type Resolver, type WebhookUrlPolicy } from '../webhooks/ssrf.js';
+import {
+  DEFAULT_DELIVERY_LIMITS,
+  DEFAULT_WEBHOOK_URL_POLICY,
+  type DeliveryLimits,
+  type WebhookUrlPolicy,
+} from '../webhooks/defaults.js';
+import type { Resolver } from '../webhooks/ssrf.js';
 
 /** Options of the subscription API (`createApp({ subscriptions })`). Every field has a default. */
 export interface SubscriptionOptions {
@@ -69,6 +73,7 @@ export interface SubscriptionSettings {
 
 /** Resolves a host name through the operating system's resolver, every address. */
 export const systemResolver: Resolver = async (host) => {
+  const { lookup } = await import('node:dns/promises');
   const found = await lookup(host, { all: true, verbatim: true });
   return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 };

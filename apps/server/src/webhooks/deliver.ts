@@ -1,20 +1,12 @@
 import { type Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits } from './defaults.js';
 import { type DeliveryOutcome, outcomeOfStatus, reportDelivery } from './events.js';
 import { type AdmittedWebhookUrl, pinnedLookup } from './ssrf.js';
 
-/** Bounds of one webhook delivery. */
-export interface DeliveryLimits {
-  /** The whole exchange, connection to last byte of the answer. @default 5000 */
-  readonly timeoutMs: number;
-  /** Bytes of the answer read; a longer answer fails the delivery. @default 65536 */
-  readonly maxAnswerBytes: number;
-}
+export type { DeliveryLimits } from './defaults.js';
 
-export const DEFAULT_DELIVERY_LIMITS: DeliveryLimits = Object.freeze({
-  timeoutMs: 5000,
-  maxAnswerBytes: 64 * 1024,
-});
+export { DEFAULT_DELIVERY_LIMITS } from './defaults.js';
 
 /** What a receiver answered. A redirect is an answer like any other: it is never followed. */
 export interface DeliveryAnswer {

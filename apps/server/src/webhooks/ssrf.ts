@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import type { WebhookUrlPolicy } from './defaults.js';
 
 /**
  * Where a webhook may be delivered (server-side request forgery defence).
@@ -20,17 +21,9 @@ import { BlockList, isIP } from 'node:net';
  * Link-local, unspecified, multicast and reserved addresses are refused whatever the settings: nothing legitimate
  * receives webhooks there.
  */
-export interface WebhookUrlPolicy {
-  /** Admit loopback addresses (and `http:` to them). @default true */
-  readonly allowLoopback: boolean;
-  /** Admit private (RFC 1918), shared (RFC 6598) and unique-local (fc00::/7) addresses. @default false */
-  readonly allowPrivate: boolean;
-}
+export type { WebhookUrlPolicy } from './defaults.js';
 
-export const DEFAULT_WEBHOOK_URL_POLICY: WebhookUrlPolicy = Object.freeze({
-  allowLoopback: true,
-  allowPrivate: false,
-});
+export { DEFAULT_WEBHOOK_URL_POLICY } from './defaults.js';
 
 /** One resolved address, as `dns.lookup(host, { all: true })` returns them. */
 export interface ResolvedAddress {
