@@ -1,6 +1,9 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 
+/** How long after construction the shell is started if no sync asked for it first. */
+const START_DELAY_MS = 250;
+
 /**
  * `syncfs` for checkpoints, through a small shell started once that runs coreutils' `sync --file-system` for each
  * path it reads (Node has no binding for `syncfs`).
@@ -11,6 +14,10 @@ import type { Socket } from 'node:net';
  * 600 µs instead of 400 while checkpoints came every second. The shell is forked once, at open, while the process is
  * small; afterwards it forks only itself.
  *
+ * Not at once, though: the fork takes 7–15 ms of the main thread, which start-up need not wait for. The shell is
+ * started {@link START_DELAY_MS} after construction (the storage has opened; the process is as small as it was), or
+ * by the first sync, whichever comes first.
+ *
  * Protocol: one path per line on its stdin; one line back per path, `ok` or `fail`. A path with a newline, or a shell
  * that died, rejects: the caller then syncs file by file.
  */
@@ -18,8 +25,19 @@ export class FileSystemSyncer {
   private child: ChildProcessByStdio<Socket, Socket, null> | undefined;
   private readonly waiting: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private out = '';
+  /** Until the shell is started: the timer that starts it. */
+  private pending: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
 
-  constructor() {
+  constructor(startDelayMs = START_DELAY_MS) {
+    this.pending = setTimeout(() => this.start(), startDelayMs);
+    this.pending.unref();
+  }
+
+  private start(): void {
+    clearTimeout(this.pending);
+    this.pending = undefined;
+    if (this.closed || this.child !== undefined) return;
     // Pipes: both ends are sockets, whose `ref`/`unref` let an idle helper not keep the process alive.
     const child = spawn(
       'sh',
@@ -39,6 +57,7 @@ export class FileSystemSyncer {
 
   /** Makes everything written to the file system holding `path` durable. */
   sync(path: string): Promise<void> {
+    if (this.pending !== undefined) this.start();
     const child = this.child;
     if (child === undefined) return Promise.reject(new Error('the sync helper is not running'));
     if (path.includes('\n')) return Promise.reject(new Error('a path with a newline'));
@@ -53,6 +72,9 @@ export class FileSystemSyncer {
 
   /** Ends the helper (it exits when its input closes); syncs waiting are rejected. */
   close(): void {
+    this.closed = true;
+    clearTimeout(this.pending);
+    this.pending = undefined;
     const child = this.child;
     if (child === undefined) return;
     this.stop(new Error('the sync helper was closed'));

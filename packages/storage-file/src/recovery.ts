@@ -217,7 +217,7 @@ export async function recover(
   core.journal.beforeCheckpoint = () => carryPending(core);
   // The real file system on Linux: a checkpoint with many logs to sync syncs the file system once instead.
   if (core.fs === nodeFileSystem && process.platform === 'linux') {
-    // Started now, while the process is small: see `fs-syncer.ts`.
+    // Made now, so that its shell starts while the process is small: see `fs-syncer.ts`.
     const syncer = new FileSystemSyncer();
     core.syncer = syncer;
     core.journal.syncAll = () => syncer.sync(root);
