@@ -2,6 +2,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import type { CommitReport } from '@streamkeep/storage';
 import type * as PromClient from 'prom-client';
+import { TalliedHistogram, type Tally } from './metrics-tally.js';
 import {
   type DeliveryReport,
   type RetryReport,
@@ -23,7 +24,6 @@ const Histogram = require('prom-client/lib/histogram') as typeof PromClient.Hist
 type Registry = PromClient.Registry;
 type Counter<T extends string = string> = PromClient.Counter<T>;
 type Gauge = PromClient.Gauge;
-type Histogram<T extends string = string> = PromClient.Histogram<T>;
 
 /**
  * prom-client's default metrics minus its CPU counters, whose module loads OpenTelemetry's API (for exemplars, which
@@ -158,15 +158,17 @@ function listenToWebhooks(sink: WebhookSink): void {
 export class ServerMetrics {
   readonly registry: Registry;
   private readonly requests: Counter<'route' | 'method' | 'status'>;
-  private readonly duration: Histogram<'route' | 'method' | 'status'>;
+  private readonly duration: TalliedHistogram<'route' | 'method' | 'status'>;
   /** Appends not yet added to their counters (see the constructor). */
   private readonly pendingAppends = { appends: 0, messages: 0, bytes: 0 };
   /** The labelled series of each (route, method, status) seen, with requests not yet added to their counter. */
-  private readonly series = new Map<string, RequestSeries>();
+  private readonly series: RequestSeries[] = [];
+  /** The same series by route and method, then status: found per request without building a key. */
+  private readonly seriesByRoute = new Map<RouteLabel, Map<string, Map<number, RequestSeries>>>();
   private readonly recovery: Gauge;
-  private readonly commitEntries: Histogram;
-  private readonly commitBytes: Histogram;
-  private readonly syncSeconds: Histogram;
+  private readonly commitEntries: Tally;
+  private readonly commitBytes: Tally;
+  private readonly syncSeconds: Tally;
   private probe: LoadProbe | undefined;
   /** Held here: the webhook channels hold it only weakly. */
   private readonly webhooks: WebhookSink;
@@ -185,13 +187,13 @@ export class ServerMetrics {
       labelNames: ['route', 'method', 'status'],
       registers,
       collect() {
-        for (const s of series.values()) {
+        for (const s of series) {
           if (s.pending > 0) s.count.inc(s.pending);
           s.pending = 0;
         }
       },
     });
-    this.duration = new Histogram({
+    this.duration = new TalliedHistogram({
       name: 'streamkeep_http_request_duration_seconds',
       help: 'Time from request to the end of its response (long-polls and SSE include their wait)',
       labelNames: ['route', 'method', 'status'],
@@ -276,24 +278,25 @@ export class ServerMetrics {
       help: 'How long opening the storage took at start-up (recovery included)',
       registers,
     });
-    this.commitEntries = new Histogram({
+    // Observed once per commit group (per append on the memory backend): tallied, added to prom-client when scraped.
+    this.commitEntries = new TalliedHistogram({
       name: 'streamkeep_storage_commit_entries',
       help: 'Appends per commit group (reported by backends that offer onCommit)',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
       registers,
-    });
-    this.commitBytes = new Histogram({
+    }).tally();
+    this.commitBytes = new TalliedHistogram({
       name: 'streamkeep_storage_commit_bytes',
       help: 'Payload bytes per commit group (reported by backends that offer onCommit)',
       buckets: [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216],
       registers,
-    });
-    this.syncSeconds = new Histogram({
+    }).tally();
+    this.syncSeconds = new TalliedHistogram({
       name: 'streamkeep_storage_sync_seconds',
       help: 'Time to make one commit group durable (reported by backends that offer onCommit)',
       buckets: LATENCY_BUCKETS,
       registers,
-    });
+    }).tally();
     // Webhook delivery, reported on diagnostics channels by `webhooks/` (process-wide; see `webhooks/events.ts`).
     const attempts = new Counter({
       name: 'streamkeep_webhook_delivery_attempts_total',
@@ -337,13 +340,23 @@ export class ServerMetrics {
 
   request(route: RouteLabel, method: string, status: number, seconds: number): void {
     const m = KNOWN_METHODS.has(method) ? method : 'other';
-    const key = `${route} ${m} ${status}`;
-    let series = this.series.get(key);
+    let byMethod = this.seriesByRoute.get(route);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      this.seriesByRoute.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(m);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byMethod.set(m, byStatus);
+    }
+    let series = byStatus.get(status);
     if (series === undefined) {
       // Labelled children resolved once per (route, method, status), not a label object per request.
       const labels = { route, method: m, status: String(status) };
-      series = { count: this.requests.labels(labels), duration: this.duration.labels(labels), pending: 0 };
-      this.series.set(key, series);
+      series = { count: this.requests.labels(labels), duration: this.duration.tally(labels), pending: 0 };
+      byStatus.set(status, series);
+      this.series.push(series);
     }
     series.pending++;
     series.duration.observe(seconds);

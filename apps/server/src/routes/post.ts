@@ -30,7 +30,9 @@ export async function handlePost(ctx: RequestContext): Promise<void> {
   }
 
   const body = await readBody(req, config.maxRequestBodyBytes);
-  const release = await ctx.admit();
+  const admitted = ctx.admit();
+  // A free slot comes back synchronously: no await, so no extra microtask turn per append.
+  const release = typeof admitted === 'function' ? admitted : await admitted;
   try {
     await appendBody(ctx, body, close, producer, seq);
   } finally {
