@@ -3,7 +3,7 @@
 // `<!-- settings:start -->` and `<!-- settings:end -->` markers. Run after a build: `pnpm readme`.
 // test/cli.test.ts fails while the README's table differs from what this writes.
 import { readFile, writeFile } from 'node:fs/promises';
-import { settingsMarkdown } from '../dist/settings/cli.js';
+import { settingsMarkdown } from '../dist/index.js';
 
 const path = new URL('../README.md', import.meta.url);
 const readme = await readFile(path, 'utf8');

@@ -3,12 +3,23 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { postgresUrl } from './parsers.js';
 import { isBoolean, SETTINGS, type ServerConfig, type Setting } from './table.js';
 
-/** The package version, for `--version`: `package.json` sits one level above both `src/` and `dist/`. */
+/**
+ * The package version, for `--version`: read from the nearest `package.json` of `@streamkeep/server` above this module,
+ * which is `src/settings/` when run from source and a file of the bundled `dist/` once built.
+ */
 export function serverVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
+        name?: string;
+        version: string;
+      };
+      if (pkg.name === '@streamkeep/server') return pkg.version;
+    } catch {
+      // none here: look further up
+    }
+    if (dir.pathname === '/') throw new Error('the package.json of @streamkeep/server was not found');
+  }
 }
 
 /** commander stores a parsed `undefined` as "not given" (the environment would then win over the flag): this stands in. */
