@@ -51,5 +51,8 @@ await build.write({
   entryFileNames: '[name].js',
   chunkFileNames: 'chunks/[name]-[hash].js',
   sourcemap: true,
+  // Documentation comments stay in the declarations (what editors show) and in the sources the maps point to; in the
+  // modules Node loads they were about a third of the text, which V8 keeps in memory for as long as the module lives.
+  comments: { legal: true, annotation: true, jsdoc: false },
 });
 await build.close();

@@ -61,10 +61,13 @@ function collectDefaultMetrics(registry: Registry, prefix: string): void {
   cpuCounters(registry, prefix);
 }
 
-/** The process CPU counters of prom-client's default metrics (same names and meaning: CPU time since registered). */
+/**
+ * The process CPU counters of prom-client's default metrics (same names), counting the CPU time of the whole process
+ * since it started: the process metrics are registered at the first scrape, and CPU spent before it counts too.
+ */
 function cpuCounters(registry: Registry, prefix: string): void {
   const registers = [registry];
-  let last = process.cpuUsage();
+  let last: NodeJS.CpuUsage = { user: 0, system: 0 };
   // This one's `collect` sets all three, as prom-client's does.
   new Counter({
     name: `${prefix}process_cpu_user_seconds_total`,
@@ -156,7 +159,9 @@ function listenToWebhooks(sink: WebhookSink): void {
  * Served at `/metrics` in the text exposition format.
  */
 export class ServerMetrics {
-  readonly registry: Registry;
+  readonly #registry: Registry;
+  /** Process metrics still to be registered (at the first scrape, see the constructor). */
+  #processMetricsDue: boolean;
   private readonly requests: Counter<'route' | 'method' | 'status'>;
   private readonly duration: TalliedHistogram<'route' | 'method' | 'status'>;
   /** Appends not yet added to their counters (see the constructor). */
@@ -173,10 +178,20 @@ export class ServerMetrics {
   /** Held here: the webhook channels hold it only weakly. */
   private readonly webhooks: WebhookSink;
 
+  /**
+   * `processMetrics`: add prom-client's process and Node.js figures (CPU, memory, event-loop lag, GC, handles),
+   * prefixed `streamkeep_`. In a registry of its own they are registered at the first scrape
+   * ({@link ServerMetrics.text} or the first read of {@link ServerMetrics.registry}), not here: their collectors (an
+   * event-loop delay histogram sampled every 10 ms, a GC observer) cost about 1.5 MB of RSS and a timer, which a
+   * server nobody scrapes need not pay. The CPU counters count from the start of the process all the same; GC and
+   * event-loop figures count from the first scrape. In a `registry` passed in (which its owner may scrape directly)
+   * they are registered at once.
+   */
   constructor(options: { registry?: Registry; processMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
-    this.registry = registry;
-    if (options.processMetrics) collectDefaultMetrics(registry, 'streamkeep_');
+    this.#registry = registry;
+    this.#processMetricsDue = options.processMetrics === true;
+    if (options.registry !== undefined) void this.registry;
     const registers = [registry];
     // Counters on the request path are tallied in plain numbers and added to prom-client's counters when scraped
     // (`collect`): an `inc` hashes its labels and allocates on every call, which showed in the CPU per request.
@@ -328,9 +343,18 @@ export class ServerMetrics {
     listenToWebhooks(this.webhooks);
   }
 
+  /** The registry every series is in (the process metrics, when asked for, from this first read on). */
+  get registry(): Registry {
+    if (this.#processMetricsDue) {
+      this.#processMetricsDue = false;
+      collectDefaultMetrics(this.#registry, 'streamkeep_');
+    }
+    return this.#registry;
+  }
+
   /** The content type of {@link ServerMetrics.text}. */
   get contentType(): string {
-    return this.registry.contentType;
+    return this.#registry.contentType;
   }
 
   /** Where scrapes read the load figures from (the app sets it). */

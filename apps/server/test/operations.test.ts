@@ -1,4 +1,5 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FileStorage } from '@streamkeep/storage-file';
@@ -7,11 +8,14 @@ import madge from 'madge';
 // @ts-expect-error: the package ships no type declarations.
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { type Logger, pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import type * as PromClient from 'prom-client';
+import { describe, expect, it, vi } from 'vitest';
 import { ServerMetrics } from '../src/metrics.js';
 import { openStorage } from '../src/server.js';
 import { parseServerConfig } from '../src/settings/index.js';
 import { startTestServer } from './helpers.js';
+
+const Registry = createRequire(import.meta.url)('prom-client/lib/registry') as typeof PromClient.Registry;
 
 /** One metric family as `parse-prometheus-text-format` returns it. */
 interface Family {
@@ -170,7 +174,7 @@ describe('process metrics', () => {
     const families = new Map(
       (parsePrometheusTextFormat(await metrics.text()) as Family[]).map((f) => [f.name, f] as const),
     );
-    // CPU time since the collector started: present, possibly still 0 (the kernel accounts it in ticks).
+    // CPU time of the process since it started.
     expect(sample(families, 'streamkeep_process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(0);
     expect(sample(families, 'streamkeep_nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     expect(sample(families, 'streamkeep_appended_bytes_total')).toBe(20);
@@ -183,6 +187,40 @@ describe('process metrics', () => {
     expect(
       new ServerMetrics().registry.getSingleMetric('streamkeep_nodejs_heap_size_used_bytes'),
     ).toBeUndefined();
+  });
+
+  it('registers them at the first scrape, with CPU time counted from the start of the process', async () => {
+    const registered: string[] = [];
+    const register = Registry.prototype.registerMetric;
+    const spy = vi.spyOn(Registry.prototype, 'registerMetric').mockImplementation(function (
+      this: PromClient.Registry,
+      metric,
+    ) {
+      registered.push((metric as unknown as { name: string }).name);
+      register.call(this, metric);
+    });
+    try {
+      const metrics = new ServerMetrics({ processMetrics: true });
+      expect(registered).toContain('streamkeep_appends_total');
+      expect(registered.filter((n) => /^streamkeep_(nodejs|process)_/.test(n))).toEqual([]);
+      const before = process.cpuUsage();
+      const families = new Map(
+        (parsePrometheusTextFormat(await metrics.text()) as Family[]).map((f) => [f.name, f] as const),
+      );
+      expect(registered).toContain('streamkeep_nodejs_eventloop_lag_seconds');
+      // The CPU this test process spent before the metrics existed (well over the kernel's tick) is counted.
+      expect(sample(families, 'streamkeep_process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(
+        Math.floor(before.user / 1e4) / 100,
+      );
+      expect(before.user).toBeGreaterThan(10_000);
+
+      // A registry passed in may be scraped by its owner directly: the process metrics are in it at once.
+      const own = new Registry();
+      new ServerMetrics({ registry: own, processMetrics: true });
+      expect(own.getSingleMetric('streamkeep_process_cpu_seconds_total')).toBeDefined();
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
