@@ -3,6 +3,7 @@ import {
   carryNow,
   carryOverBudget,
   forgetPending,
+  keepPending,
   settleCarry,
   uncarryPending,
 } from './carry.js';
@@ -188,7 +189,7 @@ async function deferredWrite(
           core.carryPendingStreams++;
         }
       }
-      for (const p of parts) entry.pending.push(p);
+      keepPending(entry, parts);
       entry.pendingBytes += total;
       core.pendingBytes += total;
       if (entry.pendingCarry) core.carryPendingBytes += total;
