@@ -10,7 +10,11 @@ import { fileURLToPath } from 'node:url';
  * reference column is `Ref file` for `SK file+sync` and `Ref mem` otherwise, and the relative tolerance adds the
  * spreads of both columns. Used to compare a run with the 12-03 report, or two builds run back to back (A/B).
  *
- * Usage: `node dist/compare.js <old.md> <new.md>`; prints one line per cell, then a summary line.
+ * Several runs of each side can be given, comma-separated (`old-1.md,old-2.md new-1.md,new-2.md`): each side's cells
+ * are pooled first ({@link poolReports}), so that a cell's tolerance covers how much it moves from run to run, which
+ * the spread within one run (two or three repetitions) understates.
+ *
+ * Usage: `node dist/compare.js <old.md>[,…] <new.md>[,…]`; prints one line per cell, then a summary line.
  */
 
 /** The sections compared; others (CPU per append, profiles, many streams) have no counterpart in older reports. */
@@ -86,6 +90,34 @@ export function parseReport(markdown: string): Map<string, Cell> {
   return cells;
 }
 
+/**
+ * The cells of several runs of one build as one report: each cell's value is the median of the runs' values, its
+ * spread the larger of the median spread within a run and half the range of the runs' values (as a fraction of the
+ * median). Cells missing from some runs are pooled over the runs that have them.
+ */
+export function poolReports(reports: readonly Map<string, Cell>[]): Map<string, Cell> {
+  if (reports.length === 1) return reports[0] as Map<string, Cell>;
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mid = s.length >> 1;
+    return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  };
+  const out = new Map<string, Cell>();
+  const keys = new Set(reports.flatMap((r) => [...r.keys()]));
+  for (const key of keys) {
+    const cells = reports.flatMap((r) => r.get(key) ?? []);
+    const values = cells.map((c) => c.value);
+    const value = median(values);
+    const between = value === 0 ? 0 : (Math.max(...values) - Math.min(...values)) / 2 / value;
+    out.set(key, {
+      value,
+      spread: Math.max(median(cells.map((c) => c.spread)), between),
+      higherIsBetter: (cells[0] as Cell).higherIsBetter,
+    });
+  }
+  return out;
+}
+
 function ratio(before: Cell, after: Cell): number {
   return before.higherIsBetter ? after.value / before.value : before.value / after.value;
 }
@@ -119,13 +151,12 @@ export function compareReports(before: Map<string, Cell>, after: Map<string, Cel
 function main(argv: readonly string[]): void {
   const [oldPath, newPath] = argv;
   if (oldPath === undefined || newPath === undefined) {
-    process.stderr.write('usage: node dist/compare.js <old.md> <new.md>\n');
+    process.stderr.write('usage: node dist/compare.js <old.md>[,<old.md>…] <new.md>[,<new.md>…]\n');
     process.exit(2);
   }
-  const results = compareReports(
-    parseReport(readFileSync(oldPath, 'utf8')),
-    parseReport(readFileSync(newPath, 'utf8')),
-  );
+  const load = (paths: string) =>
+    poolReports(paths.split(',').map((path) => parseReport(readFileSync(path, 'utf8'))));
+  const results = compareReports(load(oldPath), load(newPath));
   const order: Verdict[] = ['worse', 'drift', 'same', 'better'];
   results.sort((x, y) => order.indexOf(x.verdict) - order.indexOf(y.verdict) || x.change - y.change);
   const count = (v: Verdict) => results.filter((r) => r.verdict === v).length;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareReports, parseReport } from '../src/compare.js';
+import { type Cell, compareReports, parseReport, poolReports } from '../src/compare.js';
 
 const report = (skMem: string, refMem: string, skP99: string, refP99: string) => `
 ## Appends on own streams
@@ -58,5 +58,23 @@ describe('compareReports', () => {
     const after = parseReport(report('850 ±5%', '1000', '0.50 ±5%', '1.00'));
     const verdicts = compareReports(before, after).map((c) => c.verdict);
     expect(verdicts).toEqual(['same', 'better']);
+  });
+
+  it('pools runs: the median value, a spread covering the runs, a flag only beyond what runs vary by', () => {
+    const runs = ['1000 ±2%', '800 ±4%', '900 ±2%'].map((sk) =>
+      parseReport(report(sk, '1000', '1.00', '1.00')),
+    );
+    const pooled = poolReports(runs).get('Appends on own streams | 100 B × 1 writer | SK mem');
+    // Median 900; half the range (1000 - 800) is 100, 11 % of it, more than the runs' own spreads.
+    expect(pooled?.value).toBe(900);
+    expect(pooled?.spread).toBeCloseTo(100 / 900, 10);
+    // 820 against one run of 1000 ±2 % is a regression; against the pooled runs it is within their spread.
+    const after = parseReport(report('820 ±2%', '1000', '1.00', '1.00'));
+    const verdict = (before: Map<string, Cell>) =>
+      compareReports(before, after).find((c) => c.key.startsWith('Appends on own streams |'))?.verdict;
+    expect(verdict(runs[0] as Map<string, Cell>)).toBe('worse');
+    expect(verdict(poolReports(runs))).toBe('same');
+    // One run pools to itself.
+    expect(poolReports([runs[1] as Map<string, Cell>])).toBe(runs[1]);
   });
 });
