@@ -3,7 +3,6 @@ import {
   carryNow,
   carryOverBudget,
   forgetPending,
-  keepPending,
   settleCarry,
   uncarryPending,
 } from './carry.js';
@@ -189,7 +188,7 @@ async function deferredWrite(
           core.carryPendingStreams++;
         }
       }
-      keepPending(entry, parts);
+      for (const p of parts) entry.pending.push(p);
       entry.pendingBytes += total;
       core.pendingBytes += total;
       if (entry.pendingCarry) core.carryPendingBytes += total;

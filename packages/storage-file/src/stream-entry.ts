@@ -83,9 +83,6 @@ export class StreamEntry implements HandleOwner {
   pending: Uint8Array[] = [];
   pendingBytes = 0;
   pendingAt = 0;
-  /** The buffer small pending groups are copied into (see `keepPending`), and how much of it is used. */
-  pendingBuf: Buffer | null = null;
-  pendingBufUsed = 0;
   /** A flush of `pending` in progress. */
   flushing: Promise<void> | null = null;
   /**
