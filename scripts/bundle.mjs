@@ -15,14 +15,15 @@ import { rolldown } from 'rolldown';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const input = {};
-for (const target of Object.values(pkg.exports ?? {})) {
-  const file = typeof target === 'string' ? target : target?.default;
+// Every entry point of the `exports` map, and the executables (`bin`), built the same way.
+const entries = [
+  ...Object.values(pkg.exports ?? {}).map((target) =>
+    typeof target === 'string' ? target : target?.default,
+  ),
+  ...(typeof pkg.bin === 'string' ? [pkg.bin] : Object.values(pkg.bin ?? {})),
+];
+for (const file of entries) {
   const m = typeof file === 'string' ? /^\.\/dist\/(.+)\.js$/.exec(file) : null;
-  if (m) input[m[1]] = `src/${m[1]}.ts`;
-}
-// The executables too (`bin`), built the same way.
-for (const file of typeof pkg.bin === 'string' ? [pkg.bin] : Object.values(pkg.bin ?? {})) {
-  const m = /^\.\/dist\/(.+)\.js$/.exec(file);
   if (m) input[m[1]] = `src/${m[1]}.ts`;
 }
 if (Object.keys(input).length === 0) throw new Error(`${pkg.name}: no ./dist/*.js entry in exports`);

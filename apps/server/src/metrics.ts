@@ -191,7 +191,7 @@ export class ServerMetrics {
     const registry = options.registry ?? new Registry();
     this.#registry = registry;
     this.#processMetricsDue = options.processMetrics === true;
-    if (options.registry !== undefined) void this.registry;
+    if (options.registry !== undefined) this.#registerProcessMetrics();
     const registers = [registry];
     // Counters on the request path are tallied in plain numbers and added to prom-client's counters when scraped
     // (`collect`): an `inc` hashes its labels and allocates on every call, which showed in the CPU per request.
@@ -345,11 +345,14 @@ export class ServerMetrics {
 
   /** The registry every series is in (the process metrics, when asked for, from this first read on). */
   get registry(): Registry {
-    if (this.#processMetricsDue) {
-      this.#processMetricsDue = false;
-      collectDefaultMetrics(this.#registry, 'streamkeep_');
-    }
+    this.#registerProcessMetrics();
     return this.#registry;
+  }
+
+  #registerProcessMetrics(): void {
+    if (!this.#processMetricsDue) return;
+    this.#processMetricsDue = false;
+    collectDefaultMetrics(this.#registry, 'streamkeep_');
   }
 
   /** The content type of {@link ServerMetrics.text}. */
