@@ -334,9 +334,15 @@ export class FileStorage implements Storage, SubscriptionStore {
     this.closing = (async () => {
       while (core.ops.size > 0) await Promise.allSettled([...core.ops]);
       while (core.drains.size > 0) await Promise.all(core.drains);
+      // A failed final checkpoint loses nothing (the journal keeps every acknowledged group and the next open
+      // replays it), but the caller learns of it once everything is released.
+      let checkpointError: unknown;
       const checkpointed = await core.journal.close().then(
         () => true,
-        () => false,
+        (err: unknown) => {
+          checkpointError = err;
+          return false;
+        },
       );
       await core.closeFiles();
       for (const entry of core.entries.values()) entry.listeners.clear();
@@ -349,6 +355,9 @@ export class FileStorage implements Storage, SubscriptionStore {
       }
       core.state = 'closed';
       await this.releaseLock();
+      if (!checkpointed) {
+        throw classifyIoError(checkpointError, 'the final checkpoint at close');
+      }
     })();
     return this.closing;
   }

@@ -161,9 +161,13 @@ describe('injected I/O failures', () => {
     } finally {
       await rm(copy, { recursive: true, force: true, maxRetries: 5 });
     }
-    // A failed flush at the checkpoint of close() keeps the journal: the next open still has everything.
+    // A failed flush at the checkpoint of close() keeps the journal: the next open still has everything. close()
+    // reports the failure, after releasing everything (the lock too: the open below would fail otherwise).
     fs.fail('writev', 'EIO', 1, false, `${sep}logs${sep}`);
-    await s.close();
+    const closing = s.close();
+    expect(await codeOf(closing)).toBe('INTERNAL');
+    expect(await codeOf(s.close())).toBe('INTERNAL');
+    expect(await codeOf(s.head('s'))).toBe('STORAGE_CLOSED');
     storage = await FileStorage.open({ rootDir: dir });
     expect((await storage.read('s', '-1')).messages.map(dec)).toEqual(['first', 'pending', 'again']);
   });

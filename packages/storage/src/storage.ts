@@ -277,6 +277,12 @@ export interface Storage {
   /**
    * Waits for in-flight commits, releases files, locks and connections, and drops all subscriptions. Idempotent.
    * Every later call rejects with `STORAGE_CLOSED`.
+   *
+   * @remarks
+   * Closing always completes: the storage is closed and its resources are released even when the backend's last
+   * work fails (a file backend's final checkpoint, say). Such a failure then rejects the promise, with a
+   * backend-health code (`INTERNAL`, `UNAVAILABLE` or `INSUFFICIENT_STORAGE`), once everything is released; repeated
+   * calls settle alike. It never loses an acknowledged write: whatever was acknowledged is there at the next open.
    */
   close(): Promise<void>;
 }
