@@ -23,7 +23,9 @@ export interface RunningServer {
   readonly metrics: ServerMetrics | undefined;
   /**
    * Graceful stop: see {@link StreamkeepApp.shutdown}; then closes connections and the storage, all within
-   * `shutdownTimeoutMs`. Idempotent.
+   * `shutdownTimeoutMs`. Idempotent. Rejects, once everything is closed, when closing the storage failed (a file
+   * backend's final checkpoint, say: nothing acknowledged is lost, the next start recovers it), so that the
+   * process can exit non-zero; a close still running at the deadline is not waited for.
    */
   close(): Promise<void>;
 }
@@ -250,9 +252,13 @@ export async function startServer(
           storage.then((s) => s.close()).catch(() => {});
           return;
         }
-        const closed = opened.close();
-        closed.catch((err: unknown) => logger.error({ err }, 'closing storage failed'));
+        let failure: unknown;
+        const closed = opened.close().catch((err: unknown) => {
+          failure = err;
+          logger.error({ err }, 'closing storage failed');
+        });
         await withDeadline(closed, left());
+        if (failure !== undefined) throw failure;
       })();
       return closing;
     },

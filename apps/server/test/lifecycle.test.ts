@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { Storage } from '@streamkeep/storage';
-import { isStorageError } from '@streamkeep/storage';
+import { isStorageError, StorageError } from '@streamkeep/storage';
 import { MemoryStorage } from '@streamkeep/storage-memory';
 import { describe, expect, it } from 'vitest';
 import { startTestServer } from './helpers.js';
@@ -87,6 +87,26 @@ describe('graceful shutdown', () => {
     expect(res.headers.get('connection')).toBe('close');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     await server.stop();
+  });
+});
+
+describe('a storage close that fails', () => {
+  it('rejects the server close with its error once everything is closed, so the process can exit non-zero', async () => {
+    const storage = new MemoryStorage();
+    const release = storage.close.bind(storage);
+    const failure = new StorageError('INTERNAL', 'the final checkpoint at close failed (EIO)');
+    storage.close = async () => {
+      await release();
+      throw failure;
+    };
+    const server = await startTestServer('memory', { shutdownTimeoutMs: 1_000 }, storage);
+    expect((await fetch(`${server.url}/v1/stream/kept`, { method: 'PUT' })).status).toBe(201);
+    const closing = server.close();
+    await expect(closing).rejects.toBe(failure);
+    // Idempotent: a second call settles alike, and nothing is left open.
+    await expect(server.close()).rejects.toBe(failure);
+    expect(server.server.listening).toBe(false);
+    expect(isStorageError(await storage.head('kept').catch((e: unknown) => e), 'STORAGE_CLOSED')).toBe(true);
   });
 });
 
