@@ -252,13 +252,13 @@ export async function startServer(
           storage.then((s) => s.close()).catch(() => {});
           return;
         }
-        let failure: unknown;
+        let failure: { err: unknown } | undefined;
         const closed = opened.close().catch((err: unknown) => {
-          failure = err;
+          failure = { err };
           logger.error({ err }, 'closing storage failed');
         });
         await withDeadline(closed, left());
-        if (failure !== undefined) throw failure;
+        if (failure !== undefined) throw failure.err;
       })();
       return closing;
     },
