@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { median } from './stats.js';
 
 /**
  * Compares two reports written by the harness (`docs/benchmarks.md` or an `--out` file), cell by cell, for the
@@ -97,11 +98,6 @@ export function parseReport(markdown: string): Map<string, Cell> {
  */
 export function poolReports(reports: readonly Map<string, Cell>[]): Map<string, Cell> {
   if (reports.length === 1) return reports[0] as Map<string, Cell>;
-  const median = (xs: number[]): number => {
-    const s = [...xs].sort((a, b) => a - b);
-    const mid = s.length >> 1;
-    return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-  };
   const out = new Map<string, Cell>();
   const keys = new Set(reports.flatMap((r) => [...r.keys()]));
   for (const key of keys) {

@@ -68,6 +68,10 @@ export interface StartOptions {
   readonly postgres?: { readonly url: string; readonly schema: string };
   /** Streamkeep keeps its own admission limits (sized by memory and `ulimit -n`) instead of the raised ones. */
   readonly serverLimits?: boolean;
+  /** The `dist/main.js` of another Streamkeep build (A/B runs between builds); default: this workspace's. */
+  readonly streamkeepMain?: string;
+  /** Server flags after the harness's own (Streamkeep targets). */
+  readonly extraArgs?: readonly string[];
 }
 
 /** A server running in its own child process. */
@@ -93,6 +97,11 @@ const require = createRequire(import.meta.url);
 
 function streamkeepMain(): string {
   return join(dirname(require.resolve('@streamkeep/server/package.json')), 'dist', 'main.js');
+}
+
+/** Whether the server at `main` has `flag` (its `--help` names it). */
+function knowsFlag(main: string, flag: string): boolean {
+  return execFileSync(process.execPath, [main, '--help'], { encoding: 'utf8' }).includes(flag);
 }
 
 function referenceScript(): string {
@@ -150,9 +159,10 @@ export async function startTarget<Id extends string>(
     : [];
   let args: string[];
   if (spec.system === 'streamkeep') {
+    const main = options.streamkeepMain ?? streamkeepMain();
     args = [
       ...nodeFlags,
-      streamkeepMain(),
+      main,
       '--host',
       '127.0.0.1',
       '--port',
@@ -166,9 +176,9 @@ export async function startTarget<Id extends string>(
       '--log-level',
       'info',
       // The reference server logs no requests; request logs (on by default, one pino-http line each) are left out
-      // so that both do the same work. Their cost is reported with the server's operations figures.
-      '--log-requests',
-      'false',
+      // so that both do the same work. Their cost is reported with the server's operations figures. (A build from
+      // before the flag logs none and would refuse it.)
+      ...(main === streamkeepMain() || knowsFlag(main, '--log-requests') ? ['--log-requests', 'false'] : []),
       ...STREAMKEEP_LIMITS,
     ];
     if (spec.storage === 'file') {
@@ -182,6 +192,7 @@ export async function startTarget<Id extends string>(
       if (!options.postgres) throw new Error(`${spec.id}: a postgres target needs a database`);
       args.push('--postgres-url', options.postgres.url, '--postgres-schema', options.postgres.schema);
     }
+    args.push(...(options.extraArgs ?? []));
   } else {
     const opts = { longPollTimeout: options.longPollTimeoutMs, ...(dataDir ? { dataDir } : {}) };
     args = [...nodeFlags, referenceScript(), JSON.stringify(opts)];

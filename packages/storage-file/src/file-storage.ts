@@ -336,18 +336,14 @@ export class FileStorage implements Storage, SubscriptionStore {
       while (core.drains.size > 0) await Promise.all(core.drains);
       // A failed final checkpoint loses nothing (the journal keeps every acknowledged group and the next open
       // replays it), but the caller learns of it once everything is released.
-      let checkpointError: unknown;
-      const checkpointed = await core.journal.close().then(
-        () => true,
-        (err: unknown) => {
-          checkpointError = err;
-          return false;
-        },
+      const failed = await core.journal.close().then(
+        () => undefined,
+        (err: unknown) => ({ err }),
       );
       await core.closeFiles();
       for (const entry of core.entries.values()) entry.listeners.clear();
       // Everything is in the logs and the snapshot: the next open may trust the snapshot's stream summaries.
-      if (checkpointed) {
+      if (failed === undefined) {
         await core.fs
           .writeFile(join(core.root, CLEAN_FILE), Buffer.from('clean shutdown\n'))
           .then(() => syncDir(core.fs, core.root))
@@ -355,9 +351,7 @@ export class FileStorage implements Storage, SubscriptionStore {
       }
       core.state = 'closed';
       await this.releaseLock();
-      if (!checkpointed) {
-        throw classifyIoError(checkpointError, 'the final checkpoint at close');
-      }
+      if (failed !== undefined) throw classifyIoError(failed.err, 'the final checkpoint at close');
     })();
     return this.closing;
   }
